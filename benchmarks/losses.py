@@ -1,0 +1,171 @@
+"""Forward + backward time of the fused adversarial losses against eager PyTorch and torch.compile.
+
+For each size N (logits in all, half real and half fake) it times ``loss = D_loss(real, fake);
+loss.backward()`` for every pygan backend that runs on the device, for the same loss written in
+eager PyTorch (pygan's reference terms, the way a training script composes them) and for
+``torch.compile`` of that eager function. It prints median times, the speed-up over eager and over
+torch.compile, and achieved bandwidth counted as the minimum traffic of forward + backward (read
+each logit once, write each gradient once); on a GPU also the share of the device's copy bandwidth,
+measured in the same run.
+
+    python benchmarks/losses.py                       # CPU, gan, float32, every size
+    python benchmarks/losses.py --device cuda --loss js --dtype bfloat16
+    python benchmarks/losses.py --sizes 4096 1048576 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+import pygan
+from pygan import _backend
+from pygan._terms import loss_spec, reference_term
+
+SIZES = [256, 4096, 65536, 1 << 20, 1 << 24]
+
+
+def eager_loss(real, fake, loss, params):
+    """The loss as a script writes it in PyTorch: the closed-form terms, then two means."""
+    spec = loss_spec(loss, params)
+    if spec.kind == "relativistic":
+        return reference_term(spec.real, real - fake, spec.alpha).mean()
+    if spec.kind == "relativistic_average":
+        return (reference_term(spec.real, real - fake.mean(), spec.alpha).mean()
+                + reference_term(spec.fake, fake - real.mean(), spec.alpha).mean())
+    return reference_term(spec.real, real, spec.alpha).mean() + reference_term(spec.fake, fake, spec.alpha).mean()
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_ms(fn, device, min_time=0.2, min_reps=5, max_reps=200):
+    """Median wall time of fn() in ms, after warm-up; on CUDA with events around each call."""
+    for _ in range(3):
+        fn()
+    _sync(device)
+    times = []
+    start_all = time.perf_counter()
+    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() - start_all < min_time):
+        if device.type == "cuda":
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def copy_bandwidth_gbs(device):
+    """Device-to-device copy bandwidth, counting bytes read plus bytes written."""
+    n = 1 << 28
+    src = torch.empty(n, dtype=torch.uint8, device=device).random_()
+    dst = torch.empty_like(src)
+    ms = time_ms(lambda: dst.copy_(src), device)
+    return 2 * n / (ms * 1e-3) / 1e9
+
+
+def run(args):
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    params = {"alpha": args.alpha} if args.loss == "alpha" else {}
+    backends = [b for b in _backend.PREFERENCE.get(device.type, ())
+                if _backend.unavailable_reason(b, device) is None]
+    if device.type == "cpu" and "triton" in backends:
+        backends.remove("triton")  # the interpreter is a correctness tool, not a backend to time
+    compiled = torch.compile(lambda r, f: eager_loss(r, f, args.loss, params)) if not args.no_compile else None
+    copy_bw = copy_bandwidth_gbs(device) if device.type == "cuda" else None
+    rows = []
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    for n in args.sizes:
+        nr = n // 2
+        real0 = (torch.randn(nr, generator=gen) * 2).to(dtype).to(device)
+        fake0 = (torch.randn(n - nr, generator=gen) * 2).to(dtype).to(device)
+        real = real0.clone().requires_grad_()
+        fake = fake0.clone().requires_grad_()
+
+        def step(fn):
+            def go():
+                real.grad = None
+                fake.grad = None
+                fn(real, fake).backward()
+            return go
+
+        timings = {"eager": time_ms(step(lambda r, f: eager_loss(r, f, args.loss, params)), device)}
+        if compiled is not None:
+            try:
+                timings["compile"] = time_ms(step(compiled), device)
+            except Exception as e:  # compile unsupported here: say so in the table
+                print(f"torch.compile failed at N={n}: {type(e).__name__}: {e}")
+        for b in backends:
+            timings[b] = time_ms(step(lambda r, f, b=b: pygan.discriminator_loss(r, f, args.loss, backend=b, **params)), device)
+        bytes_min = 2 * n * real0.element_size()
+        for name, ms in timings.items():
+            row = {"N": n, "impl": name, "ms": ms, "GB/s": bytes_min / (ms * 1e-3) / 1e9,
+                   "vs_eager": timings["eager"] / ms}
+            if "compile" in timings:
+                row["vs_compile"] = timings["compile"] / ms
+            if copy_bw:
+                row["of_copy_bw"] = row["GB/s"] / copy_bw
+            rows.append(row)
+        print(_format([r for r in rows if r["N"] == n], header=n == args.sizes[0]), flush=True)
+    return {"device": _device_name(device), "loss": args.loss, "dtype": args.dtype,
+            "torch": torch.__version__, "copy_GB/s": copy_bw, "rows": rows}
+
+
+def _device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def _format(rows, header):
+    cols = ["N", "impl", "ms", "GB/s", "vs_eager", "vs_compile", "of_copy_bw"]
+    cols = [c for c in cols if any(c in r for r in rows)]
+    lines = []
+    if header:
+        lines.append(" ".join(f"{c:>11}" for c in cols))
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            if isinstance(v, float):
+                cells.append(f"{v:>11.4f}" if c == "ms" else f"{v:>11.2f}")
+            else:
+                cells.append(f"{v!s:>11}")
+        lines.append(" ".join(cells))
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--loss", default="gan", choices=pygan.LOSS_NAMES)
+    p.add_argument("--alpha", type=float, default=0.5, help="parameter of loss 'alpha'")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "float64"])
+    p.add_argument("--sizes", type=int, nargs="+", default=SIZES)
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
+    p.add_argument("--json", help="also write the results to this file")
+    args = p.parse_args()
+    print(f"pygan {pygan.__version__} losses benchmark: loss={args.loss} dtype={args.dtype} "
+          f"device={_device_name(torch.device(args.device))} torch={torch.__version__}")
+    result = run(args)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+// The fused adversarial-loss op, as the backends (CPU, CUDA) see it: raw pointers, sizes and dtype
+// codes, owned by the caller. Nothing here allocates.
+#pragma once
+#include <cstdint>
+
+namespace pygan {
+
+// One logit tensor and how it enters the loss: sum_i weight * term(x[i] - shift).
+struct Side {
+  uintptr_t x = 0;       // logits, `n` elements of `dtype`; unused when n == 0
+  int64_t n = 0;
+  int dtype = 0;
+  int term = 0;          // a Term code (loss_terms.h)
+  double sign = 1.0;     // +1, or -1 for the saturating generator loss, 0 to leave the side out
+  uintptr_t shift = 0;   // 0, or a pointer to one value of the compute type subtracted from x
+};
+
+// Reduction: MEAN weights each side by sign / n, SUM by sign, NONE writes sign * term per element.
+enum Reduction : int { NONE = 0, MEAN = 1, SUM = 2 };
+
+inline double side_weight(const Side& s, int reduction) {
+  return reduction == MEAN ? (s.n > 0 ? s.sign / double(s.n) : 0.0) : s.sign;
+}
+
+// Forward. NONE: out0 / out1 get the elementwise terms in each side's dtype.
+// MEAN / SUM: `out` gets the scalar loss in `out_dtype`.
+void loss_forward_cpu(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t out0,
+                      uintptr_t out1, uintptr_t out, int out_dtype);
+
+// Backward: grad_k[i] = upstream * weight_k * term_k'(x_k[i] - shift_k). For MEAN / SUM the
+// upstream is one value at `up` of `up_dtype`; for NONE it is elementwise, up0 / up1, in each
+// side's dtype. Gradients are written in each side's dtype.
+void loss_backward_cpu(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t up,
+                       int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0, uintptr_t grad1);
+
+// CUDA versions (compiled when nvcc is available). `partials` holds one accumulator of the compute
+// type per tile (loss_forward_tiles), `counter` one zeroed unsigned int that the kernel leaves zeroed.
+int64_t loss_forward_tiles(int64_t n0, int64_t n1);
+bool cuda_compiled();
+void loss_forward_cuda(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t out0,
+                       uintptr_t out1, uintptr_t out, int out_dtype, uintptr_t partials,
+                       uintptr_t counter, uintptr_t stream);
+void loss_backward_cuda(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t up,
+                        int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0,
+                        uintptr_t grad1, uintptr_t stream);
+
+}  // namespace pygan

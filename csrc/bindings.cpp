@@ -1,0 +1,43 @@
+// pygan._C: the pybind11 module. It takes raw device pointers, sizes, dtype codes and CUDA streams
+// from Python and never links libtorch, so it builds in seconds and survives torch upgrades. Python
+// owns every buffer; validation happens in Python before any call reaches here.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <map>
+#include <string>
+
+#include "adversarial_loss.h"
+#include "loss_terms.h"
+
+namespace py = pybind11;
+using namespace pygan;
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "pygan's compiled kernels (CPU C++ always, CUDA C++ when built with nvcc)";
+
+  py::class_<Side>(m, "Side")
+      .def(py::init([](uintptr_t x, int64_t n, int dtype, int term, double sign, uintptr_t shift) {
+             Side s;
+             s.x = x; s.n = n; s.dtype = dtype; s.term = term; s.sign = sign; s.shift = shift;
+             return s;
+           }),
+           py::arg("x"), py::arg("n"), py::arg("dtype"), py::arg("term"), py::arg("sign"),
+           py::arg("shift") = 0)
+      .def_readonly("n", &Side::n)
+      .def_readonly("term", &Side::term);
+
+  m.def("term_codes", [] {
+    std::map<std::string, int> codes;
+    for (int i = 0; i < NUM_TERMS; ++i) codes[TERM_NAMES[i]] = i;
+    return codes;
+  });
+  m.def("cuda_compiled", &cuda_compiled);
+
+  const auto release = py::call_guard<py::gil_scoped_release>();
+  m.def("loss_forward_cpu", &loss_forward_cpu, release);
+  m.def("loss_backward_cpu", &loss_backward_cpu, release);
+  m.def("loss_forward_tiles", &loss_forward_tiles);
+  m.def("loss_forward_cuda", &loss_forward_cuda, release);
+  m.def("loss_backward_cuda", &loss_backward_cuda, release);
+}

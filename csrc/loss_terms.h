@@ -1,0 +1,147 @@
+// The elementwise terms of every adversarial loss: value and derivative with respect to the logit,
+// in closed forms that stay finite and accurate wherever the math is finite.
+//
+// A loss is a sum over both logit tensors of weighted terms, loss = sum_k w_k * sum_i term_k(u_i),
+// where u = logit - shift (the shift is the other side's mean for relativistic_average, else 0).
+// Which term serves which side of which loss is decided in Python (pygan/_terms.py, the table that
+// maps loss names to these codes); the codes below must match TERM_CODES there, which a test checks.
+//
+// For the f-divergences, REAL terms are -g_f(v) and FAKE terms are f*(g_f(v)), after the f-GAN
+// bound E_P[g_f(v)] - E_Q[f*(g_f(v))] (Nowozin et al. 2016); pygan/divergences.py holds f, f*, g_f.
+#pragma once
+#include <type_traits>
+
+#include "fast_math.h"
+
+namespace pygan {
+
+enum Term : int {
+  NEG = 0,          // -u                                   (kl, pearson, jeffrey, alpha>1 real; wasserstein)
+  POS,              // u                                    (wasserstein fake)
+  EXP_U_MINUS_1,    // exp(u - 1)                           kl fake: f*(t) = exp(t - 1)
+  EXP_NEG,          // exp(-u)                              reverse_kl real: g = -exp(-v)
+  U_MINUS_1,        // u - 1                                reverse_kl fake: -1 - log(exp(-u))
+  PEARSON_FAKE,     // u^2 / 4 + u
+  EXPM1_NEG,        // expm1(-u) = -(1 - exp(-u))           neyman / squared_hellinger real
+  NEYMAN_FAKE,      // 2 - 2 sqrt(exp(-u)) = -2 expm1(-u/2)
+  EXPM1,            // (1 - e^-u) / e^-u = expm1(u)         squared_hellinger fake
+  JEFFREY_FAKE,     // W + 1/W + u - 2, W = W(e^(1-u)); as expm1(-z) - z with z = log W
+  SOFTPLUS_NEG,     // softplus(-u) = -log sigmoid(u)       gan real, non-saturating G, relativistic
+  SOFTPLUS,         // softplus(u) = -log(1 - sigmoid(u))   gan fake
+  JS_REAL,          // softplus(-u) - log 2 = -log(2 sigmoid(u))
+  JS_FAKE,          // softplus(u) - log 2 = -log(2 - exp(log 2 - softplus(-u)))
+  TV_REAL,          // -tanh(u) / 2
+  TV_FAKE,          // tanh(u) / 2
+  ALPHA_LT1_REAL,   // softplus(-u) - 1/(1-a)               alpha < 1: g = 1/(1-a) - softplus(-v)
+  ALPHA_LT1_FAKE,   // (((1-a) softplus(-u))^(a/(a-1)) - 1) / a
+  ALPHA_GT1_FAKE,   // (max(1 + (a-1) u, 0)^(a/(a-1)) - 1) / a    alpha > 1: g = v
+  HINGE_REAL,       // max(0, 1 - u)
+  HINGE_FAKE,       // max(0, 1 + u)
+  HALF_SQ_U_MINUS_1,// (u - 1)^2 / 2                        least_squares real and G
+  HALF_SQ,          // u^2 / 2                              least_squares fake
+  NUM_TERMS
+};
+
+// z = log W(e^(1-u)), the solution of e^z + z = 1 - u (W: Lambert W; e^z is Wright's omega at 1-u).
+// Halley's method on h(z) = expm1(z) + z + u, which keeps u exact near 0 (forming y = 1 - u would
+// round it away), from a start within about 0.2 of the root: float64 precision in 4 steps, float32
+// in 3. Tests check it against scipy's lambertw.
+template <class M, class T> PYGAN_HD T log_wright_omega_1m(T u) {
+  const T y = T(1) - u;
+  // Start: z ~ y - e^y for y << 0; a line through (-2, -2.12) and (1, 0) in between;
+  // z ~ log(y - log y) (the asymptote of W) for y > 1.
+  const T big = y > T(1) ? y : T(1);
+  T z = y < T(-2) ? y - M::exp(y) : (y <= T(1) ? T(0.7066) * (y - T(1)) : M::log(big - M::log(big)));
+  const int steps = sizeof(T) == 8 ? 4 : 3;
+  for (int k = 0; k < steps; ++k) {
+    const T ez = M::exp(z);
+    const T h = M::expm1(z) + z + u;
+    const T h1 = ez + T(1);
+    z = z - h / (h1 - h * ez / (T(2) * h1));
+  }
+  return z;
+}
+
+// softplus(-u) - log 2 = -log(2 sigmoid(u)) = -log1p(tanh(u/2)): the last form keeps relative
+// accuracy near its zero at u = 0, the first has no cancellation for u < -1.
+template <class M, class T> PYGAN_HD T js_real(T u) {
+  const T near = -M::log1p(M::tanh(T(0.5) * u));
+  return u < T(-1) ? M::softplus(-u) - T(0.693147180559945309) : near;
+}
+
+// Value v and derivative d of term C at u; a is the alpha-divergence parameter (ignored otherwise).
+template <int C, class M, class T> PYGAN_HD void term(T u, T a, T& v, T& d) {
+  if constexpr (C == NEG) { v = -u; d = T(-1); }
+  else if constexpr (C == POS) { v = u; d = T(1); }
+  else if constexpr (C == EXP_U_MINUS_1) { v = M::exp(u - T(1)); d = v; }
+  else if constexpr (C == EXP_NEG) { v = M::exp(-u); d = -v; }
+  else if constexpr (C == U_MINUS_1) { v = u - T(1); d = T(1); }
+  else if constexpr (C == PEARSON_FAKE) { v = u * (T(0.25) * u + T(1)); d = T(0.5) * u + T(1); }
+  else if constexpr (C == EXPM1_NEG) { v = M::expm1(-u); d = -M::exp(-u); }
+  else if constexpr (C == NEYMAN_FAKE) { v = T(-2) * M::expm1(T(-0.5) * u); d = M::exp(T(-0.5) * u); }
+  else if constexpr (C == EXPM1) { v = M::expm1(u); d = M::exp(u); }
+  else if constexpr (C == JEFFREY_FAKE) {
+    // f*(u) = W + 1/W + u - 2 with W = e^z; since W + z = 1 - u this is 1/W - z - 1 = expm1(-z) - z,
+    // free of the cancellation between W and u for u << 0. f*'(u) = 1/W = e^-z.
+    const T z = log_wright_omega_1m<M>(u);
+    v = M::expm1(-z) - z;
+    d = M::exp(-z);
+  }
+  else if constexpr (C == SOFTPLUS_NEG) { v = M::softplus(-u); d = -M::sigmoid(-u); }
+  else if constexpr (C == SOFTPLUS) { v = M::softplus(u); d = M::sigmoid(u); }
+  else if constexpr (C == JS_REAL) { v = js_real<M>(u); d = -M::sigmoid(-u); }
+  else if constexpr (C == JS_FAKE) { v = js_real<M>(-u); d = M::sigmoid(u); }
+  else if constexpr (C == TV_REAL) { v = T(-0.5) * M::tanh(u); d = T(-0.5) * M::sech2(u); }
+  else if constexpr (C == TV_FAKE) { v = T(0.5) * M::tanh(u); d = T(0.5) * M::sech2(u); }
+  else if constexpr (C == ALPHA_LT1_REAL) { v = M::softplus(-u) - T(1) / (T(1) - a); d = -M::sigmoid(-u); }
+  else if constexpr (C == ALPHA_LT1_FAKE) {
+    // s = (1-a) softplus(-u) = 1 + (a-1) t; f*(t) = (s^(a/(a-1)) - 1)/a; f*'(t) = s^(1/(a-1)),
+    // g'(u) = sigmoid(-u) = exp(-softplus(u)); both powers taken in log space so that s -> 0 and
+    // s -> inf give 0 or inf, never 0 * inf.
+    const T ls = M::log(T(1) - a) + M::log_softplus(-u);
+    v = M::expm1(a / (a - T(1)) * ls) / a;
+    d = M::exp(ls / (a - T(1)) - M::softplus(u));
+  }
+  else if constexpr (C == ALPHA_GT1_FAKE) {
+    // For a > 1, f* is -1/a (its value at s = 0) for all s <= 0: the supremum sits at u -> 0.
+    // log s = log1p((a-1) u), exact near u = 0; -inf at s <= 0 gives v = -1/a, d = 0.
+    const T e = (a - T(1)) * u;
+    const T ls = M::log1p(e > T(-1) ? e : T(-1));
+    v = M::expm1(a / (a - T(1)) * ls) / a;
+    d = M::exp(ls / (a - T(1)));
+    v = (u != u) ? u : v;
+    d = (u != u) ? u : d;
+  }
+  else if constexpr (C == HINGE_REAL) { const T m = T(1) - u; v = m > T(0) ? m : (m != m ? m : T(0)); d = m > T(0) ? T(-1) : (m != m ? m : T(0)); }
+  else if constexpr (C == HINGE_FAKE) { const T m = T(1) + u; v = m > T(0) ? m : (m != m ? m : T(0)); d = m > T(0) ? T(1) : (m != m ? m : T(0)); }
+  else if constexpr (C == HALF_SQ_U_MINUS_1) { const T m = u - T(1); v = T(0.5) * m * m; d = m; }
+  else if constexpr (C == HALF_SQ) { v = T(0.5) * u * u; d = u; }
+  else { static_assert(C < NUM_TERMS, "unknown term"); }
+}
+
+template <int C> using TermTag = std::integral_constant<int, C>;
+
+// Calls f(TermTag<C>{}) for the term code given at run time; used to pick a specialized loop (CPU)
+// or a branch that is uniform across a thread block (CUDA).
+template <class F> PYGAN_HD void dispatch_term(int code, F&& f) {
+  switch (code) {
+#define PYGAN_CASE(C) case C: f(TermTag<C>{}); break;
+    PYGAN_CASE(NEG) PYGAN_CASE(POS) PYGAN_CASE(EXP_U_MINUS_1) PYGAN_CASE(EXP_NEG)
+    PYGAN_CASE(U_MINUS_1) PYGAN_CASE(PEARSON_FAKE) PYGAN_CASE(EXPM1_NEG) PYGAN_CASE(NEYMAN_FAKE)
+    PYGAN_CASE(EXPM1) PYGAN_CASE(JEFFREY_FAKE) PYGAN_CASE(SOFTPLUS_NEG) PYGAN_CASE(SOFTPLUS)
+    PYGAN_CASE(JS_REAL) PYGAN_CASE(JS_FAKE) PYGAN_CASE(TV_REAL) PYGAN_CASE(TV_FAKE)
+    PYGAN_CASE(ALPHA_LT1_REAL) PYGAN_CASE(ALPHA_LT1_FAKE) PYGAN_CASE(ALPHA_GT1_FAKE)
+    PYGAN_CASE(HINGE_REAL) PYGAN_CASE(HINGE_FAKE) PYGAN_CASE(HALF_SQ_U_MINUS_1) PYGAN_CASE(HALF_SQ)
+#undef PYGAN_CASE
+    default: break;
+  }
+}
+
+// Names of the codes, exported to Python so a test can check they match pygan/_terms.py.
+static const char* const TERM_NAMES[NUM_TERMS] = {
+    "NEG", "POS", "EXP_U_MINUS_1", "EXP_NEG", "U_MINUS_1", "PEARSON_FAKE", "EXPM1_NEG",
+    "NEYMAN_FAKE", "EXPM1", "JEFFREY_FAKE", "SOFTPLUS_NEG", "SOFTPLUS", "JS_REAL", "JS_FAKE",
+    "TV_REAL", "TV_FAKE", "ALPHA_LT1_REAL", "ALPHA_LT1_FAKE", "ALPHA_GT1_FAKE", "HINGE_REAL",
+    "HINGE_FAKE", "HALF_SQ_U_MINUS_1", "HALF_SQ"};
+
+}  // namespace pygan

@@ -1,0 +1,109 @@
+"""Backends and dispatch: which implementation runs an op for a given device.
+
+Backends: ``"cpu"`` (C++, pygan._C), ``"cuda"`` (CUDA C++, pygan._C built with nvcc) and
+``"triton"`` (pygan.triton_kernels; on CPU tensors only under ``TRITON_INTERPRET=1``). ``"auto"``
+picks by device from :data:`PREFERENCE`; ``backend=`` on an op or the environment variable
+``PYGAN_BACKEND`` forces one. A backend that cannot run says which and why; nothing falls back
+silently.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import torch
+
+BACKENDS = ("auto", "cpu", "cuda", "triton")
+
+# Order of preference per device type, for "auto". CUDA: Triton first where it is importable,
+# else the CUDA C++ kernels (see docs/benchmarks.md for the measurements behind the order).
+PREFERENCE: dict[str, tuple[str, ...]] = {"cpu": ("cpu",), "cuda": ("triton", "cuda")}
+
+DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
+
+REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+
+
+@functools.cache
+def _load_c() -> tuple[Any, str | None]:
+    try:
+        from . import _C  # type: ignore[attr-defined]
+    except ImportError as e:  # not built, or built for another Python
+        return None, f"pygan._C could not be imported ({e}); reinstall pygan (pip install .) with a C++ compiler and CMake"
+    return _C, None
+
+
+@functools.cache
+def _load_triton() -> tuple[Any, str | None]:
+    try:
+        from .triton_kernels import adversarial_loss
+    except ImportError as e:
+        return None, f"Triton is not usable ({e}); install it with pip install triton"
+    return adversarial_loss, None
+
+
+def triton_interpreted() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def unavailable_reason(backend: str, device: torch.device) -> str | None:
+    """None if ``backend`` can run on ``device``, else a sentence saying why not."""
+    if backend == "cpu":
+        if device.type != "cpu":
+            return f"backend 'cpu' runs on CPU tensors, got a tensor on {device}"
+        return _load_c()[1]
+    if backend == "cuda":
+        if device.type != "cuda":
+            return f"backend 'cuda' runs on CUDA tensors, got a tensor on {device}"
+        c, why = _load_c()
+        if c is None:
+            return why
+        if not c.cuda_compiled():
+            return "pygan._C was built without CUDA kernels (no nvcc at build time, or PYGAN_CUDA=0)"
+        return None
+    if backend == "triton":
+        if device.type == "cpu" and not triton_interpreted():
+            return "backend 'triton' runs on CPU tensors only under TRITON_INTERPRET=1"
+        if device.type not in ("cpu", "cuda"):
+            return f"backend 'triton' runs on CUDA tensors, got a tensor on {device}"
+        return _load_triton()[1]
+    return f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}"
+
+
+def resolve(backend: str | None, device: torch.device) -> str:
+    """The backend that will run on ``device``: the one asked for, or the preferred available one."""
+    requested = backend or os.environ.get("PYGAN_BACKEND") or "auto"
+    if requested not in BACKENDS:
+        raise ValueError(f"unknown backend {requested!r}; valid backends: {', '.join(BACKENDS)}")
+    if requested != "auto":
+        why = unavailable_reason(requested, device)
+        if why is not None:
+            raise RuntimeError(f"pygan backend {requested!r} is unavailable: {why}")
+        return requested
+    reasons = []
+    for candidate in PREFERENCE.get(device.type, ()):
+        why = unavailable_reason(candidate, device)
+        if why is None:
+            return candidate
+        reasons.append(f"{candidate}: {why}")
+    detail = "; ".join(reasons) if reasons else "pygan has no kernels for this device type"
+    raise RuntimeError(f"no pygan backend can run on {device}: {detail}")
+
+
+def available() -> dict[str, str]:
+    """Each backend and, on this machine, 'available' or the reason it is not (for ``python -m pygan``)."""
+    out = {}
+    devices = {"cpu": torch.device("cpu"), "cuda": torch.device("cuda"), "triton": torch.device("cuda")}
+    if not torch.cuda.is_available():
+        devices["triton"] = torch.device("cpu")
+    for name, dev in devices.items():
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            c, why = _load_c()
+            built = c is not None and c.cuda_compiled()
+            out[name] = ("compiled; " if built else "") + "no CUDA GPU visible to torch"
+            continue
+        why = unavailable_reason(name, dev)
+        out[name] = "available" if why is None else why
+    return out

@@ -1,0 +1,237 @@
+"""The fused adversarial-loss op, registered with ``torch.library.custom_op`` so that autograd,
+``torch.compile(fullgraph=True)``, CUDA-graph capture and DDP see ordinary PyTorch ops.
+
+``pygan::adversarial_loss`` returns the reduced scalar (mean or sum); ``pygan::adversarial_loss_terms``
+the elementwise terms of both sides; ``pygan::adversarial_loss_backward`` the gradients of either,
+recomputing the terms from the logits (one read of each logit and one write of each gradient, no
+saved intermediates). The ops allocate their outputs through PyTorch's allocator and never
+synchronize with the host. Inputs arrive validated and contiguous (pygan.losses checks them).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import _backend
+from ._backend import DTYPE_CODES
+
+# Float64 inputs compute in float64; every other dtype in float32.
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _out_dtype(x0: Tensor, x1: Tensor) -> torch.dtype:
+    return torch.promote_types(x0.dtype, x1.dtype)
+
+
+# Per (device, stream): the ticket counter of the deterministic one-launch reduction. The kernel
+# leaves it at zero, so one zero-filled buffer serves every launch on that stream.
+_COUNTERS: dict[tuple[int, int], Tensor] = {}
+
+
+def _counter(device: torch.device) -> Tensor:
+    stream = torch.cuda.current_stream(device)
+    key = (device.index if device.index is not None else torch.cuda.current_device(), stream.cuda_stream)
+    buf = _COUNTERS.get(key)
+    if buf is None:
+        buf = torch.zeros(1, dtype=torch.int32, device=device)
+        _COUNTERS[key] = buf
+    return buf
+
+
+def _triton_acc(x0: Tensor, x1: Tensor):
+    import triton.language as tl
+
+    return tl.float64 if torch.float64 in (x0.dtype, x1.dtype) else tl.float32
+
+
+def _c_side(x: Tensor, term: int, sign: float, shift: Optional[Tensor]):
+    c, _ = _backend._load_c()
+    return c.Side(x.data_ptr(), x.numel(), DTYPE_CODES[x.dtype], term, sign,
+                  shift.data_ptr() if shift is not None else 0)
+
+
+def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
+             out0, out1, out):
+    """Runs the forward kernel of ``backend``; writes out0/out1 (reduction 0) or out."""
+    device = x0.device
+    name = _backend.resolve(backend, device)
+    if name == "cpu":
+        c, _ = _backend._load_c()
+        c.loss_forward_cpu(_c_side(x0, term0, sign0, shift0), _c_side(x1, term1, sign1, shift1),
+                           alpha, reduction, out0.data_ptr(), out1.data_ptr(),
+                           out.data_ptr() if out is not None else 0,
+                           DTYPE_CODES[out.dtype] if out is not None else 0)
+        return
+    acc = torch.float64 if torch.float64 in (x0.dtype, x1.dtype) else torch.float32
+    if name == "cuda":
+        c, _ = _backend._load_c()
+        tiles = c.loss_forward_tiles(x0.numel(), x1.numel())
+        partials = torch.empty(max(tiles, 1), dtype=acc, device=device)
+        with torch.cuda.device(device):
+            c.loss_forward_cuda(_c_side(x0, term0, sign0, shift0), _c_side(x1, term1, sign1, shift1),
+                                alpha, reduction, out0.data_ptr(), out1.data_ptr(),
+                                out.data_ptr() if out is not None else 0,
+                                DTYPE_CODES[out.dtype] if out is not None else 0,
+                                partials.data_ptr(), _counter(device).data_ptr(),
+                                torch.cuda.current_stream(device).cuda_stream)
+        return
+    k, _ = _backend._load_triton()
+    block = k.BLOCK
+    tiles0, tiles1 = math.ceil(x0.numel() / block), math.ceil(x1.numel() / block)
+    tiles = tiles0 + tiles1
+    partials = torch.empty(max(tiles, 1), dtype=acc, device=device)
+    counter = _counter(device) if device.type == "cuda" else torch.zeros(1, dtype=torch.int32)
+    dummy = partials  # stands in for absent pointers; never read
+    with torch.cuda.device(device) if device.type == "cuda" else _nullcontext():
+        k.forward_kernel[(tiles,)](
+            x0, x0.numel(), shift0 if shift0 is not None else dummy, sign0, out0,
+            x1, x1.numel(), shift1 if shift1 is not None else dummy, sign1, out1,
+            out if out is not None else dummy, partials, counter, alpha, tiles0,
+            HAS_SH0=shift0 is not None, HAS_SH1=shift1 is not None, TERM0=term0, TERM1=term1,
+            REDUCE=reduction != 0, MEAN=reduction == 1, ACC=_triton_acc(x0, x1),
+            STEPS=4 if acc == torch.float64 else 3, BLOCK=block,
+        )
+
+
+def _backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
+              up, up0, up1, grad0, grad1):
+    device = x0.device
+    name = _backend.resolve(backend, device)
+    if name in ("cpu", "cuda"):
+        c, _ = _backend._load_c()
+        args = (_c_side(x0, term0, sign0, shift0), _c_side(x1, term1, sign1, shift1), alpha, reduction,
+                up.data_ptr() if up is not None else 0, DTYPE_CODES[up.dtype] if up is not None else 0,
+                up0.data_ptr() if up0 is not None else 0, up1.data_ptr() if up1 is not None else 0,
+                grad0.data_ptr(), grad1.data_ptr())
+        if name == "cpu":
+            c.loss_backward_cpu(*args)
+        else:
+            with torch.cuda.device(device):
+                c.loss_backward_cuda(*args, torch.cuda.current_stream(device).cuda_stream)
+        return
+    k, _ = _backend._load_triton()
+    block = k.BLOCK
+    tiles0, tiles1 = math.ceil(x0.numel() / block), math.ceil(x1.numel() / block)
+    acc = torch.float64 if torch.float64 in (x0.dtype, x1.dtype) else torch.float32
+    dummy = grad0 if grad0.numel() else grad1
+    with torch.cuda.device(device) if device.type == "cuda" else _nullcontext():
+        k.backward_kernel[(tiles0 + tiles1,)](
+            x0, x0.numel(), shift0 if shift0 is not None else dummy, sign0,
+            up0 if up0 is not None else dummy, grad0,
+            x1, x1.numel(), shift1 if shift1 is not None else dummy, sign1,
+            up1 if up1 is not None else dummy, grad1,
+            up if up is not None else dummy, alpha, tiles0,
+            HAS_SH0=shift0 is not None, HAS_SH1=shift1 is not None, TERM0=term0, TERM1=term1,
+            REDUCE=reduction != 0, MEAN=reduction == 1, ACC=_triton_acc(x0, x1),
+            STEPS=4 if acc == torch.float64 else 3, BLOCK=block,
+        )
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Registered ops
+# ---------------------------------------------------------------------------------------------
+
+@torch.library.custom_op("pygan::adversarial_loss", mutates_args=())
+def adversarial_loss(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],
+                     term0: int, term1: int, sign0: float, sign1: float, alpha: float,
+                     reduction: int, backend: str) -> Tensor:
+    """sum_k w_k sum_i term_k(x_k[i] - shift_k), w_k = sign_k / n_k (mean) or sign_k (sum)."""
+    out = torch.empty((), dtype=_out_dtype(x0, x1), device=x0.device)
+    _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
+             x0, x1, out)
+    return out
+
+
+@adversarial_loss.register_fake
+def _(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend):
+    return x0.new_empty((), dtype=_out_dtype(x0, x1))
+
+
+@torch.library.custom_op("pygan::adversarial_loss_terms", mutates_args=())
+def adversarial_loss_terms(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],
+                           term0: int, term1: int, sign0: float, sign1: float, alpha: float,
+                           backend: str) -> tuple[Tensor, Tensor]:
+    """The elementwise terms sign_k * term_k(x_k - shift_k), shaped and typed like each x_k."""
+    out0, out1 = torch.empty_like(x0), torch.empty_like(x1)
+    _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, 0, backend, out0, out1, None)
+    return out0, out1
+
+
+@adversarial_loss_terms.register_fake
+def _(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, backend):
+    return torch.empty_like(x0), torch.empty_like(x1)
+
+
+@torch.library.custom_op("pygan::adversarial_loss_backward", mutates_args=())
+def adversarial_loss_backward(x0: Tensor, x1: Tensor, shift0: Optional[Tensor],
+                              shift1: Optional[Tensor], term0: int, term1: int, sign0: float,
+                              sign1: float, alpha: float, reduction: int, backend: str,
+                              up: Optional[Tensor], up0: Optional[Tensor],
+                              up1: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    """Gradients of either forward op with respect to x0 and x1 for the upstream gradient(s)."""
+    grad0, grad1 = torch.empty_like(x0), torch.empty_like(x1)
+    if up0 is not None:
+        up0 = up0.contiguous()
+    if up1 is not None:
+        up1 = up1.contiguous()
+    _backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
+              up, up0, up1, grad0, grad1)
+    return grad0, grad1
+
+
+@adversarial_loss_backward.register_fake
+def _(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend, up, up0, up1):
+    return torch.empty_like(x0), torch.empty_like(x1)
+
+
+_ARGS = ("term0", "term1", "sign0", "sign1", "alpha")
+
+
+def _setup_context(ctx, inputs, output):
+    x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha = inputs[:9]
+    ctx.reduction = inputs[9] if len(inputs) == 11 else 0
+    ctx.backend = inputs[-1]
+    ctx.consts = (term0, term1, sign0, sign1, alpha)
+    ctx.save_for_backward(x0, x1, shift0, shift1)
+
+
+def _shift_grads(ctx, shift0, shift1, g0, g1):
+    # d/dshift of sum_i term(x_i - shift) is minus the sum of the gradients of the x_i.
+    s0 = -g0.sum(dtype=shift0.dtype).reshape(shift0.shape) if shift0 is not None and ctx.needs_input_grad[2] else None
+    s1 = -g1.sum(dtype=shift1.dtype).reshape(shift1.shape) if shift1 is not None and ctx.needs_input_grad[3] else None
+    return s0, s1
+
+
+def _backward_reduced(ctx, grad):
+    x0, x1, shift0, shift1 = ctx.saved_tensors
+    g0, g1 = adversarial_loss_backward(x0, x1, shift0, shift1, *ctx.consts, ctx.reduction, ctx.backend,
+                                       grad.contiguous(), None, None)
+    s0, s1 = _shift_grads(ctx, shift0, shift1, g0, g1)
+    return g0, g1, s0, s1, None, None, None, None, None, None, None
+
+
+def _backward_terms(ctx, grad0, grad1):
+    x0, x1, shift0, shift1 = ctx.saved_tensors
+    grad0 = grad0 if grad0 is not None else torch.zeros_like(x0)
+    grad1 = grad1 if grad1 is not None else torch.zeros_like(x1)
+    g0, g1 = adversarial_loss_backward(x0, x1, shift0, shift1, *ctx.consts, 0, ctx.backend,
+                                       None, grad0, grad1)
+    s0, s1 = _shift_grads(ctx, shift0, shift1, g0, g1)
+    return g0, g1, s0, s1, None, None, None, None, None, None
+
+
+adversarial_loss.register_autograd(_backward_reduced, setup_context=_setup_context)
+adversarial_loss_terms.register_autograd(_backward_terms, setup_context=_setup_context)

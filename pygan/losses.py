@@ -1,0 +1,258 @@
+r"""Adversarial losses: logits in, loss out, as fused kernels with exact autograd.
+
+Every loss takes raw discriminator outputs (logits) of any shape -- ``(B,)``, ``(B, 1)``, PatchGAN
+maps ``(B, 1, H, W)`` -- and real and fake may differ in size. With ``reduction="mean"`` each side is
+averaged over its own elements and the two means are added.
+
+**f-divergences** (names of :data:`pygan.divergences.NAMES`; Nowozin et al. 2016). With
+:math:`T = g_f(v)` the critic, D maximizes the variational bound, so
+
+.. math::
+    L_D = E_P[-g_f(v_r)] + E_Q[f^*(g_f(v_f))], \qquad
+    L_G = -E_Q[g_f(v_f)] \ (\text{non-saturating}), \qquad
+    L_G^{sat} = -E_Q[f^*(g_f(v_f))].
+
+For ``"gan"`` this is the binary cross-entropy on logits: :math:`L_D = E_P[\mathrm{softplus}(-v_r)]
++ E_Q[\mathrm{softplus}(v_f)]`, :math:`L_G = E_Q[\mathrm{softplus}(-v_f)]` and the saturating
+:math:`L_G^{sat} = E_Q[\log(1 - D(G(z)))]`.
+
+**Other losses.**
+
+- ``"wasserstein"``: :math:`L_D = E_Q[v_f] - E_P[v_r]`, :math:`L_G = -E_Q[v_f]`.
+- ``"hinge"``: :math:`L_D = E_P[\max(0, 1 - v_r)] + E_Q[\max(0, 1 + v_f)]`, :math:`L_G = -E_Q[v_f]`.
+- ``"least_squares"``: :math:`L_D = \tfrac12 E_P[(v_r - 1)^2] + \tfrac12 E_Q[v_f^2]`,
+  :math:`L_G = \tfrac12 E_Q[(v_f - 1)^2]`.
+- ``"relativistic"`` (pairing; real and fake of one shape):
+  :math:`L_D = E[\mathrm{softplus}(-(v_r - v_f))]`, :math:`L_G = E[\mathrm{softplus}(-(v_f - v_r))]`.
+- ``"relativistic_average"``: :math:`L_D = E_P[\mathrm{softplus}(-(v_r - \bar v_f))] +
+  E_Q[\mathrm{softplus}(v_f - \bar v_r)]` and :math:`L_G` the same with real and fake swapped
+  (:math:`\bar v` the mean logit). Gradients flow through the means.
+
+The saturating generator loss (``saturating=True``) is the minimax one: G descends on D's objective,
+i.e. minimizes minus D's fake term; for the relativistic losses, where both terms depend on G, it is
+:math:`-L_D`.
+
+**Semantics.** Computation and accumulation are in float32 for float16, bfloat16 and float32
+inputs, and in float64 for float64; the loss has the promoted dtype of the inputs. Reductions are
+deterministic. Terms stay finite for |v| up to 1e4 wherever the true value is finite in the
+floating-point format. NaN logits propagate to the loss (and to their gradients); they are not an
+error. Non-contiguous inputs are copied to contiguous memory first.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+from torch import Tensor, nn
+
+from . import _backend, _ops
+from ._terms import LOSS_NAMES, TERM_CODES, LossSpec, loss_spec
+
+__all__ = [
+    "LOSS_NAMES", "LossTerms", "discriminator_loss", "generator_loss", "divergence_estimate",
+    "DiscriminatorLoss", "GeneratorLoss", "DivergenceEstimate",
+]
+
+_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+class LossTerms(NamedTuple):
+    """Elementwise loss terms (``reduction="none"``): each field has its logits' shape, or is None
+    where that side does not enter the loss. For the relativistic pairing loss the per-pair terms
+    sit in the field of the side that is judged more realistic (``real`` for D, ``fake`` for G).
+    ``mean`` of the terms of each field, added, is the ``reduction="mean"`` loss."""
+
+    real: Optional[Tensor]
+    fake: Optional[Tensor]
+
+
+def _check_logits(name: str, x: object) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of logits, got {type(x).__name__}")
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"{name} must be float16, bfloat16, float32 or float64 logits, got {x.dtype}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); a loss needs at least one logit")
+    return x.contiguous()
+
+
+def _check_pair(real: Tensor, fake: Tensor) -> None:
+    if real.device != fake.device:
+        raise ValueError(f"real_logits and fake_logits must be on one device, got {real.device} and {fake.device}")
+
+
+def _check_reduction(reduction: str) -> int:
+    if reduction not in _backend.REDUCTIONS:
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return _backend.REDUCTIONS[reduction]
+
+
+def _check_backend(backend: Optional[str], device: torch.device) -> str:
+    """The backend argument for the ops: "" means PYGAN_BACKEND or "auto", resolved at run time."""
+    if backend is None:
+        return ""
+    if backend not in _backend.BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(_backend.BACKENDS)}")
+    return backend
+
+
+def _run(x0: Tensor, x1: Tensor, terms: tuple[str, str], signs: tuple[float, float], spec: LossSpec,
+         reduction: int, backend: str, shifts: tuple[Optional[Tensor], Optional[Tensor]] = (None, None),
+         fields: tuple[bool, bool] = (True, True)):
+    t0, t1 = TERM_CODES[terms[0]], TERM_CODES[terms[1]]
+    if reduction:
+        return _ops.adversarial_loss(x0, x1, shifts[0], shifts[1], t0, t1, signs[0], signs[1],
+                                     spec.alpha, reduction, backend)
+    out0, out1 = _ops.adversarial_loss_terms(x0, x1, shifts[0], shifts[1], t0, t1, signs[0], signs[1],
+                                             spec.alpha, backend)
+    return LossTerms(out0 if fields[0] else None, out1 if fields[1] else None)
+
+
+def _mean_shift(x: Tensor) -> Tensor:
+    # The relativistic-average shift in the compute dtype of the side it is subtracted from.
+    return x.to(torch.float64 if x.dtype == torch.float64 else torch.float32).mean()
+
+
+def _as_compute(shift: Tensor, like: Tensor) -> Tensor:
+    return shift.to(torch.float64 if like.dtype == torch.float64 else torch.float32)
+
+
+def _empty_like_side(x: Tensor) -> Tensor:
+    return x.new_empty((0,))
+
+
+def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "gan", *,
+                       reduction: str = "mean", backend: Optional[str] = None, **params: float):
+    r"""The discriminator's (critic's) loss, to be minimized; see the module docstring for every loss.
+
+    For an f-divergence: :math:`L_D = E_P[-g_f(v_r)] + E_Q[f^*(g_f(v_f))]`.
+
+    Args:
+        real_logits: D's outputs on data samples, any shape.
+        fake_logits: D's outputs on generated samples, any shape (same shape for ``"relativistic"``).
+        loss: a name of :data:`LOSS_NAMES`.
+        reduction: ``"mean"`` (per side, added), ``"sum"``, or ``"none"`` for :class:`LossTerms`.
+        backend: ``"auto"`` (default), ``"cpu"``, ``"cuda"`` or ``"triton"``.
+        **params: loss parameters: ``alpha`` for ``loss="alpha"``.
+    """
+    spec = loss_spec(loss, params)
+    red = _check_reduction(reduction)
+    real = _check_logits("real_logits", real_logits)
+    fake = _check_logits("fake_logits", fake_logits)
+    _check_pair(real, fake)
+    be = _check_backend(backend, real.device)
+    if spec.kind == "relativistic":
+        diff = _relativistic_difference(real, fake)
+        return _run(diff, _empty_like_side(diff), (spec.real, spec.fake), (1.0, 0.0), spec, red, be,
+                    fields=(True, False))
+    shifts = (None, None)
+    if spec.kind == "relativistic_average":
+        shifts = (_as_compute(_mean_shift(fake), real), _as_compute(_mean_shift(real), fake))
+    return _run(real, fake, (spec.real, spec.fake), (1.0, 1.0), spec, red, be, shifts)
+
+
+def generator_loss(fake_logits: Tensor, loss: str = "gan", *, saturating: bool = False,
+                   real_logits: Optional[Tensor] = None, reduction: str = "mean",
+                   backend: Optional[str] = None, **params: float):
+    r"""The generator's loss, to be minimized; see the module docstring for every loss.
+
+    Non-saturating (default; f-GAN): :math:`L_G = -E_Q[g_f(v_f)]`. ``saturating=True``: the original
+    minimax loss :math:`-E_Q[f^*(g_f(v_f))]`, for ``"gan"`` :math:`E_Q[\log(1 - D(G(z)))]`.
+    The relativistic losses need ``real_logits``; gradients reach them too.
+    """
+    spec = loss_spec(loss, params)
+    red = _check_reduction(reduction)
+    fake = _check_logits("fake_logits", fake_logits)
+    relativistic = spec.kind in ("relativistic", "relativistic_average")
+    if relativistic and real_logits is None:
+        raise ValueError(f"generator_loss with loss={loss!r} needs real_logits (D's outputs on data)")
+    be = _check_backend(backend, fake.device)
+    if not relativistic:
+        if real_logits is not None:
+            _check_pair(_check_logits("real_logits", real_logits), fake)
+        term, sign = (spec.fake, -1.0) if saturating else (spec.gen, 1.0)
+        return _run(_empty_like_side(fake), fake, (term, term), (0.0, sign), spec, red, be,
+                    fields=(False, True))
+    real = _check_logits("real_logits", real_logits)
+    _check_pair(real, fake)
+    if saturating:  # minimax: G ascends D's loss, whose every term depends on G
+        out = discriminator_loss(real, fake, loss, reduction=reduction, backend=be)
+        return LossTerms(*(None if t is None else -t for t in out)) if red == 0 else -out
+    if spec.kind == "relativistic":
+        diff = _relativistic_difference(fake, real)
+        return _run(_empty_like_side(diff), diff, (spec.gen, spec.gen), (0.0, 1.0), spec, red, be,
+                    fields=(False, True))
+    # Relativistic average, G's view: the real samples should look less real than the fakes.
+    shifts = (_as_compute(_mean_shift(fake), real), _as_compute(_mean_shift(real), fake))
+    return _run(real, fake, (spec.fake, spec.gen), (1.0, 1.0), spec, red, be, shifts)
+
+
+def _relativistic_difference(a: Tensor, b: Tensor) -> Tensor:
+    if a.shape != b.shape:
+        raise ValueError("loss 'relativistic' pairs real and fake logits one to one: real_logits and "
+                         f"fake_logits must have one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return (a - b).contiguous()
+
+
+def divergence_estimate(real_logits: Tensor, fake_logits: Tensor, loss: str, *,
+                        backend: Optional[str] = None, **params: float) -> Tensor:
+    r"""The f-GAN variational lower bound :math:`E_P[g_f(v_r)] - E_Q[f^*(g_f(v_f))] \le D_f(P\|Q)`.
+
+    Tight at the optimal critic :math:`v^* = g_f^{-1}(f'(p/q))`; for ``"gan"`` it then equals
+    :math:`2\,\mathrm{JSD}(P\|Q) - \log 4`. For ``"wasserstein"`` it is :math:`E_P[v_r] - E_Q[v_f]`,
+    a lower bound on :math:`W_1(P, Q)` when the critic is 1-Lipschitz. Equals minus the mean
+    discriminator loss, so it is differentiable like it.
+    """
+    spec = loss_spec(loss, params)
+    if spec.kind not in ("f", "ipm"):
+        raise ValueError(f"divergence_estimate needs an f-divergence or 'wasserstein', got {loss!r} "
+                         "(hinge, least_squares and the relativistic losses bound no divergence)")
+    return -discriminator_loss(real_logits, fake_logits, loss, reduction="mean", backend=backend, **params)
+
+
+class _LossModule(nn.Module):
+    def __init__(self, loss: str, reduction: str, backend: Optional[str], params: dict) -> None:
+        super().__init__()
+        loss_spec(loss, params)  # fail at construction on a bad name or parameter
+        self.loss, self.reduction, self.backend, self.params = loss, reduction, backend, dict(params)
+
+    def extra_repr(self) -> str:
+        extra = "".join(f", {k}={v}" for k, v in self.params.items())
+        return f"loss={self.loss!r}, reduction={self.reduction!r}{extra}"
+
+
+class DiscriminatorLoss(_LossModule):
+    """Module form of :func:`discriminator_loss`: ``DiscriminatorLoss("hinge")(real_logits, fake_logits)``."""
+
+    def __init__(self, loss: str = "gan", *, reduction: str = "mean", backend: Optional[str] = None,
+                 **params: float) -> None:
+        super().__init__(loss, reduction, backend, params)
+
+    def forward(self, real_logits: Tensor, fake_logits: Tensor):
+        return discriminator_loss(real_logits, fake_logits, self.loss, reduction=self.reduction,
+                                  backend=self.backend, **self.params)
+
+
+class GeneratorLoss(_LossModule):
+    """Module form of :func:`generator_loss`: ``GeneratorLoss("gan")(fake_logits)``."""
+
+    def __init__(self, loss: str = "gan", *, saturating: bool = False, reduction: str = "mean",
+                 backend: Optional[str] = None, **params: float) -> None:
+        super().__init__(loss, reduction, backend, params)
+        self.saturating = saturating
+
+    def forward(self, fake_logits: Tensor, real_logits: Optional[Tensor] = None):
+        return generator_loss(fake_logits, self.loss, saturating=self.saturating,
+                              real_logits=real_logits, reduction=self.reduction,
+                              backend=self.backend, **self.params)
+
+
+class DivergenceEstimate(_LossModule):
+    """Module form of :func:`divergence_estimate`."""
+
+    def __init__(self, loss: str, *, backend: Optional[str] = None, **params: float) -> None:
+        super().__init__(loss, "mean", backend, params)
+
+    def forward(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return divergence_estimate(real_logits, fake_logits, self.loss, backend=self.backend, **self.params)

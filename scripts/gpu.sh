@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# On a GPU machine (no network; its own python3 with torch, triton, pybind11, cmake, nvcc):
+# builds pygan for sm_90, runs the whole test suite on the GPU (cuda and triton backends, gpu
+# marks), then the loss benchmarks; logs go to $OUT (or ./runs/gpu).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/gpu}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+PYGAN_CUDA_ARCHS=${PYGAN_CUDA_ARCHS:-90-real} python3 -m pip install --no-build-isolation --no-deps -e . \
+  > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log"; exit 1; }
+python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tee "$OUT/tests.log" | tail -25
+for dtype in float32 bfloat16; do
+  for loss in gan js jeffrey; do
+    python3 benchmarks/losses.py --device cuda --loss "$loss" --dtype "$dtype" \
+      --json "$OUT/losses-$loss-$dtype.json" 2>&1 | tee -a "$OUT/bench.log"
+  done
+done

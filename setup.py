@@ -1,0 +1,58 @@
+"""Builds pygan._C with CMake (see CMakeLists.txt); metadata lives in pyproject.toml.
+
+Environment:
+  PYGAN_CUDA=0            skip the CUDA kernels even when nvcc is found
+  PYGAN_CUDA_ARCHS=90     CUDA architectures (CMake syntax), default "80-real;90-real;90-virtual"
+  PYGAN_BUILD_JOBS=N      parallel compile jobs (default: all cores)
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+
+
+class CMakeExtension(Extension):
+    def __init__(self, name: str) -> None:
+        super().__init__(name, sources=[])
+
+
+class CMakeBuild(build_ext):
+    def build_extension(self, ext: Extension) -> None:
+        import pybind11
+
+        cmake = shutil.which("cmake")
+        if cmake is None:
+            raise RuntimeError("pygan needs CMake >= 3.18 to build its kernels: install cmake")
+        out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
+        build_dir = Path(self.build_temp).resolve() / ext.name
+        build_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={out_dir}",
+            f"-DPython_EXECUTABLE={sys.executable}",
+            f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+            "-DCMAKE_BUILD_TYPE=Release",
+        ]
+        if os.environ.get("PYGAN_CUDA", "1").lower() in ("0", "off", "false", "no"):
+            args.append("-DPYGAN_CUDA=OFF")
+        if "PYGAN_CUDA_ARCHS" in os.environ:
+            args.append(f"-DCMAKE_CUDA_ARCHITECTURES={os.environ['PYGAN_CUDA_ARCHS']}")
+        jobs = os.environ.get("PYGAN_BUILD_JOBS", str(os.cpu_count() or 1))
+        subprocess.run([cmake, str(ROOT), *args], cwd=build_dir, check=True)
+        subprocess.run([cmake, "--build", ".", "--parallel", jobs], cwd=build_dir, check=True)
+
+
+setup(
+    ext_modules=[CMakeExtension("pygan._C")],
+    cmdclass={"build_ext": CMakeBuild},
+    # The Triton kernels live in the top-level triton_kernels/ folder but install inside pygan, so
+    # they never clash with other distributions' top-level `triton_kernels` package.
+    packages=["pygan", "pygan.triton_kernels"],
+    package_dir={"pygan": "pygan", "pygan.triton_kernels": "triton_kernels"},
+)

@@ -1,0 +1,46 @@
+"""Test setup. Without a CUDA GPU the Triton kernels run on CPU tensors under TRITON_INTERPRET=1
+(set here, before Triton is imported). Tests marked ``gpu`` are skipped without a GPU."""
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from pygan import _backend  # noqa: E402
+
+
+def _backend_params():
+    params = [pytest.param(("cpu", "cpu"), id="cpu")]
+    triton_device = "cuda" if torch.cuda.is_available() else "cpu"
+    triton_ok = _backend.unavailable_reason("triton", torch.device(triton_device)) is None
+    params.append(pytest.param(("triton", triton_device), id="triton",
+                               marks=[] if triton_ok else pytest.mark.skip(reason="Triton not usable here")))
+    params.append(pytest.param(("cuda", "cuda"), id="cuda", marks=pytest.mark.gpu))
+    return params
+
+
+BACKENDS = _backend_params()
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """(backend name, device) for every backend this machine can run."""
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    """A fresh, unseeded generator: every run draws new inputs (failure messages print rng.initial_seed())."""
+    return torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))

@@ -1,0 +1,40 @@
+"""Float64 reference losses: the oracle, written with plain PyTorch ops from pygan._terms' table
+(independent of every kernel)."""
+
+import torch
+
+from pygan._terms import loss_spec, reference_term
+
+
+def _reduce(real_terms, fake_terms, reduction):
+    if reduction == "none":
+        return real_terms, fake_terms
+    op = torch.mean if reduction == "mean" else torch.sum
+    return sum(op(t) for t in (real_terms, fake_terms) if t is not None)
+
+
+def discriminator_loss(real, fake, loss, reduction="mean", **params):
+    spec = loss_spec(loss, params)
+    real, fake = real.double(), fake.double()
+    t = lambda name, u: reference_term(name, u, spec.alpha)  # noqa: E731
+    if spec.kind == "relativistic":
+        return _reduce(t(spec.real, real - fake), None, reduction)
+    if spec.kind == "relativistic_average":
+        return _reduce(t(spec.real, real - fake.mean()), t(spec.fake, fake - real.mean()), reduction)
+    return _reduce(t(spec.real, real), t(spec.fake, fake), reduction)
+
+
+def generator_loss(fake, loss, saturating=False, real=None, reduction="mean", **params):
+    spec = loss_spec(loss, params)
+    fake = fake.double()
+    t = lambda name, u: reference_term(name, u, spec.alpha)  # noqa: E731
+    if spec.kind.startswith("relativistic"):
+        real = real.double()
+        if saturating:
+            out = discriminator_loss(real, fake, loss, reduction, **params)
+            return tuple(None if x is None else -x for x in out) if reduction == "none" else -out
+        if spec.kind == "relativistic":
+            return _reduce(None, t(spec.gen, fake - real), reduction)
+        return _reduce(t(spec.fake, real - fake.mean()), t(spec.gen, fake - real.mean()), reduction)
+    term = -t(spec.fake, fake) if saturating else t(spec.gen, fake)
+    return _reduce(None, term, reduction)

@@ -1,0 +1,103 @@
+"""Bad input gets a clear error that names the argument; never a crash or a silent wrong number."""
+
+import pytest
+import torch
+
+import pygan
+from pygan import _backend
+
+R = torch.randn(4)
+F_ = torch.randn(4)
+
+
+def test_unknown_loss_lists_valid_names():
+    with pytest.raises(ValueError, match=r"unknown loss 'bce'; valid losses: kl, reverse_kl"):
+        pygan.discriminator_loss(R, F_, "bce")
+    with pytest.raises(ValueError, match="unknown loss"):
+        pygan.GeneratorLoss("nope")
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, torch.complex64])
+def test_integer_and_complex_tensors(dtype):
+    bad = torch.ones(4, dtype=dtype)
+    with pytest.raises(TypeError, match="real_logits must be float16, bfloat16, float32 or float64"):
+        pygan.discriminator_loss(bad, F_)
+    with pytest.raises(TypeError, match="fake_logits must be"):
+        pygan.generator_loss(bad)
+
+
+def test_not_a_tensor():
+    with pytest.raises(TypeError, match="fake_logits must be a torch.Tensor"):
+        pygan.discriminator_loss(R, [1.0, 2.0])
+
+
+def test_empty_tensors():
+    with pytest.raises(ValueError, match=r"real_logits is empty \(shape \(0,\)\)"):
+        pygan.discriminator_loss(torch.empty(0), F_)
+    with pytest.raises(ValueError, match="fake_logits is empty"):
+        pygan.generator_loss(torch.empty(2, 0))
+
+
+def test_mismatched_devices():
+    with pytest.raises(ValueError, match="must be on one device, got cpu and meta"):
+        pygan.discriminator_loss(R, torch.empty(4, device="meta"))
+
+
+def test_relativistic_generator_needs_real_logits():
+    for loss in ("relativistic", "relativistic_average"):
+        with pytest.raises(ValueError, match="needs real_logits"):
+            pygan.generator_loss(F_, loss)
+
+
+def test_relativistic_pairing_needs_one_shape():
+    with pytest.raises(ValueError, match="must have one shape, got \\(4,\\) and \\(5,\\)"):
+        pygan.discriminator_loss(R, torch.randn(5), "relativistic")
+
+
+def test_parameters():
+    with pytest.raises(ValueError, match="loss 'alpha' needs its parameter"):
+        pygan.discriminator_loss(R, F_, "alpha")
+    for bad in (0, 1, 1.0, float("nan"), "0.5", True):
+        with pytest.raises(ValueError, match="alpha must be a finite number"):
+            pygan.discriminator_loss(R, F_, "alpha", alpha=bad)
+    with pytest.raises(TypeError, match="takes no parameter"):
+        pygan.discriminator_loss(R, F_, "gan", alpha=0.5)
+    with pytest.raises(TypeError, match="takes no parameter"):
+        pygan.discriminator_loss(R, F_, "alpha", alpha=0.5, beta=1.0)
+
+
+def test_reduction_and_backend_names():
+    with pytest.raises(ValueError, match="reduction must be 'mean', 'sum' or 'none', got 'avg'"):
+        pygan.discriminator_loss(R, F_, reduction="avg")
+    with pytest.raises(ValueError, match="unknown backend 'metal'; valid backends: auto, cpu, cuda, triton"):
+        pygan.discriminator_loss(R, F_, backend="metal")
+
+
+def test_backend_that_cannot_run_says_why(monkeypatch):
+    with pytest.raises(RuntimeError, match="backend 'cuda' is unavailable: backend 'cuda' runs on CUDA tensors"):
+        pygan.discriminator_loss(R, F_, backend="cuda")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(RuntimeError, match="runs on CPU tensors only under TRITON_INTERPRET=1"):
+        pygan.discriminator_loss(R, F_, backend="triton")
+    monkeypatch.setenv("PYGAN_BACKEND", "nonsense")
+    with pytest.raises(ValueError, match="unknown backend 'nonsense'"):
+        pygan.discriminator_loss(R, F_)
+
+
+def test_divergence_estimate_needs_a_divergence():
+    with pytest.raises(ValueError, match="needs an f-divergence or 'wasserstein', got 'hinge'"):
+        pygan.divergence_estimate(R, F_, "hinge")
+
+
+def test_compiled_codes_match_python_table():
+    c, why = _backend._load_c()
+    assert c is not None, why
+    from pygan._terms import TERM_CODES
+
+    assert c.term_codes() == TERM_CODES
+
+
+def test_available_backends_reports_every_backend():
+    report = pygan.available_backends()
+    assert set(report) == {"cpu", "cuda", "triton"}
+    assert report["cpu"] == "available"

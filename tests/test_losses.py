@@ -1,0 +1,369 @@
+"""The fused losses against the float64 reference, on every backend and dtype, with fresh random
+inputs on every run."""
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import pygan
+from pygan import _ops, divergences, losses
+from pygan._terms import LOSS_NAMES, TERM_CODES, loss_spec
+
+from . import reference as ref
+
+DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
+# Relative tolerance of the result against the float64 reference on the same (rounded) inputs:
+# float32 math; then the result is rounded to the dtype of the inputs.
+RTOL = {torch.float32: 2e-6, torch.float64: 1e-12, torch.bfloat16: 1e-2, torch.float16: 2e-3}
+
+CASES = [pytest.param(name, {}, id=name) for name in LOSS_NAMES if name != "alpha"] + [
+    pytest.param("alpha", {"alpha": a}, id=f"alpha={a}") for a in (-1.0, 0.5, 2.0, 3.5)
+]
+
+
+def _logits(shape, dtype, device, rng, scale=3.0):
+    return (torch.randn(shape, generator=rng, dtype=torch.float64) * scale).to(dtype).to(device)
+
+
+def _shapes(loss, rng):
+    """Real and fake shapes: PatchGAN maps against a flat batch, odd sizes, batch 1."""
+    if loss == "relativistic":
+        s = [(1,), (7, 1), (3, 1, 5, 5), (257,)][int(torch.randint(4, (1,), generator=rng))]
+        return s, s
+    pairs = [((1,), (7,)), ((8, 1), (5, 1)), ((3, 1, 5, 5), (33,)), ((257,), (2, 1, 4, 4))]
+    return pairs[int(torch.randint(len(pairs), (1,), generator=rng))]
+
+
+def _scale(terms):
+    """The size of a loss for tolerances: the mean absolute term per side, added."""
+    return sum(t.abs().mean() for t in terms if t is not None)
+
+
+def _assert_close(out, expect, scale, rtol, what):
+    err = (out.double() - expect).abs().max().item()
+    bound = rtol * (scale + expect.abs().max().item()) + 1e-30
+    assert err <= bound, f"{what}: error {err:.3e} > {bound:.3e}"
+
+
+def _roles(loss):
+    roles = ["D", "G", "G_sat"]
+    return roles
+
+
+def _run(role, real, fake, loss, reduction, backend, params):
+    if role == "D":
+        return pygan.discriminator_loss(real, fake, loss, reduction=reduction, backend=backend, **params)
+    return pygan.generator_loss(fake, loss, saturating=role == "G_sat", real_logits=real,
+                                reduction=reduction, backend=backend, **params)
+
+
+def _run_ref(role, real, fake, loss, reduction, params):
+    if role == "D":
+        return ref.discriminator_loss(real, fake, loss, reduction, **params)
+    return ref.generator_loss(fake, loss, saturating=role == "G_sat", real=real, reduction=reduction, **params)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
+@pytest.mark.parametrize("loss,params", CASES)
+def test_matches_float64_reference(backend, loss, params, dtype, rng):
+    """Values and gradients (with a random, non-unit upstream gradient) for D, G and saturating G,
+    under every reduction."""
+    name, device = backend
+    rs, fs = _shapes(loss, rng)
+    real0 = _logits(rs, dtype, device, rng)
+    fake0 = _logits(fs, dtype, device, rng)
+    for role in _roles(loss):
+        uses_real = role == "D" or loss.startswith("relativistic")
+        for reduction in ("mean", "sum", "none"):
+            real = real0.detach().clone().requires_grad_(uses_real)
+            fake = fake0.detach().clone().requires_grad_()
+            out = _run(role, real, fake, loss, reduction, name, params)
+            real64 = real0.detach().double().cpu().clone().requires_grad_(uses_real)
+            fake64 = fake0.detach().double().cpu().clone().requires_grad_()
+            expect = _run_ref(role, real64, fake64, loss, reduction, params)
+            what = f"{role} {loss} {reduction} {dtype} seed={rng.initial_seed()}"
+            if reduction == "none":
+                terms = [t for t in expect if t is not None]
+                outs = [t for t in out if t is not None]
+                assert [t is None for t in out] == [t is None for t in expect], what
+                for o, e in zip(outs, terms):
+                    assert o.dtype == dtype and o.shape == e.shape and o.device.type == device
+                    _assert_close(o.cpu(), e.detach(), 0.0, RTOL[dtype], what)
+                ups = [torch.randn(e.shape, generator=rng, dtype=torch.float64) for e in terms]
+                torch.autograd.backward([o for o in outs], [u.to(dtype).to(device) for u in ups])
+                torch.autograd.backward(terms, [u.to(dtype).double() for u in ups])
+            else:
+                assert out.dtype == dtype and out.shape == () and out.device.type == device
+                scale = _scale(_run_ref(role, real64.detach(), fake64.detach(), loss, "none", params))
+                scale = scale * (1 if reduction == "mean" else real0.numel() + fake0.numel())
+                _assert_close(out.cpu(), expect.detach(), float(scale), RTOL[dtype], what)
+                up = float(torch.randn((), generator=rng)) + 2.0
+                (out * up).backward()
+                (expect * torch.tensor(up, dtype=dtype).double()).backward()
+            for x, x64, label in ((real, real64, "real"), (fake, fake64, "fake")):
+                if not x.requires_grad:
+                    continue
+                assert x.grad is not None and x.grad.dtype == dtype, f"{what}: no {label} grad"
+                g, g64 = x.grad.cpu().double(), x64.grad
+                if g64 is None:
+                    g64 = torch.zeros_like(g)
+                _assert_close(g, g64, 0.0, 5 * RTOL[dtype], f"{what} grad {label}")
+
+
+@pytest.mark.parametrize("loss,params", CASES)
+def test_gradcheck_float64(backend, loss, params, rng):
+    name, device = backend
+    real = _logits((5,), torch.float64, device, rng, scale=1.5).requires_grad_()
+    fake = _logits((5,) if loss == "relativistic" else (4,), torch.float64, device, rng, scale=1.5).requires_grad_()
+    for reduction in ("mean", "none"):
+        def d_loss(r, f):
+            out = pygan.discriminator_loss(r, f, loss, reduction=reduction, backend=name, **params)
+            return tuple(t for t in out if t is not None) if reduction == "none" else out
+
+        def g_loss(r, f):
+            out = pygan.generator_loss(f, loss, real_logits=r, reduction=reduction, backend=name, **params)
+            return tuple(t for t in out if t is not None) if reduction == "none" else out
+
+        assert torch.autograd.gradcheck(d_loss, (real, fake))
+        assert torch.autograd.gradcheck(g_loss, (real, fake))
+
+
+# Terms are differences of O(1) quantities near their zeros: allow a few ulps of 1 there.
+ATOL = {d: 4 * torch.finfo(d).eps for d in DTYPES}
+EXTREMES = [-1e4, -100.0, -20.0, -1.0, -1e-6, 0.0, 1e-6, 1.0, 20.0, 100.0, 1e4]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
+@pytest.mark.parametrize("loss,params", CASES)
+def test_extremes(backend, loss, params, dtype):
+    """|v| up to 1e4: every term and derivative is finite wherever the float64 value fits in the
+    dtype, and equals it there; where the true value overflows the dtype, the kernel gives inf."""
+    name, device = backend
+    if dtype == torch.float16:
+        values = [v for v in EXTREMES if abs(v) < 6e4]
+    else:
+        values = EXTREMES
+    x = torch.tensor(values, dtype=torch.float64).to(dtype)
+    spec = loss_spec(loss, params)
+    if spec.kind.startswith("relativistic"):
+        real, fake = x, x.flip(0)
+    else:
+        real, fake = x, x.clone()
+    for role in ("D", "G_sat"):
+        r = real.to(device).clone().requires_grad_()
+        f = fake.to(device).clone().requires_grad_()
+        out = _run(role, r, f, loss, "none", name, params)
+        r64 = real.double().clone().requires_grad_()
+        f64 = fake.double().clone().requires_grad_()
+        exp = _run_ref(role, r64, f64, loss, "none", params)
+        for o, e in zip(out, exp):
+            if e is None:
+                continue
+            e_in_dtype = e.detach().to(dtype).double()  # overflow -> inf, as the kernel must give
+            torch.testing.assert_close(o.detach().cpu().double(), e_in_dtype, rtol=RTOL[dtype] * 4,
+                                       atol=ATOL[dtype], equal_nan=False, msg=lambda m: f"{role} {loss}: {m}")
+        grads_out = [t for t in out if t is not None]
+        torch.autograd.backward(grads_out, [torch.ones_like(t) for t in grads_out])
+        torch.autograd.backward([t for t in exp if t is not None], [torch.ones_like(t) for t in exp if t is not None])
+        for x_, x64 in ((r, r64), (f, f64)):
+            if x64.grad is None:
+                continue
+            g64 = x64.grad.to(dtype).double()
+            g = x_.grad.cpu().double()
+            finite = torch.isfinite(x64.grad)
+            torch.testing.assert_close(g[finite], g64[finite], rtol=RTOL[dtype] * 4, atol=ATOL[dtype],
+                                       msg=lambda m: f"{role} {loss} grad: {m}")
+
+
+@pytest.mark.parametrize("loss,params", CASES)
+def test_nan_propagates(backend, loss, params, rng):
+    name, device = backend
+    real = _logits((9,), torch.float32, device, rng)
+    fake = _logits((9,), torch.float32, device, rng)
+    real[3] = math.nan
+    fake[5] = math.nan
+    assert torch.isnan(pygan.discriminator_loss(real, fake, loss, backend=name, **params))
+    assert torch.isnan(pygan.generator_loss(fake, loss, real_logits=real, backend=name, **params))
+
+
+def test_gan_is_bce_with_logits(backend, rng):
+    name, device = backend
+    real = _logits((64, 1, 4, 4), torch.float32, device, rng).requires_grad_()
+    fake = _logits((48,), torch.float32, device, rng).requires_grad_()
+    ours = pygan.discriminator_loss(real, fake, "gan", backend=name)
+    bce = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+           + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+    torch.testing.assert_close(ours, bce, rtol=1e-6, atol=1e-6)
+    g = pygan.generator_loss(fake, "gan", backend=name)
+    torch.testing.assert_close(g, F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake)),
+                               rtol=1e-6, atol=1e-6)
+    sat = pygan.generator_loss(fake, "gan", saturating=True, backend=name)
+    torch.testing.assert_close(sat, torch.log1p(-torch.sigmoid(fake.double())).mean().float(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_backends_agree(rng):
+    """Every backend that runs here gives the same loss and gradients (float32)."""
+    from .conftest import BACKENDS
+
+    names = [p.values[0] for p in BACKENDS if not p.marks or all(m.name != "skip" for m in p.marks)]
+    names = [n for n in names if pygan._backend.unavailable_reason(n[0], torch.device(n[1])) is None]
+    if len(names) < 2:
+        pytest.skip("only one backend runs here")
+    real = _logits((3000,), torch.float32, "cpu", rng)
+    fake = _logits((2000,), torch.float32, "cpu", rng)
+    results = []
+    for name, device in names:
+        r, f = real.to(device).requires_grad_(), fake.to(device).requires_grad_()
+        out = pygan.discriminator_loss(r, f, "js", backend=name)
+        out.backward()
+        results.append((out.cpu(), r.grad.cpu(), f.grad.cpu()))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            torch.testing.assert_close(a, b, rtol=2e-6, atol=1e-7)
+
+
+def test_non_contiguous_and_mixed_dtypes(rng):
+    x = _logits((16, 10), torch.float32, "cpu", rng)
+    real = x.t()  # non-contiguous
+    fake = _logits((30,), torch.bfloat16, "cpu", rng)
+    out = pygan.discriminator_loss(real, fake, "hinge")
+    expect = ref.discriminator_loss(real, fake, "hinge")
+    assert out.dtype == torch.float32  # promoted
+    torch.testing.assert_close(out.double(), expect, rtol=1e-6, atol=1e-6)
+
+
+def test_deterministic_and_thread_count_independent():
+    """The CPU reduction is bitwise reproducible, whatever the number of threads."""
+    code = ("import torch, pygan; g = torch.Generator().manual_seed(1); "
+            "r = torch.randn(1 << 20, generator=g); f = torch.randn(1 << 19, generator=g); "
+            "print(pygan.discriminator_loss(r, f, 'jeffrey', backend='cpu').item().hex())")
+    outs = set()
+    for threads in ("1", "2", "3"):
+        env = dict(os.environ, PYGAN_NUM_THREADS=threads)
+        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        outs.add(res.stdout.strip())
+    assert len(outs) == 1, outs
+
+
+@pytest.mark.parametrize(
+    "name,alpha",
+    [("kl", None), ("reverse_kl", None), ("pearson", None), ("neyman", None),
+     ("squared_hellinger", None), ("jeffrey", None), ("js", None), ("gan", None),
+     ("total_variation", None), ("alpha", 0.5), ("alpha", 2.0), ("alpha", -1.0)],
+)
+def test_divergence_estimate_at_optimal_critic(name, alpha):
+    """At v* = g_f^{-1}(f'(p/q)) the bound equals D_f(P||Q), here for P = N(0, 1), Q = N(0.3, 1.1^2)
+    (exact value by quadrature), within Monte-Carlo error."""
+    g = torch.Generator().manual_seed(1234)
+    n = 400_000
+    mp, sp_, mq, sq = 0.0, 1.0, 0.3, 1.1
+
+    def log_ratio(x):
+        lp = -0.5 * ((x - mp) / sp_) ** 2 - math.log(sp_)
+        lq = -0.5 * ((x - mq) / sq) ** 2 - math.log(sq)
+        return lp - lq
+
+    x = mp + sp_ * torch.randn(n, generator=g, dtype=torch.float64)
+    y = mq + sq * torch.randn(n, generator=g, dtype=torch.float64)
+    kw = {} if alpha is None else {"alpha": alpha}
+    vx = divergences.optimal_logit(name, torch.exp(log_ratio(x)), **kw)
+    vy = divergences.optimal_logit(name, torch.exp(log_ratio(y)), **kw)
+    est = pygan.divergence_estimate(vx, vy, name, **kw).item()
+    # Monte-Carlo standard error of E_P[g(v)] - E_Q[f*(g(v))].
+    d = divergences.divergence(name, **kw)
+    tx, ty = d.activation(vx), d.f_conj(d.activation(vy))
+    se = math.sqrt(tx.var().item() / n + ty.var().item() / n)
+    grid = torch.linspace(-12, 12, 400_001, dtype=torch.float64)
+    q = torch.exp(-0.5 * ((grid - mq) / sq) ** 2) / (sq * math.sqrt(2 * math.pi))
+    exact = torch.trapezoid(q * d.f(torch.exp(log_ratio(grid))), grid).item()
+    assert abs(est - exact) <= 5 * se + 1e-9, (name, est, exact, se)
+
+
+def test_gan_bound_is_jsd_at_optimum():
+    """For 'gan' the bound at D* is 2 JSD - log 4 (two discrete distributions, exact expectations)."""
+    p = torch.tensor([0.1, 0.4, 0.2, 0.3], dtype=torch.float64)
+    q = torch.tensor([0.25, 0.25, 0.4, 0.1], dtype=torch.float64)
+    m = 0.5 * (p + q)
+    jsd = 0.5 * (p * torch.log(p / m)).sum() + 0.5 * (q * torch.log(q / m)).sum()
+    v = divergences.optimal_logit("gan", p / q)
+    # Weighted samples: repeat each support point in proportion to its probability.
+    reps = 1000
+    vr = torch.repeat_interleave(v, (p * reps).round().long())
+    vf = torch.repeat_interleave(v, (q * reps).round().long())
+    est = pygan.divergence_estimate(vr, vf, "gan")
+    torch.testing.assert_close(est, 2 * jsd - math.log(4), rtol=1e-12, atol=1e-12)
+
+
+def test_modules_wrap_functions(rng):
+    real = _logits((10,), torch.float32, "cpu", rng)
+    fake = _logits((10,), torch.float32, "cpu", rng)
+    assert torch.equal(pygan.DiscriminatorLoss("alpha", alpha=0.5)(real, fake),
+                       pygan.discriminator_loss(real, fake, "alpha", alpha=0.5))
+    assert torch.equal(pygan.GeneratorLoss("relativistic_average")(fake, real),
+                       pygan.generator_loss(fake, "relativistic_average", real_logits=real))
+    assert torch.equal(pygan.DivergenceEstimate("js")(real, fake), pygan.divergence_estimate(real, fake, "js"))
+    assert "alpha=0.5" in repr(pygan.DiscriminatorLoss("alpha", alpha=0.5))
+
+
+def test_custom_ops_pass_opcheck(rng):
+    real = _logits((6,), torch.float32, "cpu", rng).requires_grad_()
+    fake = _logits((5,), torch.float32, "cpu", rng).requires_grad_()
+    shift = torch.tensor(0.3, requires_grad=True)
+    t0, t1 = TERM_CODES["SOFTPLUS_NEG"], TERM_CODES["SOFTPLUS"]
+    torch.library.opcheck(_ops.adversarial_loss, (real, fake, shift, None, t0, t1, 1.0, 1.0, 0.0, 1, "auto"))
+    torch.library.opcheck(_ops.adversarial_loss_terms, (real, fake, None, shift, t0, t1, 1.0, -1.0, 0.0, "auto"))
+
+
+@pytest.mark.parametrize("loss", ["gan", "relativistic_average"])
+def test_torch_compile_fullgraph(loss, rng):
+    """torch.compile(fullgraph=True) traces through the ops (no graph break) and matches eager."""
+    torch._dynamo.reset()
+
+    def step(real, fake):
+        d = pygan.discriminator_loss(real, fake, loss)
+        g = pygan.generator_loss(fake, loss, real_logits=real)
+        return d + 0.5 * g
+
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    real = _logits((32, 1, 2, 2), torch.float32, "cpu", rng).requires_grad_()
+    fake = _logits((32, 1, 2, 2), torch.float32, "cpu", rng).requires_grad_()
+    out = compiled(real, fake)
+    out.backward()
+    r2, f2 = real.detach().clone().requires_grad_(), fake.detach().clone().requires_grad_()
+    expect = step(r2, f2)
+    expect.backward()
+    torch.testing.assert_close(out, expect)
+    torch.testing.assert_close(real.grad, r2.grad)
+    torch.testing.assert_close(fake.grad, f2.grad)
+
+
+@pytest.mark.slow
+def test_torch_compile_inductor(rng):
+    torch._dynamo.reset()
+    fn = torch.compile(lambda r, f: pygan.discriminator_loss(r, f, "hinge") * 2.0, fullgraph=True)
+    real = _logits((100,), torch.float32, "cpu", rng)
+    fake = _logits((90,), torch.float32, "cpu", rng)
+    torch.testing.assert_close(fn(real, fake), pygan.discriminator_loss(real, fake, "hinge") * 2.0)
+
+
+@pytest.mark.gpu
+def test_cuda_graph_capture():
+    """The fused ops launch without host syncs or allocation in the kernels: capture and replay."""
+    for name in ("cuda", "triton"):
+        real = torch.randn(5000, device="cuda")
+        fake = torch.randn(3000, device="cuda")
+        pygan.discriminator_loss(real, fake, "js", backend=name)  # warm up (Triton compiles)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = pygan.discriminator_loss(real, fake, "js", backend=name)
+        for _ in range(3):
+            real.copy_(torch.randn_like(real))
+            graph.replay()
+            torch.cuda.synchronize()
+            torch.testing.assert_close(out, pygan.discriminator_loss(real, fake, "js", backend="cpu" if False else name))

@@ -1,0 +1,164 @@
+"""Numerically stable elementwise math for Triton kernels, built only from ``tl.exp`` and ``tl.log``
+(so the same code runs compiled and under the interpreter). The forms match csrc/fast_math.h and
+csrc/loss_terms.h, which explain each choice; the codes are pygan._terms.TERM_CODES."""
+
+import triton
+import triton.language as tl
+
+LOG2 = 0.6931471805599453
+
+
+@triton.jit
+def log1p(y):
+    # Goldberg: log(w) * y / (w - 1) cancels the rounding of w = 1 + y.
+    w = 1.0 + y
+    d = w - 1.0
+    r = tl.log(w) * (y / tl.where(d == 0.0, 1.0, d))
+    r = tl.where(w == float("inf"), w, r)
+    return tl.where(d == 0.0, y, r)
+
+
+@triton.jit
+def expm1(x):
+    # Kahan: (u - 1) * x / log(u) cancels the rounding of u = exp(x).
+    u = tl.exp(x)
+    um1 = u - 1.0
+    lu = tl.log(u)
+    r = um1 * (x / tl.where(lu == 0.0, 1.0, lu))
+    r = tl.where(um1 == -1.0, -1.0, r)
+    r = tl.where(u == float("inf"), u, r)
+    return tl.where(u == 1.0, x, r)
+
+
+@triton.jit
+def sigmoid(x):
+    e = tl.exp(-tl.abs(x))
+    r = 1.0 / (1.0 + e)
+    return tl.where(x >= 0.0, r, e * r)
+
+
+@triton.jit
+def softplus(x):
+    return tl.maximum(x, 0.0) + log1p(tl.exp(-tl.abs(x))) + (x - x)
+
+
+@triton.jit
+def log_softplus(x):
+    return tl.where(x < -20.0, x, tl.log(softplus(x)))
+
+
+@triton.jit
+def tanh(x):
+    e = expm1(-2.0 * tl.abs(x))
+    t = -e / (2.0 + e)
+    return tl.where(x < 0.0, -t, t)
+
+
+@triton.jit
+def sech2(x):
+    e = tl.exp(-2.0 * tl.abs(x))
+    d = 1.0 + e
+    return 4.0 * e / (d * d)
+
+
+@triton.jit
+def log_wright_omega_1m(u, STEPS: tl.constexpr):
+    # z with exp(z) + z = 1 - u, by Halley's method on expm1(z) + z + u (csrc/loss_terms.h).
+    y = 1.0 - u
+    big = tl.maximum(y, 1.0)
+    z = tl.where(y < -2.0, y - tl.exp(y), tl.where(y <= 1.0, 0.7066 * (y - 1.0), tl.log(big - tl.log(big))))
+    for _ in tl.static_range(STEPS):
+        ez = tl.exp(z)
+        h = expm1(z) + z + u
+        h1 = ez + 1.0
+        z = z - h / (h1 - h * ez / (2.0 * h1))
+    return z
+
+
+@triton.jit
+def js_real(u):
+    # -log1p(tanh(u/2)) near 0, softplus(-u) - log 2 for u < -1 (see csrc/loss_terms.h).
+    return tl.where(u < -1.0, softplus(-u) - LOG2, -log1p(tanh(0.5 * u)))
+
+
+@triton.jit
+def term(u, a, TERM: tl.constexpr, STEPS: tl.constexpr):
+    """Value and derivative of loss term TERM at u (see csrc/loss_terms.h for the formulas)."""
+    if TERM == 0:  # NEG
+        v = -u
+        d = tl.full(u.shape, -1.0, u.dtype)
+    elif TERM == 1:  # POS
+        v = u
+        d = tl.full(u.shape, 1.0, u.dtype)
+    elif TERM == 2:  # EXP_U_MINUS_1
+        v = tl.exp(u - 1.0)
+        d = v
+    elif TERM == 3:  # EXP_NEG
+        v = tl.exp(-u)
+        d = -v
+    elif TERM == 4:  # U_MINUS_1
+        v = u - 1.0
+        d = tl.full(u.shape, 1.0, u.dtype)
+    elif TERM == 5:  # PEARSON_FAKE
+        v = u * (0.25 * u + 1.0)
+        d = 0.5 * u + 1.0
+    elif TERM == 6:  # EXPM1_NEG
+        v = expm1(-u)
+        d = -tl.exp(-u)
+    elif TERM == 7:  # NEYMAN_FAKE
+        v = -2.0 * expm1(-0.5 * u)
+        d = tl.exp(-0.5 * u)
+    elif TERM == 8:  # EXPM1
+        v = expm1(u)
+        d = tl.exp(u)
+    elif TERM == 9:  # JEFFREY_FAKE
+        z = log_wright_omega_1m(u, STEPS)
+        v = expm1(-z) - z
+        d = tl.exp(-z)
+    elif TERM == 10:  # SOFTPLUS_NEG
+        v = softplus(-u)
+        d = -sigmoid(-u)
+    elif TERM == 11:  # SOFTPLUS
+        v = softplus(u)
+        d = sigmoid(u)
+    elif TERM == 12:  # JS_REAL
+        v = js_real(u)
+        d = -sigmoid(-u)
+    elif TERM == 13:  # JS_FAKE
+        v = js_real(-u)
+        d = sigmoid(u)
+    elif TERM == 14:  # TV_REAL
+        v = -0.5 * tanh(u)
+        d = -0.5 * sech2(u)
+    elif TERM == 15:  # TV_FAKE
+        v = 0.5 * tanh(u)
+        d = 0.5 * sech2(u)
+    elif TERM == 16:  # ALPHA_LT1_REAL
+        v = softplus(-u) - 1.0 / (1.0 - a)
+        d = -sigmoid(-u)
+    elif TERM == 17:  # ALPHA_LT1_FAKE
+        ls = tl.log(1.0 - a) + log_softplus(-u)
+        v = expm1(a / (a - 1.0) * ls) / a
+        d = tl.exp(ls / (a - 1.0) - softplus(u))
+    elif TERM == 18:  # ALPHA_GT1_FAKE
+        ls = log1p(tl.maximum((a - 1.0) * u, -1.0))
+        v = expm1(a / (a - 1.0) * ls) / a
+        d = tl.exp(ls / (a - 1.0))
+        v = tl.where(u != u, u, v)
+        d = tl.where(u != u, u, d)
+    elif TERM == 19:  # HINGE_REAL
+        m = 1.0 - u
+        v = tl.where(m > 0.0, m, tl.where(m != m, m, 0.0))
+        d = tl.where(m > 0.0, -1.0, tl.where(m != m, m, 0.0))
+    elif TERM == 20:  # HINGE_FAKE
+        m = 1.0 + u
+        v = tl.where(m > 0.0, m, tl.where(m != m, m, 0.0))
+        d = tl.where(m > 0.0, 1.0, tl.where(m != m, m, 0.0))
+    elif TERM == 21:  # HALF_SQ_U_MINUS_1
+        m = u - 1.0
+        v = 0.5 * m * m
+        d = m
+    else:  # 22, HALF_SQ
+        v = 0.5 * u * u
+        d = u
+    return v, d
