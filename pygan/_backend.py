@@ -54,6 +54,8 @@ def unavailable_reason(backend: str, device: torch.device) -> str | None:
         if device.type != "cpu":
             return f"backend 'cpu' runs on CPU tensors, got a tensor on {device}"
         return _load_c()[1]
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return "no CUDA GPU is visible to torch"
     if backend == "cuda":
         if device.type != "cuda":
             return f"backend 'cuda' runs on CUDA tensors, got a tensor on {device}"
