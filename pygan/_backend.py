@@ -100,12 +100,11 @@ def available() -> dict[str, str]:
     devices = {"cpu": torch.device("cpu"), "cuda": torch.device("cuda"), "triton": torch.device("cuda")}
     if not torch.cuda.is_available():
         devices["triton"] = torch.device("cpu")
+    c, _ = _load_c()
+    cuda_built = c is not None and c.cuda_compiled()
     for name, dev in devices.items():
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            c, why = _load_c()
-            built = c is not None and c.cuda_compiled()
-            out[name] = ("compiled; " if built else "") + "no CUDA GPU visible to torch"
-            continue
         why = unavailable_reason(name, dev)
+        if why is not None and name == "cuda" and cuda_built:
+            why = "compiled; " + why
         out[name] = "available" if why is None else why
     return out
