@@ -19,9 +19,9 @@ from torch import Tensor
 from . import _backend
 from ._backend import DTYPE_CODES
 
-# Float64 inputs compute in float64; every other dtype in float32.
-def _compute_dtype(x: Tensor) -> torch.dtype:
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
+def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """The dtype the kernels compute and accumulate in: float64 if any input is, else float32."""
+    return torch.float64 if torch.float64 in dtypes else torch.float32
 
 
 def _out_dtype(x0: Tensor, x1: Tensor) -> torch.dtype:
@@ -67,7 +67,7 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
                            out.data_ptr() if out is not None else 0,
                            DTYPE_CODES[out.dtype] if out is not None else 0)
         return
-    acc = torch.float64 if torch.float64 in (x0.dtype, x1.dtype) else torch.float32
+    acc = compute_dtype(x0.dtype, x1.dtype)
     if name == "cuda":
         c, _ = _backend._load_c()
         tiles = c.loss_forward_tiles(x0.numel(), x1.numel())
@@ -117,7 +117,7 @@ def _backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reducti
     k, _ = _backend._load_triton()
     block = k.BLOCK
     tiles0, tiles1 = math.ceil(x0.numel() / block), math.ceil(x1.numel() / block)
-    acc = torch.float64 if torch.float64 in (x0.dtype, x1.dtype) else torch.float32
+    acc = compute_dtype(x0.dtype, x1.dtype)
     dummy = grad0 if grad0.numel() else grad1
     with torch.cuda.device(device) if device.type == "cuda" else _nullcontext():
         k.backward_kernel[(tiles0 + tiles1,)](

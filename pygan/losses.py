@@ -109,13 +109,32 @@ def _run(x0: Tensor, x1: Tensor, terms: tuple[str, str], signs: tuple[float, flo
     return LossTerms(out0 if fields[0] else None, out1 if fields[1] else None)
 
 
-def _mean_shift(x: Tensor) -> Tensor:
-    # The relativistic-average shift in the compute dtype of the side it is subtracted from.
-    return x.to(torch.float64 if x.dtype == torch.float64 else torch.float32).mean()
+def _average_shifts(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    """Relativistic average: each side is shifted by the other side's mean logit, taken in the
+    compute dtype and handed to the kernel in the compute dtype of the side it is subtracted from."""
+    real_mean = real.to(_ops.compute_dtype(real.dtype)).mean()
+    fake_mean = fake.to(_ops.compute_dtype(fake.dtype)).mean()
+    return fake_mean.to(_ops.compute_dtype(real.dtype)), real_mean.to(_ops.compute_dtype(fake.dtype))
 
 
-def _as_compute(shift: Tensor, like: Tensor) -> Tensor:
-    return shift.to(torch.float64 if like.dtype == torch.float64 else torch.float32)
+def _paired(a: Tensor, b: Tensor, term: str, side: int, spec: LossSpec, reduction: int, backend: str):
+    """Relativistic pairing: ``term`` at a - b on side ``side`` of the op. The difference is formed
+    in the compute dtype (a float16 difference would round away up to 2^-11 of it), and the result
+    comes back in the inputs' promoted dtype like every other loss."""
+    if a.shape != b.shape:
+        raise ValueError("loss 'relativistic' pairs real and fake logits one to one: real_logits and "
+                         f"fake_logits must have one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    compute = _ops.compute_dtype(dtype)
+    diff = a.to(compute) - b.to(compute)
+    sides = [_empty_like_side(diff), _empty_like_side(diff)]
+    sides[side] = diff
+    signs = (1.0, 0.0) if side == 0 else (0.0, 1.0)
+    out = _run(sides[0], sides[1], (term, term), signs, spec, reduction, backend,
+               fields=(side == 0, side == 1))
+    if reduction:
+        return out.to(dtype)
+    return LossTerms(*(None if t is None else t.to(dtype) for t in out))
 
 
 def _empty_like_side(x: Tensor) -> Tensor:
@@ -143,12 +162,8 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "ga
     _check_pair(real, fake)
     be = _check_backend(backend, real.device)
     if spec.kind == "relativistic":
-        diff = _relativistic_difference(real, fake)
-        return _run(diff, _empty_like_side(diff), (spec.real, spec.fake), (1.0, 0.0), spec, red, be,
-                    fields=(True, False))
-    shifts = (None, None)
-    if spec.kind == "relativistic_average":
-        shifts = (_as_compute(_mean_shift(fake), real), _as_compute(_mean_shift(real), fake))
+        return _paired(real, fake, spec.real, 0, spec, red, be)
+    shifts = _average_shifts(real, fake) if spec.kind == "relativistic_average" else (None, None)
     return _run(real, fake, (spec.real, spec.fake), (1.0, 1.0), spec, red, be, shifts)
 
 
@@ -180,19 +195,9 @@ def generator_loss(fake_logits: Tensor, loss: str = "gan", *, saturating: bool =
         out = discriminator_loss(real, fake, loss, reduction=reduction, backend=be)
         return LossTerms(*(None if t is None else -t for t in out)) if red == 0 else -out
     if spec.kind == "relativistic":
-        diff = _relativistic_difference(fake, real)
-        return _run(_empty_like_side(diff), diff, (spec.gen, spec.gen), (0.0, 1.0), spec, red, be,
-                    fields=(False, True))
+        return _paired(fake, real, spec.gen, 1, spec, red, be)
     # Relativistic average, G's view: the real samples should look less real than the fakes.
-    shifts = (_as_compute(_mean_shift(fake), real), _as_compute(_mean_shift(real), fake))
-    return _run(real, fake, (spec.fake, spec.gen), (1.0, 1.0), spec, red, be, shifts)
-
-
-def _relativistic_difference(a: Tensor, b: Tensor) -> Tensor:
-    if a.shape != b.shape:
-        raise ValueError("loss 'relativistic' pairs real and fake logits one to one: real_logits and "
-                         f"fake_logits must have one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    return (a - b).contiguous()
+    return _run(real, fake, (spec.fake, spec.gen), (1.0, 1.0), spec, red, be, _average_shifts(real, fake))
 
 
 def divergence_estimate(real_logits: Tensor, fake_logits: Tensor, loss: str, *,
