@@ -1,7 +1,8 @@
 """Forward + backward time of the fused adversarial losses against eager PyTorch and torch.compile.
 
 For each size N (logits in all, half real and half fake) it times ``loss = D_loss(real, fake);
-loss.backward()`` for every pygan backend that runs on the device, for the same loss written in
+loss.backward()`` for every pygan backend that runs on the device (on the CPU, once per build of the
+loops the CPU runs: ``cpu-avx2``, ``cpu-base``), for the same loss written in
 eager PyTorch (pygan's reference terms, the way a training script composes them) and for
 ``torch.compile`` of that eager function. It prints median times, the speed-up over eager and over
 torch.compile, and achieved bandwidth counted as the minimum traffic of forward + backward (read
@@ -110,7 +111,13 @@ def run(args):
             except Exception as e:  # compile unsupported here: say so in the table
                 print(f"torch.compile failed at N={n}: {type(e).__name__}: {e}")
         for b in backends:
-            timings[b] = time_ms(step(lambda r, f, b=b: pygan.discriminator_loss(r, f, args.loss, backend=b, **params)), device)
+            fn = step(lambda r, f, b=b: pygan.discriminator_loss(r, f, args.loss, backend=b, **params))
+            if b == "cpu":  # every build of the CPU loops this CPU runs, best first
+                for isa in reversed(_backend.cpu_isas()):
+                    with _backend.cpu_isa(isa):
+                        timings[f"cpu-{isa}"] = time_ms(fn, device)
+            else:
+                timings[b] = time_ms(fn, device)
         bytes_min = 2 * n * real0.element_size()
         for name, ms in timings.items():
             row = {"N": n, "impl": name, "ms": ms, "GB/s": bytes_min / (ms * 1e-3) / 1e9,

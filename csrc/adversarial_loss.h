@@ -2,6 +2,8 @@
 // codes, owned by the caller. Nothing here allocates.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace pygan {
 
@@ -23,9 +25,12 @@ inline double side_weight(const Side& s, int reduction) {
 }
 
 // Forward. NONE: out0 / out1 get the elementwise terms in each side's dtype.
-// MEAN / SUM: `out` gets the scalar loss in `out_dtype`.
+// MEAN / SUM: `out` gets the scalar loss in `out_dtype`; when grad0 / grad1 are not null the same
+// pass writes the loss's gradient for an upstream of one, weight_k * term_k'(x_k[i] - shift_k), in
+// the compute dtype, so that backward is one multiply (the "loss and gradient in one pass" mode).
 void loss_forward_cpu(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t out0,
-                      uintptr_t out1, uintptr_t out, int out_dtype);
+                      uintptr_t out1, uintptr_t out, int out_dtype, uintptr_t grad0,
+                      uintptr_t grad1);
 
 // Backward: grad_k[i] = upstream * weight_k * term_k'(x_k[i] - shift_k). For MEAN / SUM the
 // upstream is one value at `up` of `up_dtype`; for NONE it is elementwise, up0 / up1, in each
@@ -33,13 +38,19 @@ void loss_forward_cpu(const Side& s0, const Side& s1, double alpha, int reductio
 void loss_backward_cpu(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t up,
                        int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0, uintptr_t grad1);
 
+// The CPU instruction sets the loops were built for and this CPU runs ("base", "avx2"), the one in
+// use, and a switch between them (tests compare them; PYGAN_CPU_ISA=base picks base at start).
+std::vector<std::string> cpu_isas();
+std::string cpu_isa();
+void set_cpu_isa(const std::string& name);
+
 // CUDA versions (compiled when nvcc is available). `partials` holds one accumulator of the compute
 // type per tile (loss_forward_tiles), `counter` one zeroed unsigned int that the kernel leaves zeroed.
 int64_t loss_forward_tiles(int64_t n0, int64_t n1);
 bool cuda_compiled();
 void loss_forward_cuda(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t out0,
-                       uintptr_t out1, uintptr_t out, int out_dtype, uintptr_t partials,
-                       uintptr_t counter, uintptr_t stream);
+                       uintptr_t out1, uintptr_t out, int out_dtype, uintptr_t grad0,
+                       uintptr_t grad1, uintptr_t partials, uintptr_t counter, uintptr_t stream);
 void loss_backward_cuda(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t up,
                         int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0,
                         uintptr_t grad1, uintptr_t stream);

@@ -33,6 +33,9 @@ PYBIND11_MODULE(_C, m) {
     return codes;
   });
   m.def("cuda_compiled", &cuda_compiled);
+  m.def("cpu_isas", &cpu_isas);
+  m.def("cpu_isa", &cpu_isa);
+  m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"));
 
   const auto release = py::call_guard<py::gil_scoped_release>();
   m.def("loss_forward_cpu", &loss_forward_cpu, release);

@@ -4,13 +4,27 @@
 #include <cstdint>
 #include <cstring>
 
+// Always inlined: the math is small functions whose constants and lanes must stay in registers
+// inside each kernel loop; a call per function (what the inliner chooses for big kernels) costs
+// more than the math.
+#define PYGAN_INLINE inline __attribute__((always_inline))
 #if defined(__CUDACC__)
 #define PYGAN_HD __host__ __device__ __forceinline__
 #else
-#define PYGAN_HD inline
+#define PYGAN_HD PYGAN_INLINE
+#endif
+
+// The CPU kernels are compiled once per instruction set (cpu/loss_chunks*.cpp). Everything they
+// inline lives in an inline namespace named after the set, so that the copies never merge at link
+// time: a generic build must not end up calling an AVX2 copy of a shared helper.
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__CUDACC__)
+#define PYGAN_ISA isa_avx2
+#else
+#define PYGAN_ISA isa_base
 #endif
 
 namespace pygan {
+inline namespace PYGAN_ISA {
 
 // Dtype codes shared with Python (pygan/_backend.py DTYPE_CODES).
 enum DType : int { F32 = 0, F64 = 1, F16 = 2, BF16 = 3 };
@@ -105,4 +119,5 @@ template <class T> PYGAN_HD void store_as(void* p, int64_t i, int dtype, T v) {
   }
 }
 
+}  // namespace PYGAN_ISA
 }  // namespace pygan

@@ -14,6 +14,7 @@
 #include "fast_math.h"
 
 namespace pygan {
+inline namespace PYGAN_ISA {
 
 enum Term : int {
   NEG = 0,          // -u                                   (kl, pearson, jeffrey, alpha>1 real; wasserstein)
@@ -50,9 +51,10 @@ template <class M, class T> PYGAN_HD T log_wright_omega_1m(T u) {
   const T y = T(1) - u;
   // Start: z ~ y - e^y for y << 0; a line through (-2, -2.12) and (1, 0) in between;
   // z ~ log(y - log y) (the asymptote of W) for y > 1.
-  const T big = y > T(1) ? y : T(1);
-  T z = y < T(-2) ? y - M::exp(y) : (y <= T(1) ? T(0.7066) * (y - T(1)) : M::log(big - M::log(big)));
-  const int steps = sizeof(T) == 8 ? 4 : 3;
+  const T big = select(y > T(1), y, T(1));
+  T z = select(y < T(-2), y - M::exp(y),
+               select(y <= T(1), T(0.7066) * (y - T(1)), M::log(big - M::log(big))));
+  const int steps = std::is_same<T, double>::value ? 4 : 3;
   for (int k = 0; k < steps; ++k) {
     const T ez = M::exp(z);
     const T h = M::expm1(z) + z + u;
@@ -66,7 +68,14 @@ template <class M, class T> PYGAN_HD T log_wright_omega_1m(T u) {
 // accuracy near its zero at u = 0, the first has no cancellation for u < -1.
 template <class M, class T> PYGAN_HD T js_real(T u) {
   const T near = -M::log1p(M::tanh(T(0.5) * u));
-  return u < T(-1) ? M::softplus(-u) - T(0.693147180559945309) : near;
+  return select(u < T(-1), M::softplus(-u) - T(0.693147180559945309), near);
+}
+
+// max(0, m) and its derivative slope * [m > 0], with NaN kept in both.
+template <class T> PYGAN_HD void hinge(T m, T slope, T& v, T& d) {
+  const T zero_or_nan = select(m != m, m, T(0));
+  v = select(m > T(0), m, zero_or_nan);
+  d = select(m > T(0), slope, zero_or_nan);
 }
 
 // Value v and derivative d of term C at u; a is the alpha-divergence parameter (ignored otherwise).
@@ -106,14 +115,14 @@ template <int C, class M, class T> PYGAN_HD void term(T u, T a, T& v, T& d) {
     // For a > 1, f* is -1/a (its value at s = 0) for all s <= 0: the supremum sits at u -> 0.
     // log s = log1p((a-1) u), exact near u = 0; -inf at s <= 0 gives v = -1/a, d = 0.
     const T e = (a - T(1)) * u;
-    const T ls = M::log1p(e > T(-1) ? e : T(-1));
+    const T ls = M::log1p(select(e > T(-1), e, T(-1)));
     v = M::expm1(a / (a - T(1)) * ls) / a;
     d = M::exp(ls / (a - T(1)));
-    v = (u != u) ? u : v;
-    d = (u != u) ? u : d;
+    v = select(u != u, u, v);
+    d = select(u != u, u, d);
   }
-  else if constexpr (C == HINGE_REAL) { const T m = T(1) - u; v = m > T(0) ? m : (m != m ? m : T(0)); d = m > T(0) ? T(-1) : (m != m ? m : T(0)); }
-  else if constexpr (C == HINGE_FAKE) { const T m = T(1) + u; v = m > T(0) ? m : (m != m ? m : T(0)); d = m > T(0) ? T(1) : (m != m ? m : T(0)); }
+  else if constexpr (C == HINGE_REAL) { hinge(T(1) - u, T(-1), v, d); }
+  else if constexpr (C == HINGE_FAKE) { hinge(T(1) + u, T(1), v, d); }
   else if constexpr (C == HALF_SQ_U_MINUS_1) { const T m = u - T(1); v = T(0.5) * m * m; d = m; }
   else if constexpr (C == HALF_SQ) { v = T(0.5) * u * u; d = u; }
   else { static_assert(C < NUM_TERMS, "unknown term"); }
@@ -144,4 +153,5 @@ static const char* const TERM_NAMES[NUM_TERMS] = {
     "TV_REAL", "TV_FAKE", "ALPHA_LT1_REAL", "ALPHA_LT1_FAKE", "ALPHA_GT1_FAKE", "HINGE_REAL",
     "HINGE_FAKE", "HALF_SQ_U_MINUS_1", "HALF_SQ"};
 
+}  // namespace PYGAN_ISA
 }  // namespace pygan

@@ -9,6 +9,7 @@ silently.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from typing import Any
@@ -74,9 +75,22 @@ def unavailable_reason(backend: str, device: torch.device) -> str | None:
     return f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}"
 
 
+# Successful resolutions, by (request, device type, TRITON_INTERPRET): availability does not change
+# while the process runs, and the checks cost more than a small loss kernel.
+_RESOLVED: dict[tuple, str] = {}
+
+
 def resolve(backend: str | None, device: torch.device) -> str:
     """The backend that will run on ``device``: the one asked for, or the preferred available one."""
     requested = backend or os.environ.get("PYGAN_BACKEND") or "auto"
+    key = (requested, device.type, os.environ.get("TRITON_INTERPRET"))
+    name = _RESOLVED.get(key)
+    if name is None:
+        name = _RESOLVED[key] = _resolve(requested, device)
+    return name
+
+
+def _resolve(requested: str, device: torch.device) -> str:
     if requested not in BACKENDS:
         raise ValueError(f"unknown backend {requested!r}; valid backends: {', '.join(BACKENDS)}")
     if requested != "auto":
@@ -108,3 +122,23 @@ def available() -> dict[str, str]:
             why = "compiled; " + why
         out[name] = "available" if why is None else why
     return out
+
+
+def cpu_isas() -> list[str]:
+    """The builds of the CPU loops this CPU runs ("base", and "avx2" with AVX2 + FMA)."""
+    c, _ = _load_c()
+    return list(c.cpu_isas()) if c is not None else []
+
+
+@contextlib.contextmanager
+def cpu_isa(isa: str):
+    """Runs the CPU backend's loops built for ``isa`` inside the block (tests and benchmarks)."""
+    c, why = _load_c()
+    if c is None:
+        raise RuntimeError(f"pygan._C is unavailable: {why}")
+    previous = c.cpu_isa()
+    c.set_cpu_isa(isa)
+    try:
+        yield
+    finally:
+        c.set_cpu_isa(previous)

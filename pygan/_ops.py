@@ -4,7 +4,9 @@
 ``pygan::adversarial_loss`` returns the reduced scalar (mean or sum); ``pygan::adversarial_loss_terms``
 the elementwise terms of both sides; ``pygan::adversarial_loss_backward`` the gradients of either,
 recomputing the terms from the logits (one read of each logit and one write of each gradient, no
-saved intermediates). The ops allocate their outputs through PyTorch's allocator and never
+saved intermediates). ``pygan::adversarial_loss_and_grad`` is the training path: one pass returns
+the reduced loss and its gradients for an upstream of one (in the compute dtype, so that a large
+upstream such as a loss scale meets unrounded values), and backward is a multiply. The ops allocate their outputs through PyTorch's allocator and never
 synchronize with the host. Inputs arrive validated and contiguous (pygan.losses checks them).
 """
 
@@ -56,8 +58,9 @@ def _c_side(x: Tensor, term: int, sign: float, shift: Optional[Tensor]):
 
 
 def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
-             out0, out1, out):
-    """Runs the forward kernel of ``backend``; writes out0/out1 (reduction 0) or out."""
+             out0, out1, out, grad0=None, grad1=None):
+    """Runs the forward kernel of ``backend``; writes out0/out1 (reduction 0) or out, and grad0 and
+    grad1 (the gradients for an upstream of one, compute dtype) when given."""
     device = x0.device
     name = _backend.resolve(backend, device)
     if name == "cpu":
@@ -65,7 +68,8 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
         c.loss_forward_cpu(_c_side(x0, term0, sign0, shift0), _c_side(x1, term1, sign1, shift1),
                            alpha, reduction, out0.data_ptr(), out1.data_ptr(),
                            out.data_ptr() if out is not None else 0,
-                           DTYPE_CODES[out.dtype] if out is not None else 0)
+                           DTYPE_CODES[out.dtype] if out is not None else 0,
+                           _ptr(grad0), _ptr(grad1))
         return
     acc = compute_dtype(x0.dtype, x1.dtype)
     if name == "cuda":
@@ -77,7 +81,8 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
                                 alpha, reduction, out0.data_ptr(), out1.data_ptr(),
                                 out.data_ptr() if out is not None else 0,
                                 DTYPE_CODES[out.dtype] if out is not None else 0,
-                                partials.data_ptr(), _counter(device).data_ptr(),
+                                _ptr(grad0), _ptr(grad1), partials.data_ptr(),
+                                _counter(device).data_ptr(),
                                 torch.cuda.current_stream(device).cuda_stream)
         return
     k, _ = _backend._load_triton()
@@ -90,10 +95,13 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
     with torch.cuda.device(device) if device.type == "cuda" else _nullcontext():
         k.forward_kernel[(tiles,)](
             x0, x0.numel(), shift0 if shift0 is not None else dummy, sign0, out0,
+            grad0 if grad0 is not None else dummy,
             x1, x1.numel(), shift1 if shift1 is not None else dummy, sign1, out1,
+            grad1 if grad1 is not None else dummy,
             out if out is not None else dummy, partials, counter, alpha, tiles0,
             HAS_SH0=shift0 is not None, HAS_SH1=shift1 is not None, TERM0=term0, TERM1=term1,
-            REDUCE=reduction != 0, MEAN=reduction == 1, ACC=_triton_acc(x0, x1),
+            REDUCE=reduction != 0, MEAN=reduction == 1, GRAD=grad0 is not None,
+            ACC=_triton_acc(x0, x1),
             STEPS=4 if acc == torch.float64 else 3, BLOCK=block,
         )
 
@@ -132,6 +140,10 @@ def _backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reducti
         )
 
 
+def _ptr(t: Optional[Tensor]) -> int:
+    return t.data_ptr() if t is not None else 0
+
+
 class _nullcontext:
     def __enter__(self):
         return None
@@ -158,6 +170,32 @@ def adversarial_loss(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: O
 @adversarial_loss.register_fake
 def _(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend):
     return x0.new_empty((), dtype=_out_dtype(x0, x1))
+
+
+def _loss_and_grad(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend):
+    out = torch.empty((), dtype=_out_dtype(x0, x1), device=x0.device)
+    acc = compute_dtype(x0.dtype, x1.dtype)
+    grad0 = torch.empty(x0.shape, dtype=acc, device=x0.device)
+    grad1 = torch.empty(x1.shape, dtype=acc, device=x1.device)
+    _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
+             x0, x1, out, grad0, grad1)
+    return out, grad0, grad1
+
+
+@torch.library.custom_op("pygan::adversarial_loss_and_grad", mutates_args=())
+def adversarial_loss_and_grad(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],
+                              term0: int, term1: int, sign0: float, sign1: float, alpha: float,
+                              reduction: int, backend: str) -> tuple[Tensor, Tensor, Tensor]:
+    """The reduced loss of ``adversarial_loss`` and, from the same pass, d loss / d x_k for an
+    upstream of one: w_k * term_k'(x_k - shift_k), in the compute dtype."""
+    return _loss_and_grad(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend)
+
+
+@adversarial_loss_and_grad.register_fake
+def _(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend):
+    acc = compute_dtype(x0.dtype, x1.dtype)
+    return (x0.new_empty((), dtype=_out_dtype(x0, x1)), x0.new_empty(x0.shape, dtype=acc),
+            x1.new_empty(x1.shape, dtype=acc))
 
 
 @torch.library.custom_op("pygan::adversarial_loss_terms", mutates_args=())
@@ -233,5 +271,52 @@ def _backward_terms(ctx, grad0, grad1):
     return g0, g1, s0, s1, None, None, None, None, None, None
 
 
+def _setup_with_grad(ctx, inputs, output):
+    _setup_context(ctx, inputs, output)
+    ctx.set_materialize_grads(False)  # the gradient outputs take no upstream: skip zero-filling one
+    ctx.grads = output[1:]
+    ctx.dtypes = (inputs[0].dtype, inputs[1].dtype)
+
+
+def _backward_with_grad(ctx, grad, _grad0=None, _grad1=None, *, in_place=False):
+    if grad is None:
+        return (None,) * 11
+    if torch.is_grad_enabled() or ctx.grads is None:
+        # create_graph: a product with the saved gradient would hide the second derivative, so take
+        # the recomputing path, which (like every pygan loss op) has no double backward. The same
+        # path serves a second backward (retain_graph), after the first consumed the saved buffers.
+        return _backward_reduced(ctx, grad)
+    grads, ctx.grads = ctx.grads, None
+    up = grad.to(grads[0].dtype)
+    if in_place:
+        # Eager: scale the saved gradients in place and hand them over, so that autograd can keep
+        # them as .grad without a copy (nothing else holds them). Traced graphs stay functional.
+        g0, g1 = grads[0].mul_(up).to(ctx.dtypes[0]), grads[1].mul_(up).to(ctx.dtypes[1])
+    else:
+        g0, g1 = (up * grads[0]).to(ctx.dtypes[0]), (up * grads[1]).to(ctx.dtypes[1])
+    del grads
+    _, _, shift0, shift1 = ctx.saved_tensors
+    s0, s1 = _shift_grads(ctx, shift0, shift1, g0, g1)
+    return g0, g1, s0, s1, None, None, None, None, None, None, None
+
+
 adversarial_loss.register_autograd(_backward_reduced, setup_context=_setup_context)
+adversarial_loss_and_grad.register_autograd(_backward_with_grad, setup_context=_setup_with_grad)
 adversarial_loss_terms.register_autograd(_backward_terms, setup_context=_setup_context)
+
+
+class LossAndGrad(torch.autograd.Function):
+    """Eager twin of ``pygan::adversarial_loss_and_grad``: the same kernels, context and backward,
+    without the custom-op dispatch, which at small sizes costs more than the kernel. pygan.losses
+    uses it outside ``torch.compile`` and the registered op inside."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        out = _loss_and_grad(*inputs)
+        _setup_with_grad(ctx, inputs, out)
+        ctx.mark_non_differentiable(out[1], out[2])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad, grad0, grad1):
+        return _backward_with_grad(ctx, grad, in_place=True)

@@ -101,20 +101,34 @@ def _run(x0: Tensor, x1: Tensor, terms: tuple[str, str], signs: tuple[float, flo
          reduction: int, backend: str, shifts: tuple[Optional[Tensor], Optional[Tensor]] = (None, None),
          fields: tuple[bool, bool] = (True, True)):
     t0, t1 = TERM_CODES[terms[0]], TERM_CODES[terms[1]]
+    args = (x0, x1, shifts[0], shifts[1], t0, t1, signs[0], signs[1], spec.alpha)
+    if reduction and _needs_grad(x0, x1, *shifts):
+        # Training: the gradient comes from the forward pass, backward only scales it.
+        op = _ops.adversarial_loss_and_grad if torch.compiler.is_compiling() else _ops.LossAndGrad.apply
+        return op(*args, reduction, backend)[0]
     if reduction:
-        return _ops.adversarial_loss(x0, x1, shifts[0], shifts[1], t0, t1, signs[0], signs[1],
-                                     spec.alpha, reduction, backend)
-    out0, out1 = _ops.adversarial_loss_terms(x0, x1, shifts[0], shifts[1], t0, t1, signs[0], signs[1],
-                                             spec.alpha, backend)
+        return _ops.adversarial_loss(*args, reduction, backend)
+    out0, out1 = _ops.adversarial_loss_terms(*args, backend)
     return LossTerms(out0 if fields[0] else None, out1 if fields[1] else None)
 
 
-def _average_shifts(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
-    """Relativistic average: each side is shifted by the other side's mean logit, taken in the
-    compute dtype and handed to the kernel in the compute dtype of the side it is subtracted from."""
-    real_mean = real.to(_ops.compute_dtype(real.dtype)).mean()
-    fake_mean = fake.to(_ops.compute_dtype(fake.dtype)).mean()
-    return fake_mean.to(_ops.compute_dtype(real.dtype)), real_mean.to(_ops.compute_dtype(fake.dtype))
+def _needs_grad(*tensors: Optional[Tensor]) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _relativistic_average(real: Tensor, fake: Tensor, terms: tuple[str, str], spec: LossSpec,
+                          reduction: int, backend: str):
+    """Relativistic average: each side shifted by the other side's mean logit. The whole loss runs
+    in the compute dtype and comes back in the inputs' dtypes: through the means every gradient
+    gathers a sum over the other side's per-element gradients, which must not be rounded to float16
+    or bfloat16 before they are added."""
+    r = real.to(_ops.compute_dtype(real.dtype))
+    f = fake.to(_ops.compute_dtype(fake.dtype))
+    shifts = (f.mean().to(r.dtype), r.mean().to(f.dtype))
+    out = _run(r, f, terms, (1.0, 1.0), spec, reduction, backend, shifts)
+    if reduction:
+        return out.to(torch.promote_types(real.dtype, fake.dtype))
+    return LossTerms(out.real.to(real.dtype), out.fake.to(fake.dtype))
 
 
 def _paired(a: Tensor, b: Tensor, term: str, side: int, spec: LossSpec, reduction: int, backend: str):
@@ -163,8 +177,9 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "ga
     be = _check_backend(backend, real.device)
     if spec.kind == "relativistic":
         return _paired(real, fake, spec.real, 0, spec, red, be)
-    shifts = _average_shifts(real, fake) if spec.kind == "relativistic_average" else (None, None)
-    return _run(real, fake, (spec.real, spec.fake), (1.0, 1.0), spec, red, be, shifts)
+    if spec.kind == "relativistic_average":
+        return _relativistic_average(real, fake, (spec.real, spec.fake), spec, red, be)
+    return _run(real, fake, (spec.real, spec.fake), (1.0, 1.0), spec, red, be)
 
 
 def generator_loss(fake_logits: Tensor, loss: str = "gan", *, saturating: bool = False,
@@ -197,7 +212,7 @@ def generator_loss(fake_logits: Tensor, loss: str = "gan", *, saturating: bool =
     if spec.kind == "relativistic":
         return _paired(fake, real, spec.gen, 1, spec, red, be)
     # Relativistic average, G's view: the real samples should look less real than the fakes.
-    return _run(real, fake, (spec.fake, spec.gen), (1.0, 1.0), spec, red, be, _average_shifts(real, fake))
+    return _relativistic_average(real, fake, (spec.fake, spec.gen), spec, red, be)
 
 
 def divergence_estimate(real_logits: Tensor, fake_logits: Tensor, loss: str, *,

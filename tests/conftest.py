@@ -13,12 +13,13 @@ from pygan import _backend  # noqa: E402
 
 
 def _backend_params():
-    params = [pytest.param(("cpu", "cpu"), id="cpu")]
+    # The CPU backend once per instruction set: each build of the loops is checked on its own.
+    params = [pytest.param(("cpu", "cpu", isa), id=f"cpu-{isa}") for isa in _backend.cpu_isas() or ["base"]]
     triton_device = "cuda" if torch.cuda.is_available() else "cpu"
     triton_ok = _backend.unavailable_reason("triton", torch.device(triton_device)) is None
-    params.append(pytest.param(("triton", triton_device), id="triton",
+    params.append(pytest.param(("triton", triton_device, None), id="triton",
                                marks=[] if triton_ok else pytest.mark.skip(reason="Triton not usable here")))
-    params.append(pytest.param(("cuda", "cuda"), id="cuda", marks=pytest.mark.gpu))
+    params.append(pytest.param(("cuda", "cuda", None), id="cuda", marks=pytest.mark.gpu))
     return params
 
 
@@ -36,8 +37,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    """(backend name, device) for every backend this machine can run."""
-    return request.param
+    """(backend name, device) for every backend this machine can run (the CPU one per ISA)."""
+    name, device, isa = request.param
+    if isa is None:
+        yield name, device
+        return
+    with _backend.cpu_isa(isa):
+        yield name, device
 
 
 @pytest.fixture

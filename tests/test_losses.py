@@ -1,6 +1,7 @@
 """The fused losses against the float64 reference, on every backend and dtype, with fresh random
 inputs on every run."""
 
+import contextlib
 import math
 import os
 import subprocess
@@ -225,10 +226,11 @@ def test_backends_agree(rng):
     real = _logits((3000,), torch.float32, "cpu", rng)
     fake = _logits((2000,), torch.float32, "cpu", rng)
     results = []
-    for name, device in names:
+    for name, device, isa in names:
         r, f = real.to(device).requires_grad_(), fake.to(device).requires_grad_()
-        out = pygan.discriminator_loss(r, f, "js", backend=name)
-        out.backward()
+        with pygan._backend.cpu_isa(isa) if isa else contextlib.nullcontext():
+            out = pygan.discriminator_loss(r, f, "js", backend=name)
+            out.backward()
         results.append((out.cpu(), r.grad.cpu(), f.grad.cpu()))
     for other in results[1:]:
         for a, b in zip(results[0], other):
@@ -325,6 +327,79 @@ def test_custom_ops_pass_opcheck(rng):
     t0, t1 = TERM_CODES["SOFTPLUS_NEG"], TERM_CODES["SOFTPLUS"]
     torch.library.opcheck(_ops.adversarial_loss, (real, fake, shift, None, t0, t1, 1.0, 1.0, 0.0, 1, "auto"))
     torch.library.opcheck(_ops.adversarial_loss_terms, (real, fake, None, shift, t0, t1, 1.0, -1.0, 0.0, "auto"))
+    torch.library.opcheck(_ops.adversarial_loss_and_grad, (real, fake, shift, None, t0, t1, 1.0, 1.0, 0.0, 2, "auto"))
+
+
+def _grads(loss_fn, *xs, **backward_kw):
+    xs = [x.detach().clone().requires_grad_() for x in xs]
+    out = loss_fn(*xs)
+    out.backward(**backward_kw)
+    return out, [x.grad for x in xs], xs
+
+
+@pytest.mark.parametrize("loss", ["gan", "js", "relativistic_average", "jeffrey"])
+def test_training_path_equals_recomputing_path(backend, loss, rng):
+    """With inputs that need gradients the loss returns its gradient from the forward pass; a second
+    backward (retain_graph) and create_graph fall back to recomputing it: all three agree."""
+    name, device = backend
+    real = _logits((300,), torch.float32, device, rng)
+    fake = _logits((200,), torch.float32, device, rng)
+    xs = [real.clone().requires_grad_(), fake.clone().requires_grad_()]
+    out = pygan.discriminator_loss(*xs, loss, backend=name)
+    out.backward(torch.tensor(3.0, device=device), retain_graph=True)
+    first = [x.grad.clone() for x in xs]
+    for x in xs:
+        x.grad = None
+    out.backward(torch.tensor(3.0, device=device))  # the saved gradients are spent: recomputed
+    for g, x in zip(first, xs):
+        torch.testing.assert_close(x.grad, g, rtol=2e-6, atol=0)
+    ys = [real.clone().requires_grad_(), fake.clone().requires_grad_()]
+    grads = torch.autograd.grad(3.0 * pygan.discriminator_loss(*ys, loss, backend=name), ys, create_graph=True)
+    for g, h in zip(first, grads):
+        torch.testing.assert_close(h, g, rtol=2e-6, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_training_path_keeps_precision_under_loss_scaling(backend, dtype, rng):
+    """A mean over many logits has per-element gradients near the bottom of float16's range; the
+    gradient saved by the forward pass is kept in float32, so a large upstream (a GradScaler's loss
+    scale) still gives each gradient to the dtype's own precision."""
+    name, device = backend
+    n, scale = 8192, 32768.0  # a power of two: exact as an upstream in float16
+    real = _logits((n,), dtype, device, rng).requires_grad_()
+    fake = _logits((n,), dtype, device, rng).requires_grad_()
+    pygan.discriminator_loss(real, fake, "gan", backend=name).backward(torch.tensor(scale, dtype=dtype, device=device))
+    r64 = real.detach().double().cpu().requires_grad_()
+    f64 = fake.detach().double().cpu().requires_grad_()
+    (ref.discriminator_loss(r64, f64, "gan", "mean") * scale).backward()
+    for x, x64 in ((real, r64), (fake, f64)):
+        expect = x64.grad.to(dtype).double()
+        # Relative error, measured against the smallest normal number where the exact value is below it.
+        err = ((x.grad.cpu().double() - x64.grad).abs() / x64.grad.abs().clamp_min(torch.finfo(dtype).tiny))
+        assert err.max().item() <= torch.finfo(dtype).eps, (dtype, err.max().item())
+        assert torch.count_nonzero(x.grad.cpu().double() - expect) <= n // 100
+
+
+@pytest.mark.parametrize("loss,params", CASES)
+def test_cpu_instruction_sets_agree(loss, params, rng):
+    """Every build of the CPU loops (base and AVX2 where the CPU has it) matches the float64 result
+    over several parallel chunks, values and gradients."""
+    real = _logits((40000,), torch.float32, "cpu", rng)
+    fake = _logits((40000,) if loss == "relativistic" else (20001,), torch.float32, "cpu", rng)
+    r64, f64 = real.double().requires_grad_(), fake.double().requires_grad_()
+    expect = ref.discriminator_loss(r64, f64, loss, "mean", **params)
+    expect.backward()
+    scale = float(_scale(ref.discriminator_loss(r64.detach(), f64.detach(), loss, "none", **params)))
+    isas = pygan._backend.cpu_isas()
+    assert isas and isas[0] == "base"
+    for isa in isas:
+        with pygan._backend.cpu_isa(isa):
+            out, grads, _ = _grads(lambda r, f: pygan.discriminator_loss(r, f, loss, backend="cpu", **params),
+                                   real, fake)
+        what = f"{isa} {loss} seed={rng.initial_seed()}"
+        _assert_close(out, expect.detach(), scale, 1e-5, what)
+        for g, e in zip(grads, (r64.grad, f64.grad)):
+            _assert_close(g, e, 0.0, 5 * RTOL[torch.float32], what + " grad")
 
 
 @pytest.mark.parametrize("loss", ["gan", "relativistic_average"])

@@ -4,6 +4,7 @@ One launch per direction covers both logit tensors: program t handles tile t of
 [side 0 tiles | side 1 tiles]. The forward reduction is deterministic in that one launch: every
 program stores its tile's weighted sum in ``partials[t]``, and the last program to take a ticket
 from ``counter`` adds the partials in tile order, writes the loss and resets the counter to zero.
+With GRAD the forward also writes the loss's gradient (upstream one), so backward is a multiply.
 """
 
 import triton
@@ -27,9 +28,9 @@ def _tile_values(x_ptr, n, shift_ptr, sign, alpha, tile, HAS_SHIFT: tl.constexpr
 
 
 @triton.jit
-def _forward_side(x_ptr, n, shift_ptr, sign, out_ptr, alpha, tile, HAS_SHIFT: tl.constexpr,
-                  TERM: tl.constexpr, REDUCE: tl.constexpr, MEAN: tl.constexpr, ACC: tl.constexpr,
-                  STEPS: tl.constexpr, BLOCK: tl.constexpr):
+def _forward_side(x_ptr, n, shift_ptr, sign, out_ptr, grad_ptr, alpha, tile, HAS_SHIFT: tl.constexpr,
+                  TERM: tl.constexpr, REDUCE: tl.constexpr, MEAN: tl.constexpr, GRAD: tl.constexpr,
+                  ACC: tl.constexpr, STEPS: tl.constexpr, BLOCK: tl.constexpr):
     offs, mask, v, d = _tile_values(x_ptr, n, shift_ptr, sign, alpha, tile, HAS_SHIFT, TERM, ACC,
                                     STEPS, BLOCK)
     w = tl.cast(sign, ACC)
@@ -37,6 +38,8 @@ def _forward_side(x_ptr, n, shift_ptr, sign, out_ptr, alpha, tile, HAS_SHIFT: tl
         w = w / tl.cast(n, ACC)
     if REDUCE:
         total = tl.sum(tl.where(mask, v, 0.0), axis=0) * w
+        if GRAD:  # the loss's gradient for an upstream of one, from the same pass
+            tl.store(grad_ptr + offs, (w * d).to(grad_ptr.dtype.element_ty), mask=mask)
     else:
         tl.store(out_ptr + offs, (v * w).to(out_ptr.dtype.element_ty), mask=mask)
         total = tl.zeros((), ACC)
@@ -45,18 +48,18 @@ def _forward_side(x_ptr, n, shift_ptr, sign, out_ptr, alpha, tile, HAS_SHIFT: tl
 
 # Sizes are never specialized: n == 1 would otherwise become a compile-time constant.
 @triton.jit(do_not_specialize=["n0", "n1", "tiles0"])
-def forward_kernel(x0, n0, sh0, sign0, out0, x1, n1, sh1, sign1, out1, out, partials, counter,
-                   alpha, tiles0, HAS_SH0: tl.constexpr, HAS_SH1: tl.constexpr,
+def forward_kernel(x0, n0, sh0, sign0, out0, grad0, x1, n1, sh1, sign1, out1, grad1, out, partials,
+                   counter, alpha, tiles0, HAS_SH0: tl.constexpr, HAS_SH1: tl.constexpr,
                    TERM0: tl.constexpr, TERM1: tl.constexpr, REDUCE: tl.constexpr,
-                   MEAN: tl.constexpr, ACC: tl.constexpr, STEPS: tl.constexpr,
+                   MEAN: tl.constexpr, GRAD: tl.constexpr, ACC: tl.constexpr, STEPS: tl.constexpr,
                    BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     if pid < tiles0:
-        total = _forward_side(x0, n0, sh0, sign0, out0, alpha, pid, HAS_SH0, TERM0, REDUCE, MEAN,
-                              ACC, STEPS, BLOCK)
+        total = _forward_side(x0, n0, sh0, sign0, out0, grad0, alpha, pid, HAS_SH0, TERM0, REDUCE,
+                              MEAN, GRAD, ACC, STEPS, BLOCK)
     else:
-        total = _forward_side(x1, n1, sh1, sign1, out1, alpha, pid - tiles0, HAS_SH1, TERM1, REDUCE,
-                              MEAN, ACC, STEPS, BLOCK)
+        total = _forward_side(x1, n1, sh1, sign1, out1, grad1, alpha, pid - tiles0, HAS_SH1, TERM1,
+                              REDUCE, MEAN, GRAD, ACC, STEPS, BLOCK)
     if REDUCE:
         tl.store(partials + pid, total)
         # acq_rel: our partial is visible before the ticket; the last program sees every partial.

@@ -41,12 +41,13 @@ template <class Acc> __device__ Acc shift_of(const Side& s) {
 template <class Acc>
 __global__ void __launch_bounds__(THREADS)
 forward_kernel(Side s0, Side s1, Acc alpha, int reduction, Acc w0, Acc w1, int64_t tiles0,
-               uintptr_t out0, uintptr_t out1, uintptr_t out, int out_dtype, Acc* partials,
-               unsigned* counter) {
+               uintptr_t out0, uintptr_t out1, uintptr_t out, int out_dtype, uintptr_t grad0,
+               uintptr_t grad1, Acc* partials, unsigned* counter) {
   const int64_t t = blockIdx.x;
   const bool first = t < tiles0;
   const Side& s = first ? s0 : s1;
   void* o = reinterpret_cast<void*>(first ? out0 : out1);
+  void* g = reduction == NONE ? nullptr : reinterpret_cast<void*>(first ? grad0 : grad1);
   const Acc w = first ? w0 : w1;
   const int64_t base = (first ? t : t - tiles0) * TILE;
   const Acc shift = shift_of<Acc>(s);
@@ -62,6 +63,7 @@ forward_kernel(Side s0, Side s1, Acc alpha, int reduction, Acc w0, Acc w1, int64
         term<C, StdMath>(load_as<Acc>(x, i, s.dtype) - shift, alpha, v, d);
         if (reduction == NONE) store_as<Acc>(o, i, s.dtype, w * v);
         else acc += v;
+        if (g) store_as<Acc>(g, i, sizeof(Acc) == 8 ? F64 : F32, w * d);  // compute dtype
       }
     }
   });
@@ -132,20 +134,20 @@ bool cuda_compiled() { return true; }
 int64_t loss_forward_tiles(int64_t n0, int64_t n1) { return tiles_of(n0) + tiles_of(n1); }
 
 void loss_forward_cuda(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t out0,
-                       uintptr_t out1, uintptr_t out, int out_dtype, uintptr_t partials,
-                       uintptr_t counter, uintptr_t stream) {
+                       uintptr_t out1, uintptr_t out, int out_dtype, uintptr_t grad0,
+                       uintptr_t grad1, uintptr_t partials, uintptr_t counter, uintptr_t stream) {
   const int64_t tiles0 = tiles_of(s0.n), tiles = tiles0 + tiles_of(s1.n);
   if (tiles == 0) return;
   auto st = reinterpret_cast<cudaStream_t>(stream);
   const double w0 = side_weight(s0, reduction), w1 = side_weight(s1, reduction);
   if (s0.dtype == F64 || s1.dtype == F64) {
     forward_kernel<double><<<unsigned(tiles), THREADS, 0, st>>>(
-        s0, s1, alpha, reduction, w0, w1, tiles0, out0, out1, out, out_dtype,
+        s0, s1, alpha, reduction, w0, w1, tiles0, out0, out1, out, out_dtype, grad0, grad1,
         reinterpret_cast<double*>(partials), reinterpret_cast<unsigned*>(counter));
   } else {
     forward_kernel<float><<<unsigned(tiles), THREADS, 0, st>>>(
         s0, s1, float(alpha), reduction, float(w0), float(w1), tiles0, out0, out1, out, out_dtype,
-        reinterpret_cast<float*>(partials), reinterpret_cast<unsigned*>(counter));
+        grad0, grad1, reinterpret_cast<float*>(partials), reinterpret_cast<unsigned*>(counter));
   }
   check_launch("loss_forward");
 }

@@ -17,7 +17,7 @@ namespace {
 bool cuda_compiled() { return false; }
 int64_t loss_forward_tiles(int64_t, int64_t) { unavailable(); }
 void loss_forward_cuda(const Side&, const Side&, double, int, uintptr_t, uintptr_t, uintptr_t, int,
-                       uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
+                       uintptr_t, uintptr_t, uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
 void loss_backward_cuda(const Side&, const Side&, double, int, uintptr_t, int, uintptr_t, uintptr_t,
                         uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
 
