@@ -19,8 +19,10 @@
 // time: a generic build must not end up calling an AVX2 copy of a shared helper.
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__CUDACC__)
 #define PYGAN_ISA isa_avx2
+#define PYGAN_ISA_NAME "avx2"
 #else
 #define PYGAN_ISA isa_base
+#define PYGAN_ISA_NAME "base"
 #endif
 
 namespace pygan {

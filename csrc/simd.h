@@ -28,9 +28,6 @@ typedef int32_t i32x8 __attribute__((vector_size(32)));
 // Lane mask: all bits set where true (the result of a vector comparison).
 struct MaskF {
   i32x8 m;
-  friend PYGAN_INLINE MaskF operator&(MaskF a, MaskF b) { return {a.m & b.m}; }
-  friend PYGAN_INLINE MaskF operator|(MaskF a, MaskF b) { return {a.m | b.m}; }
-  friend PYGAN_INLINE MaskF operator!(MaskF a) { return {~a.m}; }
 };
 
 struct VecF {

@@ -275,7 +275,6 @@ def _setup_with_grad(ctx, inputs, output):
     _setup_context(ctx, inputs, output)
     ctx.set_materialize_grads(False)  # the gradient outputs take no upstream: skip zero-filling one
     ctx.grads = output[1:]
-    ctx.dtypes = (inputs[0].dtype, inputs[1].dtype)
 
 
 def _backward_with_grad(ctx, grad, _grad0=None, _grad1=None, *, in_place=False):
@@ -287,15 +286,15 @@ def _backward_with_grad(ctx, grad, _grad0=None, _grad1=None, *, in_place=False):
         # path serves a second backward (retain_graph), after the first consumed the saved buffers.
         return _backward_reduced(ctx, grad)
     grads, ctx.grads = ctx.grads, None
+    x0, x1, shift0, shift1 = ctx.saved_tensors
     up = grad.to(grads[0].dtype)
     if in_place:
         # Eager: scale the saved gradients in place and hand them over, so that autograd can keep
         # them as .grad without a copy (nothing else holds them). Traced graphs stay functional.
-        g0, g1 = grads[0].mul_(up).to(ctx.dtypes[0]), grads[1].mul_(up).to(ctx.dtypes[1])
+        g0, g1 = grads[0].mul_(up).to(x0.dtype), grads[1].mul_(up).to(x1.dtype)
     else:
-        g0, g1 = (up * grads[0]).to(ctx.dtypes[0]), (up * grads[1]).to(ctx.dtypes[1])
+        g0, g1 = (up * grads[0]).to(x0.dtype), (up * grads[1]).to(x1.dtype)
     del grads
-    _, _, shift0, shift1 = ctx.saved_tensors
     s0, s1 = _shift_grads(ctx, shift0, shift1, g0, g1)
     return g0, g1, s0, s1, None, None, None, None, None, None, None
 

@@ -68,22 +68,30 @@ template <class F> void parallel_chunks(int64_t n, F&& fn) {
 #endif
 }
 
+// The builds of the loops this CPU can run, in order of preference (the last is the default).
+const std::vector<const ChunkKernels*>& runnable_kernels() {
+  static const std::vector<const ChunkKernels*> kernels = [] {
+    std::vector<const ChunkKernels*> k{&isa_base::chunk_kernels};
 #if defined(PYGAN_HAVE_AVX2)
-bool cpu_has_avx2_fma() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-#else
-bool cpu_has_avx2_fma() { return false; }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) k.push_back(&isa_avx2::chunk_kernels);
 #endif
+    return k;
+  }();
+  return kernels;
+}
 
-// The instruction set in use: AVX2 + FMA where the CPU has them, unless PYGAN_CPU_ISA=base.
+const ChunkKernels* find_kernels(const std::string& name) {
+  for (const ChunkKernels* k : runnable_kernels())
+    if (name == k->name) return k;
+  return nullptr;
+}
+
+// The build in use: the preferred one, or the one PYGAN_CPU_ISA names at start-up.
 std::atomic<const ChunkKernels*>& active_kernels() {
-  static std::atomic<const ChunkKernels*> active{[]() -> const ChunkKernels* {
+  static std::atomic<const ChunkKernels*> active{[] {
     const char* env = std::getenv("PYGAN_CPU_ISA");
-    const bool want_base = env && std::string(env) == "base";
-#if defined(PYGAN_HAVE_AVX2)
-    if (!want_base && cpu_has_avx2_fma()) return &isa_avx2::chunk_kernels;
-#endif
-    (void)want_base;
-    return &isa_base::chunk_kernels;
+    const ChunkKernels* chosen = env ? find_kernels(env) : nullptr;
+    return chosen ? chosen : runnable_kernels().back();
   }()};
   return active;
 }
@@ -91,24 +99,17 @@ std::atomic<const ChunkKernels*>& active_kernels() {
 }  // namespace
 
 std::vector<std::string> cpu_isas() {
-  std::vector<std::string> names{isa_base::chunk_kernels.name};
-#if defined(PYGAN_HAVE_AVX2)
-  if (cpu_has_avx2_fma()) names.push_back(isa_avx2::chunk_kernels.name);
-#endif
+  std::vector<std::string> names;
+  for (const ChunkKernels* k : runnable_kernels()) names.push_back(k->name);
   return names;
 }
 
 std::string cpu_isa() { return active_kernels().load()->name; }
 
 void set_cpu_isa(const std::string& name) {
-  if (name == isa_base::chunk_kernels.name) { active_kernels() = &isa_base::chunk_kernels; return; }
-#if defined(PYGAN_HAVE_AVX2)
-  if (name == isa_avx2::chunk_kernels.name && cpu_has_avx2_fma()) {
-    active_kernels() = &isa_avx2::chunk_kernels;
-    return;
-  }
-#endif
-  throw std::invalid_argument("cpu isa '" + name + "' is not available on this CPU or build");
+  const ChunkKernels* k = find_kernels(name);
+  if (!k) throw std::invalid_argument("cpu isa '" + name + "' is not available on this CPU or build");
+  active_kernels() = k;
 }
 
 void loss_forward_cpu(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t out0,

@@ -183,11 +183,7 @@ void backward_range(const Side& s, double alpha, double scale, uintptr_t up, uin
 
 }  // namespace
 
-#if defined(__AVX2__) && defined(__FMA__)
-extern const ChunkKernels chunk_kernels = {forward_range, backward_range, "avx2"};
-#else
-extern const ChunkKernels chunk_kernels = {forward_range, backward_range, "base"};
-#endif
+extern const ChunkKernels chunk_kernels = {forward_range, backward_range, PYGAN_ISA_NAME};
 
 }  // namespace PYGAN_ISA
 }  // namespace pygan
