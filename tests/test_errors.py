@@ -1,5 +1,9 @@
 """Bad input gets a clear error that names the argument; never a crash or a silent wrong number."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -101,3 +105,13 @@ def test_available_backends_reports_every_backend():
     report = pygan.available_backends()
     assert set(report) == {"cpu", "cuda", "triton"}
     assert report["cpu"] == "available"
+
+
+def test_unknown_cpu_isa_is_named():
+    c, _ = _backend._load_c()
+    with pytest.raises(ValueError, match="cpu isa 'sse9' is not available.*available: base"):
+        c.set_cpu_isa("sse9")
+    env = dict(os.environ, PYGAN_CPU_ISA="sse9")
+    code = "import torch, pygan; pygan.discriminator_loss(torch.zeros(3), torch.zeros(3), backend='cpu')"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode != 0 and "PYGAN_CPU_ISA 'sse9' is not available" in run.stderr, run.stderr

@@ -80,18 +80,22 @@ const std::vector<const ChunkKernels*>& runnable_kernels() {
   return kernels;
 }
 
-const ChunkKernels* find_kernels(const std::string& name) {
-  for (const ChunkKernels* k : runnable_kernels())
+// The build called `name`; an error naming `what` and the runnable builds if there is none.
+const ChunkKernels* find_kernels(const std::string& name, const char* what) {
+  std::string names;
+  for (const ChunkKernels* k : runnable_kernels()) {
     if (name == k->name) return k;
-  return nullptr;
+    names += std::string(names.empty() ? "" : ", ") + k->name;
+  }
+  throw std::invalid_argument(std::string(what) + " '" + name +
+                              "' is not available on this CPU or build; available: " + names);
 }
 
 // The build in use: the preferred one, or the one PYGAN_CPU_ISA names at start-up.
 std::atomic<const ChunkKernels*>& active_kernels() {
   static std::atomic<const ChunkKernels*> active{[] {
     const char* env = std::getenv("PYGAN_CPU_ISA");
-    const ChunkKernels* chosen = env ? find_kernels(env) : nullptr;
-    return chosen ? chosen : runnable_kernels().back();
+    return env && *env ? find_kernels(env, "PYGAN_CPU_ISA") : runnable_kernels().back();
   }()};
   return active;
 }
@@ -107,9 +111,7 @@ std::vector<std::string> cpu_isas() {
 std::string cpu_isa() { return active_kernels().load()->name; }
 
 void set_cpu_isa(const std::string& name) {
-  const ChunkKernels* k = find_kernels(name);
-  if (!k) throw std::invalid_argument("cpu isa '" + name + "' is not available on this CPU or build");
-  active_kernels() = k;
+  active_kernels() = find_kernels(name, "cpu isa");
 }
 
 void loss_forward_cpu(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t out0,
