@@ -16,17 +16,15 @@ measured in the same run.
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
-import statistics
-import time
 
 import torch
 
 import pygan
 from pygan import _backend
 from pygan._terms import loss_spec, reference_term
+
+import _timing as timing
+from _timing import device_name, format_table, time_ms
 
 SIZES = [256, 4096, 65536, 1 << 20, 1 << 24]
 
@@ -40,33 +38,6 @@ def eager_loss(real, fake, loss, params):
         return (reference_term(spec.real, real - fake.mean(), spec.alpha).mean()
                 + reference_term(spec.fake, fake - real.mean(), spec.alpha).mean())
     return reference_term(spec.real, real, spec.alpha).mean() + reference_term(spec.fake, fake, spec.alpha).mean()
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_ms(fn, device, min_time=0.2, min_reps=5, max_reps=200):
-    """Median wall time of fn() in ms, after warm-up; on CUDA with events around each call."""
-    for _ in range(3):
-        fn()
-    _sync(device)
-    times = []
-    start_all = time.perf_counter()
-    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() - start_all < min_time):
-        if device.type == "cuda":
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            times.append(a.elapsed_time(b))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def copy_bandwidth_gbs(device):
@@ -127,51 +98,19 @@ def run(args):
             if copy_bw:
                 row["of_copy_bw"] = row["GB/s"] / copy_bw
             rows.append(row)
-        print(_format([r for r in rows if r["N"] == n], header=n == args.sizes[0]), flush=True)
-    return {"device": _device_name(device), "loss": args.loss, "dtype": args.dtype,
+        print(format_table([r for r in rows if r["N"] == n], header=n == args.sizes[0]), flush=True)
+    return {"device": device_name(device), "loss": args.loss, "dtype": args.dtype,
             "torch": torch.__version__, "copy_GB/s": copy_bw, "rows": rows}
 
 
-def _device_name(device):
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def _format(rows, header):
-    cols = ["N", "impl", "ms", "GB/s", "vs_eager", "vs_compile", "of_copy_bw"]
-    cols = [c for c in cols if any(c in r for r in rows)]
-    lines = []
-    if header:
-        lines.append(" ".join(f"{c:>11}" for c in cols))
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = r.get(c, "")
-            if isinstance(v, float):
-                cells.append(f"{v:>11.4f}" if c == "ms" else f"{v:>11.2f}")
-            else:
-                cells.append(f"{v!s:>11}")
-        lines.append(" ".join(cells))
-    return "\n".join(lines)
-
-
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p = timing.parser(__doc__)
     p.add_argument("--loss", default="gan", choices=pygan.LOSS_NAMES)
     p.add_argument("--alpha", type=float, default=0.5, help="parameter of loss 'alpha'")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "float64"])
     p.add_argument("--sizes", type=int, nargs="+", default=SIZES)
-    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
-    p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args()
-    print(f"pygan {pygan.__version__} losses benchmark: loss={args.loss} dtype={args.dtype} "
-          f"device={_device_name(torch.device(args.device))} torch={torch.__version__}")
-    result = run(args)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=1)
+    timing.main(args, f"losses benchmark: loss={args.loss} dtype={args.dtype}", run)
 
 
 if __name__ == "__main__":

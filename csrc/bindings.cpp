@@ -7,7 +7,9 @@
 #include <map>
 #include <string>
 
+#include "activation.h"
 #include "adversarial_loss.h"
+#include "lipschitz.h"
 #include "loss_terms.h"
 
 namespace py = pybind11;
@@ -43,4 +45,17 @@ PYBIND11_MODULE(_C, m) {
   m.def("loss_forward_tiles", &loss_forward_tiles);
   m.def("loss_forward_cuda", &loss_forward_cuda, release);
   m.def("loss_backward_cuda", &loss_backward_cuda, release);
+
+  m.def("penalty_head_cpu", &penalty_head_cpu, release);
+  m.def("penalty_head_backward_cpu", &penalty_head_backward_cpu, release);
+  m.def("clip_cpu", &clip_cpu, release);
+  m.def("penalty_head_blocks", &penalty_head_blocks);
+  m.def("penalty_head_cuda", &penalty_head_cuda, release);
+  m.def("penalty_head_backward_cuda", &penalty_head_backward_cuda, release);
+  m.def("clip_cuda", &clip_cuda, release);
+
+  m.def("bias_leaky_relu_cpu", &bias_leaky_relu_cpu, release);
+  m.def("leaky_relu_grad_cpu", &leaky_relu_grad_cpu, release);
+  m.def("bias_leaky_relu_cuda", &bias_leaky_relu_cuda, release);
+  m.def("leaky_relu_grad_cuda", &leaky_relu_grad_cuda, release);
 }

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 // Always inlined: the math is small functions whose constants and lanes must stay in registers
 // inside each kernel loop; a call per function (what the inliner chooses for big kernels) costs
@@ -118,6 +119,17 @@ template <class T> PYGAN_HD void store_as(void* p, int64_t i, int dtype, T v) {
     case F16: static_cast<uint16_t*>(p)[i] = float_to_f16(float(v)); break;
     case BF16: static_cast<uint16_t*>(p)[i] = float_to_bf16(float(v)); break;
     default: static_cast<float*>(p)[i] = float(v); break;
+  }
+}
+
+// Calls f(std::integral_constant<int, DT>{}) for the dtype code, so that loops are compiled once per
+// storage type (no switch per element).
+template <class F> inline void dispatch_dtype(int dtype, F&& f) {
+  switch (dtype) {
+    case F64: f(std::integral_constant<int, F64>{}); break;
+    case F16: f(std::integral_constant<int, F16>{}); break;
+    case BF16: f(std::integral_constant<int, BF16>{}); break;
+    default: f(std::integral_constant<int, F32>{}); break;
   }
 }
 

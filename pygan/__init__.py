@@ -1,11 +1,14 @@
 """pygan: kernel-optimized adversarial (likelihood-free) training for PyTorch.
 
 ``pygan.losses`` holds the fused "logits in, loss out" family (the f-GAN divergences, wasserstein,
-hinge, least squares, relativistic); ``pygan.divergences`` the f-divergence table they come from.
+hinge, least squares, relativistic); ``pygan.divergences`` the f-divergence table they come from;
+``pygan.penalties`` the gradient penalties (WGAN-GP, one-sided, R1, R2, DRAGAN) with a fused penalty
+head, and weight clipping.
 """
 
-from . import divergences, losses
+from . import divergences, losses, penalties
 from ._backend import available as available_backends
+from .penalties import GradientPenalty, clip_weights_, gradient_penalty
 from .losses import (
     LOSS_NAMES,
     DiscriminatorLoss,
@@ -19,6 +22,7 @@ from .losses import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss", "available_backends",
-    "discriminator_loss", "divergence_estimate", "divergences", "generator_loss", "losses",
+    "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss", "GradientPenalty",
+    "available_backends", "clip_weights_", "discriminator_loss", "divergence_estimate", "divergences",
+    "generator_loss", "gradient_penalty", "losses", "penalties",
 ]

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
+import struct
 from typing import Any
 
 import torch
@@ -37,12 +39,20 @@ def _load_c() -> tuple[Any, str | None]:
 
 
 @functools.cache
-def _load_triton() -> tuple[Any, str | None]:
+def _load_triton(module: str = "adversarial_loss") -> tuple[Any, str | None]:
+    """The Triton kernel module ``pygan.triton_kernels.<module>``, or None and why not."""
     try:
-        from .triton_kernels import adversarial_loss
+        kernels = importlib.import_module(f"{__package__}.triton_kernels.{module}")
     except ImportError as e:
         return None, f"Triton is not usable ({e}); install it with pip install triton"
-    return adversarial_loss, None
+    return kernels, None
+
+
+def float32_pair(x: float) -> tuple[float, float]:
+    """x as hi + lo, both float32 (Triton's type for float arguments): a kernel that adds them in
+    float64 gets x back to about 48 bits, enough for float64 results within 1e-14."""
+    hi = struct.unpack("f", struct.pack("f", x))[0]
+    return hi, x - hi
 
 
 def triton_interpreted() -> bool:
@@ -73,6 +83,16 @@ def unavailable_reason(backend: str, device: torch.device) -> str | None:
             return f"backend 'triton' runs on CUDA tensors, got a tensor on {device}"
         return _load_triton()[1]
     return f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}"
+
+
+def check_backend(backend: str | None) -> str:
+    """A valid backend argument for the ops: "" (None) means PYGAN_BACKEND or "auto", resolved at
+    run time; an unknown name is an error naming the valid ones."""
+    if backend is None:
+        return ""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    return backend
 
 
 # Successful resolutions, by (request, device type, TRITON_INTERPRET): availability does not change
@@ -122,6 +142,17 @@ def available() -> dict[str, str]:
             why = "compiled; " + why
         out[name] = "available" if why is None else why
     return out
+
+
+def call_c(name: str, device: torch.device, kernel: str, *args) -> None:
+    """Runs pygan._C's ``<kernel>_cpu(*args)`` for backend "cpu", or ``<kernel>_cuda(*args, stream)``
+    on ``device``'s current stream for backend "cuda"."""
+    c, _ = _load_c()
+    if name == "cpu":
+        getattr(c, f"{kernel}_cpu")(*args)
+        return
+    with torch.cuda.device(device):
+        getattr(c, f"{kernel}_cuda")(*args, torch.cuda.current_stream(device).cuda_stream)
 
 
 def cpu_isas() -> list[str]:

@@ -88,15 +88,6 @@ def _check_reduction(reduction: str) -> int:
     return _backend.REDUCTIONS[reduction]
 
 
-def _check_backend(backend: Optional[str], device: torch.device) -> str:
-    """The backend argument for the ops: "" means PYGAN_BACKEND or "auto", resolved at run time."""
-    if backend is None:
-        return ""
-    if backend not in _backend.BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(_backend.BACKENDS)}")
-    return backend
-
-
 def _run(x0: Tensor, x1: Tensor, terms: tuple[str, str], signs: tuple[float, float], spec: LossSpec,
          reduction: int, backend: str, shifts: tuple[Optional[Tensor], Optional[Tensor]] = (None, None),
          fields: tuple[bool, bool] = (True, True)):
@@ -174,7 +165,7 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "ga
     real = _check_logits("real_logits", real_logits)
     fake = _check_logits("fake_logits", fake_logits)
     _check_pair(real, fake)
-    be = _check_backend(backend, real.device)
+    be = _backend.check_backend(backend)
     if spec.kind == "relativistic":
         return _paired(real, fake, spec.real, 0, spec, red, be)
     if spec.kind == "relativistic_average":
@@ -197,7 +188,7 @@ def generator_loss(fake_logits: Tensor, loss: str = "gan", *, saturating: bool =
     relativistic = spec.kind in ("relativistic", "relativistic_average")
     if relativistic and real_logits is None:
         raise ValueError(f"generator_loss with loss={loss!r} needs real_logits (D's outputs on data)")
-    be = _check_backend(backend, fake.device)
+    be = _backend.check_backend(backend)
     if not relativistic:
         if real_logits is not None:
             _check_pair(_check_logits("real_logits", real_logits), fake)

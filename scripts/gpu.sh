@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a GPU machine (no network; its own python3 with torch, triton, pybind11, cmake, nvcc):
 # builds pygan for sm_90, runs the whole test suite on the GPU (cuda and triton backends, gpu
-# marks), then the loss benchmarks; logs go to $OUT (or ./runs/gpu).
+# marks), then the loss and penalty benchmarks; logs go to $OUT (or ./runs/gpu).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu}
@@ -17,3 +17,4 @@ for dtype in float32 bfloat16; do
       --json "$OUT/losses-$loss-$dtype.json" 2>&1 | tee -a "$OUT/bench.log"
   done
 done
+python3 benchmarks/penalties.py --device cuda --json "$OUT/penalties.json" 2>&1 | tee -a "$OUT/bench.log"

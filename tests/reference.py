@@ -38,3 +38,23 @@ def generator_loss(fake, loss, saturating=False, real=None, reduction="mean", **
         return _reduce(t(spec.fake, real - fake.mean()), t(spec.gen, fake - real.mean()), reduction)
     term = -t(spec.fake, fake) if saturating else t(spec.gen, fake)
     return _reduce(None, term, reduction)
+
+
+def penalty_head(g, head, center=1.0, weight=1.0):
+    """Float64 ``weight * mean_i phi(||g_i||)`` and the per-sample norms, norm over every
+    non-batch dimension (the penalty head's oracle)."""
+    n = g.double().flatten(1).norm(dim=1)
+    if head == "squared":
+        phi = n**2
+    elif head == "one-sided":
+        phi = torch.clamp(n - center, min=0) ** 2
+    else:
+        phi = (n - center) ** 2
+    return weight * phi.mean(), n
+
+
+def gradient_penalty(discriminator, points, head, center=1.0, weight=10.0):
+    """The penalty as public code writes it: autograd.grad(create_graph=True), per-sample norm."""
+    points = points.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(discriminator(points).sum(), points, create_graph=True)
+    return penalty_head(g, head, center, weight)[0]

@@ -115,3 +115,53 @@ def test_unknown_cpu_isa_is_named():
     code = "import torch, pygan; pygan.discriminator_loss(torch.zeros(3), torch.zeros(3), backend='cpu')"
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert run.returncode != 0 and "PYGAN_CPU_ISA 'sse9' is not available" in run.stderr, run.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Penalties
+# --------------------------------------------------------------------------------------------
+
+def _disc(x):
+    return x.flatten(1).sum(1)
+
+
+def test_penalty_argument_errors():
+    from pygan import penalties
+
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="unknown penalty kind 'gp'; valid kinds: wgan-gp, one-sided, r1, r2, dragan"):
+        pygan.gradient_penalty(_disc, x, x, kind="gp")
+    with pytest.raises(ValueError, match="penalty kind 'wgan-gp' needs fake samples"):
+        pygan.gradient_penalty(_disc, x)
+    with pytest.raises(ValueError, match="lazy must be a positive integer"):
+        pygan.gradient_penalty(_disc, x, x, lazy=0)
+    with pytest.raises(ValueError, match="weight must be finite"):
+        pygan.gradient_penalty(_disc, x, x, weight=float("nan"))
+    with pytest.raises(ValueError, match="real is empty"):
+        pygan.gradient_penalty(_disc, torch.empty(0, 3), x)
+    with pytest.raises(TypeError, match="fake must be float32, float64, float16 or bfloat16, got torch.int64"):
+        pygan.gradient_penalty(_disc, x, torch.ones(4, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"real \(shape \(4, 3\)\) and fake \(shape \(5, 3\)\) must have the same shape"):
+        pygan.gradient_penalty(_disc, x, torch.randn(5, 3))
+    with pytest.raises(ValueError, match="inputs must require grad"):
+        penalties.r1(_disc(x), x)
+    y = x.clone().requires_grad_(True)
+    with pytest.raises(ValueError, match="must have the same batch size"):
+        penalties.r1(_disc(y)[:2], y)
+    with pytest.raises(ValueError, match=r"eps must have shape \(4,\)"):
+        penalties.interpolate(x, x, torch.rand(2))
+    with pytest.raises(ValueError, match="unknown penalty head 'l1'"):
+        penalties.gradient_norm_penalty(x, head="l1")
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        penalties.gradient_norm_penalty(x, backend="gpu")
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        pygan.clip_weights_([x], 0.1, backend="gpu")
+
+
+def test_clip_weights_errors():
+    with pytest.raises(ValueError, match="c must be positive, got 0.0"):
+        pygan.clip_weights_([torch.randn(3)], 0.0)
+    with pytest.raises(TypeError, match="parameter 1 must be a floating-point tensor, got torch.int64"):
+        pygan.clip_weights_([torch.randn(3), torch.ones(2, dtype=torch.long)], 0.1)
+    with pytest.raises(ValueError, match=r"parameter 0 \(shape \(3, 2\)\) is not contiguous"):
+        pygan.clip_weights_([torch.randn(2, 3).t()], 0.1)

@@ -2,8 +2,8 @@
 
 One launch per direction covers both logit tensors: program t handles tile t of
 [side 0 tiles | side 1 tiles]. The forward reduction is deterministic in that one launch: every
-program stores its tile's weighted sum in ``partials[t]``, and the last program to take a ticket
-from ``counter`` adds the partials in tile order, writes the loss and resets the counter to zero.
+program stores its tile's weighted sum in ``partials[t]``, and the last program adds them in tile
+order (reduce.py).
 With GRAD the forward also writes the loss's gradient (upstream one), so backward is a multiply.
 """
 
@@ -11,6 +11,7 @@ import triton
 import triton.language as tl
 
 from .math import term
+from .reduce import finish_in_last_program
 
 BLOCK = 1024
 
@@ -61,17 +62,7 @@ def forward_kernel(x0, n0, sh0, sign0, out0, grad0, x1, n1, sh1, sign1, out1, gr
         total = _forward_side(x1, n1, sh1, sign1, out1, grad1, alpha, pid - tiles0, HAS_SH1, TERM1,
                               REDUCE, MEAN, GRAD, ACC, STEPS, BLOCK)
     if REDUCE:
-        tl.store(partials + pid, total)
-        # acq_rel: our partial is visible before the ticket; the last program sees every partial.
-        ticket = tl.atomic_add(counter, 1, sem="acq_rel")
-        n_tiles = tl.num_programs(0)
-        if ticket == n_tiles - 1:
-            acc = tl.zeros((BLOCK,), ACC)
-            for start in range(0, n_tiles, BLOCK):
-                offs = start + tl.arange(0, BLOCK)
-                acc += tl.load(partials + offs, mask=offs < n_tiles, other=0.0, volatile=True)
-            tl.store(out, tl.sum(acc, axis=0).to(out.dtype.element_ty))
-            tl.atomic_xchg(counter, 0)
+        finish_in_last_program(total, partials, counter, out, 1.0, ACC, BLOCK)
 
 
 @triton.jit

@@ -9,64 +9,14 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 #include "../adversarial_loss.h"
 #include "loss_chunks.h"
+#include "parallel.h"
 
 namespace pygan {
 namespace {
-
-constexpr int64_t CHUNK = 16384;        // elements per work item
-constexpr int64_t PER_THREAD = 65536;   // fewer elements than this per thread: stay single-threaded
-
-// Threads for n elements: at most PYGAN_NUM_THREADS (default: OpenMP's, which torch.set_num_threads
-// sets when pygan shares torch's OpenMP runtime, or every core), one per PER_THREAD elements.
-int num_threads(int64_t n_chunks, int64_t n) {
-  static const int configured = [] {
-    const char* env = std::getenv("PYGAN_NUM_THREADS");
-    return env ? std::max(1, std::atoi(env)) : 0;
-  }();
-#if defined(_OPENMP)
-  int64_t t = omp_get_max_threads();
-#else
-  int64_t t = std::thread::hardware_concurrency();
-#endif
-  if (configured > 0) t = std::min<int64_t>(t, configured);
-  t = std::min<int64_t>(t, n_chunks);
-  t = std::min<int64_t>(t, std::max<int64_t>(1, n / PER_THREAD));
-  return int(std::max<int64_t>(1, t));
-}
-
-// Runs fn(chunk) for every chunk on up to num_threads threads. With OpenMP the threads are the
-// runtime's pool -- torch's own pool when torch's libgomp is loaded first, as `import pygan` does --
-// so pygan's loops neither oversubscribe the cores nor wake cold threads between torch's ops.
-template <class F> void parallel_chunks(int64_t n, F&& fn) {
-  const int64_t n_chunks = (n + CHUNK - 1) / CHUNK;
-  const int threads = num_threads(n_chunks, n);
-  if (threads <= 1) {
-    for (int64_t c = 0; c < n_chunks; ++c) fn(c);
-    return;
-  }
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (int64_t c = 0; c < n_chunks; ++c) fn(c);
-#else
-  std::atomic<int64_t> next{0};
-  auto worker = [&] {
-    for (int64_t c = next.fetch_add(1); c < n_chunks; c = next.fetch_add(1)) fn(c);
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(threads - 1);
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& th : pool) th.join();
-#endif
-}
 
 // The builds of the loops this CPU can run, in order of preference (the last is the default).
 const std::vector<const ChunkKernels*>& runnable_kernels() {

@@ -7,11 +7,9 @@
 // allocates, nothing synchronizes with the host, so the launch can be captured in a CUDA graph.
 #include <cuda_runtime.h>
 
-#include <stdexcept>
-#include <string>
-
 #include "../adversarial_loss.h"
 #include "../loss_terms.h"
+#include "reduce.cuh"
 
 namespace pygan {
 namespace {
@@ -19,19 +17,6 @@ namespace {
 constexpr int THREADS = 256;
 constexpr int ITEMS = 8;
 constexpr int64_t TILE = int64_t(THREADS) * ITEMS;
-
-template <class Acc> __device__ Acc block_sum(Acc v) {
-  __shared__ Acc warp_sums[THREADS / 32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  v = threadIdx.x < THREADS / 32 ? warp_sums[threadIdx.x] : Acc(0);
-  if (warp == 0)
-    for (int o = THREADS / 64; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  __syncthreads();
-  return v;  // valid in thread 0
-}
 
 template <class Acc> __device__ Acc shift_of(const Side& s) {
   return s.shift ? load_as<Acc>(reinterpret_cast<const void*>(s.shift), 0, s.dtype == F64 ? F64 : F32)
@@ -68,24 +53,9 @@ forward_kernel(Side s0, Side s1, Acc alpha, int reduction, Acc w0, Acc w1, int64
     }
   });
   if (reduction == NONE) return;
-  acc = block_sum(acc);
-  __shared__ bool last;
-  if (threadIdx.x == 0) {
-    partials[t] = acc * w;
-    __threadfence();
-    last = atomicAdd(counter, 1u) == gridDim.x - 1;
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  Acc sum = 0;
-  const volatile Acc* p = partials;
-  for (int64_t k = threadIdx.x; k < int64_t(gridDim.x); k += THREADS) sum += p[k];
-  sum = block_sum(sum);
-  if (threadIdx.x == 0) {
-    store_as<Acc>(reinterpret_cast<void*>(out), 0, out_dtype, sum);
-    *counter = 0u;
-  }
+  acc = block_sum<THREADS>(acc);
+  finish_in_last_block<THREADS>(acc * w, partials, counter,
+                                [&](Acc sum) { store_as<Acc>(reinterpret_cast<void*>(out), 0, out_dtype, sum); });
 }
 
 template <class Acc>
@@ -116,13 +86,6 @@ backward_kernel(Side s0, Side s1, Acc alpha, int reduction, Acc w0, Acc w1, int6
       }
     }
   });
-}
-
-void check_launch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string("pygan CUDA kernel ") + what + " failed to launch: " +
-                             cudaGetErrorString(err));
 }
 
 int64_t tiles_of(int64_t n) { return (n + TILE - 1) / TILE; }

@@ -2,7 +2,9 @@
 // and say why they cannot run.
 #include <stdexcept>
 
+#include "../activation.h"
 #include "../adversarial_loss.h"
+#include "../lipschitz.h"
 
 namespace pygan {
 
@@ -20,5 +22,15 @@ void loss_forward_cuda(const Side&, const Side&, double, int, uintptr_t, uintptr
                        uintptr_t, uintptr_t, uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
 void loss_backward_cuda(const Side&, const Side&, double, int, uintptr_t, int, uintptr_t, uintptr_t,
                         uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
+int64_t penalty_head_blocks(int64_t, int64_t) { unavailable(); }
+void penalty_head_cuda(uintptr_t, int, int64_t, int64_t, int, double, double, uintptr_t, uintptr_t,
+                       uintptr_t, uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
+void penalty_head_backward_cuda(uintptr_t, int, int64_t, int64_t, uintptr_t, uintptr_t, uintptr_t,
+                                uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
+void bias_leaky_relu_cuda(uintptr_t, uintptr_t, int, int64_t, int64_t, int64_t, double, uintptr_t,
+                          uintptr_t, uintptr_t) { unavailable(); }
+void leaky_relu_grad_cuda(uintptr_t, int, int64_t, uintptr_t, double, uintptr_t, uintptr_t) { unavailable(); }
+void clip_cuda(const std::vector<uintptr_t>&, const std::vector<int64_t>&, const std::vector<int>&,
+               double, uintptr_t) { unavailable(); }
 
 }  // namespace pygan

@@ -1,0 +1,82 @@
+"""Timing and table helpers shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_ms(fn, device, min_time=0.2, min_reps=5, max_reps=200):
+    """Median wall time of fn() in ms, after warm-up; on CUDA with events around each call."""
+    for _ in range(3):
+        fn()
+    sync(device)
+    times = []
+    start_all = time.perf_counter()
+    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() - start_all < min_time):
+        if device.type == "cuda":
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def format_table(rows, header, cols=("N", "impl", "ms", "GB/s", "vs_eager", "vs_compile", "of_copy_bw")):
+    cols = [c for c in cols if any(c in r for r in rows)]
+    lines = []
+    if header:
+        lines.append(" ".join(f"{c:>11}" for c in cols))
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            if isinstance(v, float):
+                cells.append(f"{v:>11.4f}" if c == "ms" else f"{v:>11.2f}")
+            else:
+                cells.append(f"{v!s:>11}")
+        lines.append(" ".join(cells))
+    return "\n".join(lines)
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes: --device, --no-compile, --json."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
+    p.add_argument("--json", help="also write the results to this file")
+    return p
+
+
+def main(args: argparse.Namespace, title: str, run) -> None:
+    """Prints the header line, runs the benchmark and writes its results to --json."""
+    import pygan
+
+    print(f"pygan {pygan.__version__} {title}: device={device_name(torch.device(args.device))} "
+          f"torch={torch.__version__}", flush=True)
+    result = run(args)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)

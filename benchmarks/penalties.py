@@ -1,0 +1,146 @@
+"""Time and memory of a critic step with a gradient penalty: pygan against plain double backprop.
+
+The step is what a WGAN-GP critic iteration computes before its optimizer step: D on real and on
+fake samples, the Wasserstein loss, the penalty at per-sample interpolates, and one backward. The
+baseline is written the way public GAN repositories write it (``autograd.grad(create_graph=True)``,
+``gradients.norm(2, dim=1)``, ``((norm - 1) ** 2).mean() * 10``); pygan's step calls
+``pygan.discriminator_loss`` and ``pygan.gradient_penalty`` (exact double backprop with the fused
+penalty head), on the same critic (``pygan``) and on the critic built from pygan.nn's fused
+bias + LeakyReLU layers, which save a 1-bit mask instead of each pre-activation (``pygan-fused``). ``torch.compile`` of the baseline is tried too (it has no double backward: the table
+says so). Memory is the peak allocated by the step on a GPU, and on the CPU the bytes of tensors
+autograd saves for backward (the activations both graphs keep; counted once per storage).
+
+    python benchmarks/penalties.py                         # CPU: MLP on 2-D data and DCGAN-64, batch 64 and 256
+    python benchmarks/penalties.py --device cuda --json out.json
+    python benchmarks/penalties.py --models mlp --batches 256
+"""
+
+from __future__ import annotations
+
+
+import torch
+from torch import nn
+
+import pygan
+from pygan import nn as pnn
+
+import _timing as timing
+from _timing import device_name, format_table, sync, time_ms
+
+
+def mlp_critic(fused: bool = False) -> nn.Module:
+    """The toy critic for 2-D data: three hidden layers of 512, LeakyReLU(0.2); with ``fused``,
+    from pygan.nn's layers (same parameters)."""
+    if fused:
+        return nn.Sequential(pnn.FusedLinear(2, 512), pnn.FusedLinear(512, 512), pnn.FusedLinear(512, 512),
+                             pnn.FusedLinear(512, 1, slope=None))
+    return nn.Sequential(nn.Linear(2, 512), nn.LeakyReLU(0.2), nn.Linear(512, 512), nn.LeakyReLU(0.2),
+                         nn.Linear(512, 512), nn.LeakyReLU(0.2), nn.Linear(512, 1))
+
+
+def dcgan_critic(fused: bool = False) -> nn.Module:
+    """DCGAN's 64x64 discriminator without batch norm (WGAN-GP forbids it): 4x4 stride-2 convs
+    3 -> 64 -> 128 -> 256 -> 512, LeakyReLU(0.2), then a 4x4 conv to one logit."""
+    layers: list[nn.Module] = []
+    for a, b in zip([3, 64, 128, 256], [64, 128, 256, 512]):
+        layers += [pnn.FusedConv2d(a, b, 4, 2, 1)] if fused else [nn.Conv2d(a, b, 4, 2, 1), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*layers, nn.Conv2d(512, 1, 4, 1, 0), nn.Flatten())
+
+
+MODELS = {"mlp": (mlp_critic, (2,)), "dcgan64": (dcgan_critic, (3, 64, 64))}
+
+
+def baseline_step(D, real, fake):
+    """A WGAN-GP critic step as public repositories write it."""
+    alpha = torch.rand(real.size(0), *([1] * (real.dim() - 1)), device=real.device)
+    interpolates = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    d_interpolates = D(interpolates)
+    gradients = torch.autograd.grad(outputs=d_interpolates, inputs=interpolates,
+                                    grad_outputs=torch.ones_like(d_interpolates),
+                                    create_graph=True, retain_graph=True)[0]
+    gradients = gradients.view(gradients.size(0), -1)
+    gradient_penalty = ((gradients.norm(2, dim=1) - 1) ** 2).mean() * 10
+    d_loss = D(fake).mean() - D(real).mean() + gradient_penalty
+    d_loss.backward()
+
+
+def pygan_step(D, real, fake):
+    loss = pygan.discriminator_loss(D(real), D(fake), "wasserstein")
+    (loss + pygan.gradient_penalty(D, real, fake, kind="wgan-gp")).backward()
+
+
+def peak_mb(step, device) -> float:
+    """Peak memory of one step: allocated on a GPU, saved-for-backward bytes on the CPU."""
+    if device.type == "cuda":
+        sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        sync(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step()
+    return sum(seen.values()) / 2**20
+
+
+def run(args):
+    device = torch.device(args.device)
+    rows = []
+    first = True
+    for model in args.models:
+        make, shape = MODELS[model]
+        torch.manual_seed(0)
+        D = make().to(device)
+        torch.manual_seed(0)
+        D_fused = make(fused=True).to(device)
+        for batch in args.batches:
+            real = torch.randn(batch, *shape, device=device)
+            fake = torch.randn(batch, *shape, device=device)
+
+            def timed(fn, model=D):
+                def go():
+                    model.zero_grad(set_to_none=True)
+                    fn(model, real, fake)
+                return go
+
+            impls = {"baseline": timed(baseline_step), "pygan": timed(pygan_step),
+                     "pygan-fused": timed(pygan_step, D_fused)}
+            if not args.no_compile:
+                impls["compile"] = timed(torch.compile(baseline_step))
+            timings, memory = {}, {}
+            for name, go in impls.items():
+                try:
+                    timings[name] = time_ms(go, device, min_time=args.min_time, min_reps=args.reps)
+                    memory[name] = peak_mb(go, device)
+                except Exception as e:  # torch.compile without double backward: say so in the table
+                    print(f"{model} batch {batch}: {name} failed: {type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:120]}")
+            for name, ms in timings.items():
+                rows.append({"model": model, "batch": batch, "impl": name, "ms": ms,
+                             "MB": memory[name], "vs_base": timings["baseline"] / ms,
+                             "mem_ratio": memory[name] / memory["baseline"]})
+            print(format_table([r for r in rows if r["model"] == model and r["batch"] == batch], first,
+                               cols=("model", "batch", "impl", "ms", "MB", "vs_base", "mem_ratio")),
+                  flush=True)
+            first = False
+    return {"device": device_name(device), "torch": torch.__version__, "rows": rows}
+
+
+def main():
+    p = timing.parser(__doc__)
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--batches", type=int, nargs="+", default=[64, 256])
+    p.add_argument("--reps", type=int, default=5, help="at least this many timed steps")
+    p.add_argument("--min-time", type=float, default=1.0, help="time each variant at least this long (s)")
+    args = p.parse_args()
+    timing.main(args, "penalties benchmark (WGAN-GP critic step)", run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+// CPU kernels of the gradient-penalty head and of weight clipping.
+//
+// The head reads each row (sample) of the inner gradient once: a sum of squares in float32 lanes,
+// flushed into a float64 total every BLOCK elements (so a long row loses no precision), then the
+// penalty term and its derivative factor. Per-row results are combined in row order: the penalty is
+// bitwise reproducible for any thread count.
+#include <algorithm>
+#include <vector>
+
+#include "../lipschitz.h"
+#include "parallel.h"
+
+namespace pygan {
+namespace {
+
+constexpr int LANES = 8;
+constexpr int64_t BLOCK = 1024;  // elements summed in float32 before a flush into float64
+
+template <int DT> double row_sum_squares(const void* g, int64_t begin, int64_t cols) {
+  if constexpr (DT == F64) {
+    const double* x = static_cast<const double*>(g) + begin;
+    double acc[LANES] = {};
+    int64_t j = 0;
+    for (; j + LANES <= cols; j += LANES)
+      for (int l = 0; l < LANES; ++l) acc[l] += x[j + l] * x[j + l];
+    double total = 0.0;
+    for (; j < cols; ++j) total += x[j] * x[j];
+    for (int l = 0; l < LANES; ++l) total += acc[l];
+    return total;
+  } else {
+    double total = 0.0;
+    for (int64_t b = 0; b < cols; b += BLOCK) {
+      const int64_t end = std::min(cols, b + BLOCK);
+      float acc[LANES] = {};
+      int64_t j = b;
+      for (; j + LANES <= end; j += LANES)
+        for (int l = 0; l < LANES; ++l) {
+          const float v = load_as<float>(g, begin + j + l, DT);
+          acc[l] += v * v;
+        }
+      float tail = 0.0f;
+      for (; j < end; ++j) {
+        const float v = load_as<float>(g, begin + j, DT);
+        tail += v * v;
+      }
+      for (int l = 0; l < LANES; ++l) total += double(acc[l]);
+      total += double(tail);
+    }
+    return total;
+  }
+}
+
+// Rows per work item: enough to cover a chunk of elements.
+int64_t rows_per_item(int64_t cols) { return std::max<int64_t>(1, CHUNK / std::max<int64_t>(cols, 1)); }
+
+template <class Acc>
+void head(const void* g, int dtype, int64_t rows, int64_t cols, int kind, double center,
+          double weight, Acc* out, Acc* norms, Acc* coef) {
+  std::vector<double> phi(rows);
+  const double scale = weight / double(rows);
+  const int64_t per = rows_per_item(cols);
+  dispatch_dtype(dtype, [&](auto tag) {
+    constexpr int DT = decltype(tag)::value;
+    parallel_items((rows + per - 1) / per, rows * cols, [&](int64_t item) {
+      for (int64_t i = item * per; i < std::min(rows, (item + 1) * per); ++i) {
+        const Acc s = Acc(row_sum_squares<DT>(g, i * cols, cols));
+        Acc p, k;
+        penalty_phi<Acc>(kind, s, Acc(center), p, k);
+        phi[i] = double(p);
+        norms[i] = std::sqrt(s);
+        coef[i] = Acc(scale * double(k));
+      }
+    });
+  });
+  double total = 0.0;
+  for (double p : phi) total += p;  // row order
+  *out = Acc(total * scale);
+}
+
+template <class Acc>
+void head_backward(const void* g, int dtype, int64_t rows, int64_t cols, const Acc* coef, Acc up,
+                   const Acc* norms, const Acc* up_norms, void* grad) {
+  const int64_t per = rows_per_item(cols);
+  dispatch_dtype(dtype, [&](auto tag) {
+    constexpr int DT = decltype(tag)::value;
+    parallel_items((rows + per - 1) / per, rows * cols, [&](int64_t item) {
+      for (int64_t i = item * per; i < std::min(rows, (item + 1) * per); ++i) {
+        const Acc k = penalty_row_factor(up, coef[i], norms, up_norms, i);
+        for (int64_t j = i * cols; j < (i + 1) * cols; ++j)
+          store_as<Acc>(grad, j, DT, k * load_as<Acc>(g, j, DT));
+      }
+    });
+  });
+}
+
+}  // namespace
+
+void penalty_head_cpu(uintptr_t g, int dtype, int64_t rows, int64_t cols, int kind, double center,
+                      double weight, uintptr_t out, uintptr_t norms, uintptr_t coef) {
+  const void* x = reinterpret_cast<const void*>(g);
+  if (dtype == F64)
+    head<double>(x, dtype, rows, cols, kind, center, weight, reinterpret_cast<double*>(out),
+                 reinterpret_cast<double*>(norms), reinterpret_cast<double*>(coef));
+  else
+    head<float>(x, dtype, rows, cols, kind, center, weight, reinterpret_cast<float*>(out),
+                reinterpret_cast<float*>(norms), reinterpret_cast<float*>(coef));
+}
+
+void penalty_head_backward_cpu(uintptr_t g, int dtype, int64_t rows, int64_t cols, uintptr_t coef,
+                               uintptr_t up, uintptr_t norms, uintptr_t up_norms, uintptr_t grad) {
+  const void* x = reinterpret_cast<const void*>(g);
+  void* out = reinterpret_cast<void*>(grad);
+  auto run = [&](auto zero) {
+    using Acc = decltype(zero);
+    head_backward<Acc>(x, dtype, rows, cols, reinterpret_cast<const Acc*>(coef),
+                       *reinterpret_cast<const Acc*>(up), reinterpret_cast<const Acc*>(norms),
+                       reinterpret_cast<const Acc*>(up_norms), out);
+  };
+  if (dtype == F64) run(0.0);
+  else run(0.0f);
+}
+
+void clip_cpu(const std::vector<uintptr_t>& ptrs, const std::vector<int64_t>& sizes,
+              const std::vector<int>& dtypes, double c) {
+  // Work items: every CHUNK-element chunk of every tensor, numbered across the tensors.
+  std::vector<int64_t> first(ptrs.size() + 1, 0);
+  int64_t total = 0;
+  for (size_t t = 0; t < ptrs.size(); ++t) {
+    first[t + 1] = first[t] + (sizes[t] + CHUNK - 1) / CHUNK;
+    total += sizes[t];
+  }
+  parallel_items(first.back(), total, [&](int64_t item) {
+    const size_t t = size_t(std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1);
+    void* p = reinterpret_cast<void*>(ptrs[t]);
+    const int64_t lo = (item - first[t]) * CHUNK, hi = std::min(sizes[t], lo + CHUNK);
+    dispatch_dtype(dtypes[t], [&](auto tag) {
+      constexpr int DT = decltype(tag)::value;
+      using Acc = std::conditional_t<DT == F64, double, float>;
+      const Acc hi_c = Acc(c), lo_c = Acc(-c);
+      // max/min written so that NaN passes through, as torch.clamp does.
+      for (int64_t i = lo; i < hi; ++i) {
+        const Acc v = load_as<Acc>(p, i, DT);
+        store_as<Acc>(p, i, DT, v < lo_c ? lo_c : (v > hi_c ? hi_c : v));
+      }
+    });
+  });
+}
+
+}  // namespace pygan

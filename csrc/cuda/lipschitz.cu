@@ -1,0 +1,187 @@
+// CUDA kernels of the gradient-penalty head and of weight clipping.
+//
+// Head forward, one launch: rows of at least WIDE_ROW elements get a block each; shorter rows (the
+// usual 2-D toy data) a warp each, eight to a block. Each block writes the sum of its rows' penalty
+// terms to partials[block]; the last block adds them in block order (reduce.cuh), so the penalty is
+// reproducible, nothing allocates and nothing waits on the host: the launch is graph-capturable.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "../lipschitz.h"
+#include "reduce.cuh"
+
+namespace pygan {
+namespace {
+
+constexpr int THREADS = 256;
+constexpr int WARPS = THREADS / 32;
+constexpr int64_t WIDE_ROW = 1024;
+
+template <class Acc> __device__ Acc warp_sum(Acc v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  return v;  // valid in lane 0
+}
+
+// Per-row epilogue: norm and derivative factor out, the row's term returned.
+template <class Acc>
+__device__ Acc finish_row(int64_t i, Acc s, int kind, Acc center, Acc scale, Acc* norms, Acc* coef) {
+  Acc phi, k;
+  penalty_phi<Acc>(kind, s, center, phi, k);
+  norms[i] = sqrt(s);
+  coef[i] = scale * k;
+  return phi;
+}
+
+template <class Acc, bool WIDE>
+__global__ void __launch_bounds__(THREADS)
+head_kernel(const void* g, int dtype, int64_t rows, int64_t cols, int kind, Acc center, Acc scale,
+            Acc* out, Acc* norms, Acc* coef, Acc* partials, unsigned* counter) {
+  Acc block_phi = 0;
+  if (WIDE) {
+    const int64_t i = blockIdx.x;
+    Acc s = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += THREADS) {
+      const Acc v = load_as<Acc>(g, i * cols + j, dtype);
+      s += v * v;
+    }
+    s = block_sum<THREADS>(s);
+    if (threadIdx.x == 0) block_phi = finish_row(i, s, kind, center, scale, norms, coef);
+  } else {
+    __shared__ Acc row_phi[WARPS];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t i = int64_t(blockIdx.x) * WARPS + warp;
+    Acc phi = 0;
+    if (i < rows) {
+      Acc s = 0;
+      for (int64_t j = lane; j < cols; j += 32) {
+        const Acc v = load_as<Acc>(g, i * cols + j, dtype);
+        s += v * v;
+      }
+      s = warp_sum(s);
+      if (lane == 0) phi = finish_row(i, s, kind, center, scale, norms, coef);
+    }
+    if (lane == 0) row_phi[warp] = phi;
+    __syncthreads();
+    if (threadIdx.x == 0)
+      for (int w = 0; w < WARPS; ++w) block_phi += row_phi[w];  // row order
+  }
+  finish_in_last_block<THREADS>(block_phi, partials, counter, [&](Acc sum) { *out = sum * scale; });
+}
+
+template <class Acc>
+__global__ void head_backward_kernel(const void* g, int dtype, int64_t n, int64_t cols,
+                                     const Acc* coef, const Acc* up, const Acc* norms,
+                                     const Acc* up_norms, void* grad) {
+  const Acc u = *up;
+  for (int64_t idx = int64_t(blockIdx.x) * THREADS + threadIdx.x; idx < n;
+       idx += int64_t(gridDim.x) * THREADS) {
+    const int64_t i = idx / cols;
+    const Acc k = penalty_row_factor(u, coef[i], norms, up_norms, i);
+    store_as<Acc>(grad, idx, dtype, k * load_as<Acc>(g, idx, dtype));
+  }
+}
+
+// Up to MAX_TENSORS tensors per clip launch, passed by value as the kernel's argument (no device
+// table to allocate). Block b works on tile b - first[t] of tensor t.
+constexpr int MAX_TENSORS = 40;
+constexpr int64_t CLIP_TILE = int64_t(THREADS) * 8;
+
+struct ClipBatch {
+  uintptr_t ptr[MAX_TENSORS];
+  int64_t n[MAX_TENSORS];
+  int64_t first[MAX_TENSORS + 1];
+  int dtype[MAX_TENSORS];
+  int count;
+};
+
+__global__ void __launch_bounds__(THREADS) clip_kernel(ClipBatch batch, double c) {
+  const int64_t b = blockIdx.x;
+  int t = 0;
+  while (t + 1 < batch.count && batch.first[t + 1] <= b) ++t;
+  void* p = reinterpret_cast<void*>(batch.ptr[t]);
+  const int dtype = batch.dtype[t];
+  const int64_t base = (b - batch.first[t]) * CLIP_TILE;
+  for (int64_t i = base + threadIdx.x; i < min(batch.n[t], base + CLIP_TILE); i += THREADS) {
+    if (dtype == F64) {
+      const double v = load_as<double>(p, i, dtype);
+      store_as<double>(p, i, dtype, v < -c ? -c : (v > c ? c : v));  // NaN passes through
+    } else {
+      const float v = load_as<float>(p, i, dtype), cf = float(c);
+      store_as<float>(p, i, dtype, v < -cf ? -cf : (v > cf ? cf : v));
+    }
+  }
+}
+
+int64_t blocks_for(int64_t rows, int64_t cols) {
+  return cols >= WIDE_ROW ? rows : (rows + WARPS - 1) / WARPS;
+}
+
+template <class Acc>
+void launch_head(uintptr_t g, int dtype, int64_t rows, int64_t cols, int kind, double center,
+                 double weight, uintptr_t out, uintptr_t norms, uintptr_t coef, uintptr_t partials,
+                 uintptr_t counter, cudaStream_t st) {
+  const unsigned blocks = unsigned(blocks_for(rows, cols));
+  auto kernel = cols >= WIDE_ROW ? head_kernel<Acc, true> : head_kernel<Acc, false>;
+  kernel<<<blocks, THREADS, 0, st>>>(
+      reinterpret_cast<const void*>(g), dtype, rows, cols, kind, Acc(center),
+      Acc(weight / double(rows)), reinterpret_cast<Acc*>(out), reinterpret_cast<Acc*>(norms),
+      reinterpret_cast<Acc*>(coef), reinterpret_cast<Acc*>(partials),
+      reinterpret_cast<unsigned*>(counter));
+}
+
+}  // namespace
+
+int64_t penalty_head_blocks(int64_t rows, int64_t cols) { return blocks_for(rows, cols); }
+
+void penalty_head_cuda(uintptr_t g, int dtype, int64_t rows, int64_t cols, int kind, double center,
+                       double weight, uintptr_t out, uintptr_t norms, uintptr_t coef,
+                       uintptr_t partials, uintptr_t counter, uintptr_t stream) {
+  if (rows == 0) return;
+  auto st = reinterpret_cast<cudaStream_t>(stream);
+  if (dtype == F64)
+    launch_head<double>(g, dtype, rows, cols, kind, center, weight, out, norms, coef, partials, counter, st);
+  else
+    launch_head<float>(g, dtype, rows, cols, kind, center, weight, out, norms, coef, partials, counter, st);
+  check_launch("penalty_head");
+}
+
+void penalty_head_backward_cuda(uintptr_t g, int dtype, int64_t rows, int64_t cols, uintptr_t coef,
+                                uintptr_t up, uintptr_t norms, uintptr_t up_norms, uintptr_t grad,
+                                uintptr_t stream) {
+  const int64_t n = rows * cols;
+  if (n == 0) return;
+  auto st = reinterpret_cast<cudaStream_t>(stream);
+  const unsigned blocks = unsigned(std::min<int64_t>((n + THREADS - 1) / THREADS, 65535));
+  const void* x = reinterpret_cast<const void*>(g);
+  void* out = reinterpret_cast<void*>(grad);
+  auto run = [&](auto zero) {
+    using Acc = decltype(zero);
+    head_backward_kernel<Acc><<<blocks, THREADS, 0, st>>>(
+        x, dtype, n, cols, reinterpret_cast<const Acc*>(coef), reinterpret_cast<const Acc*>(up),
+        reinterpret_cast<const Acc*>(norms), reinterpret_cast<const Acc*>(up_norms), out);
+  };
+  if (dtype == F64) run(0.0);
+  else run(0.0f);
+  check_launch("penalty_head_backward");
+}
+
+void clip_cuda(const std::vector<uintptr_t>& ptrs, const std::vector<int64_t>& sizes,
+               const std::vector<int>& dtypes, double c, uintptr_t stream) {
+  auto st = reinterpret_cast<cudaStream_t>(stream);
+  for (size_t start = 0; start < ptrs.size(); start += MAX_TENSORS) {
+    ClipBatch batch{};
+    batch.count = int(std::min<size_t>(MAX_TENSORS, ptrs.size() - start));
+    for (int t = 0; t < batch.count; ++t) {
+      batch.ptr[t] = ptrs[start + t];
+      batch.n[t] = sizes[start + t];
+      batch.dtype[t] = dtypes[start + t];
+      batch.first[t + 1] = batch.first[t] + (sizes[start + t] + CLIP_TILE - 1) / CLIP_TILE;
+    }
+    if (batch.first[batch.count] == 0) continue;
+    clip_kernel<<<unsigned(batch.first[batch.count]), THREADS, 0, st>>>(batch, c);
+    check_launch("clip");
+  }
+}
+
+}  // namespace pygan

@@ -1,0 +1,154 @@
+"""The fused bias + LeakyReLU with a bit-packed mask as registered PyTorch ops (kernels:
+csrc/activation.h, csrc/cpu/activation.cpp, csrc/cuda/activation.cu, triton_kernels/activation.py).
+
+``pygan::bias_leaky_relu(x, bias, slope)`` returns ``y = leaky(x + bias)`` (bias along dim 1) and a
+uint8 mask with one bit per element. Its backward is ``pygan::leaky_relu_grad(g, mask, slope) =
+g * (bit ? 1 : slope)`` plus the bias gradient (a sum over every dim but 1); that op is linear in
+``g``, so its own backward is itself: double backprop through the activation keeps 1 bit per
+element where PyTorch's LeakyReLU keeps the whole input, twice (for the first and second derivative).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import _backend
+from ._backend import DTYPE_CODES, float32_pair
+from ._ops import _nullcontext, _ptr
+from ._lipschitz_ops import _triton_acc
+
+
+def _layout(x: Tensor) -> tuple[int, int]:
+    """(channels, inner): x as (outer, channels, inner) with channels on dim 1."""
+    if x.dim() < 2:
+        return 1, 1
+    return x.shape[1], x[0, 0].numel()
+
+
+def _bias_leaky(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -> tuple[Tensor, Tensor]:
+    n = x.numel()
+    y = torch.empty_like(x)
+    mask = torch.empty((n + 7) // 8, dtype=torch.uint8, device=x.device)
+    channels, inner = _layout(x)
+    name = _backend.resolve(backend, x.device)
+    if name in ("cpu", "cuda"):
+        _backend.call_c(name, x.device, "bias_leaky_relu", x.data_ptr(), _ptr(bias), DTYPE_CODES[x.dtype],
+                        n, channels, inner, slope, y.data_ptr(), mask.data_ptr())
+    elif n:
+        k, _ = _backend._load_triton("activation")
+        with torch.cuda.device(x.device) if x.device.type == "cuda" else _nullcontext():
+            k.bias_leaky_kernel[(-(-n // k.BLOCK),)](
+                x, bias if bias is not None else x, n, channels, inner, *float32_pair(slope), y, mask,
+                HAS_BIAS=bias is not None, ACC=_triton_acc(x.dtype), BLOCK=k.BLOCK)
+    return y, mask
+
+
+def _leaky_grad(g: Tensor, mask: Tensor, slope: float, backend: str) -> Tensor:
+    g = g.contiguous()
+    out = torch.empty_like(g)
+    n = g.numel()
+    name = _backend.resolve(backend, g.device)
+    if name in ("cpu", "cuda"):
+        _backend.call_c(name, g.device, "leaky_relu_grad", g.data_ptr(), DTYPE_CODES[g.dtype], n,
+                        mask.data_ptr(), slope, out.data_ptr())
+    elif n:
+        k, _ = _backend._load_triton("activation")
+        with torch.cuda.device(g.device) if g.device.type == "cuda" else _nullcontext():
+            k.leaky_grad_kernel[(-(-n // k.BLOCK),)](g, n, mask, *float32_pair(slope), out,
+                                                     ACC=_triton_acc(g.dtype), BLOCK=k.BLOCK)
+    return out
+
+
+@torch.library.custom_op("pygan::bias_leaky_relu", mutates_args=())
+def bias_leaky_relu(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -> tuple[Tensor, Tensor]:
+    """(leaky(x + bias along dim 1), bit mask of x + bias > 0); x and bias contiguous, one dtype."""
+    return _bias_leaky(x, bias, slope, backend)
+
+
+@bias_leaky_relu.register_fake
+def _(x, bias, slope, backend):
+    return torch.empty_like(x), x.new_empty((x.numel() + 7) // 8, dtype=torch.uint8)
+
+
+@torch.library.custom_op("pygan::leaky_relu_grad", mutates_args=())
+def leaky_relu_grad(g: Tensor, mask: Tensor, slope: float, backend: str) -> Tensor:
+    """g * (bit ? 1 : slope), the derivative of bias_leaky_relu applied to g."""
+    return _leaky_grad(g, mask, slope, backend)
+
+
+@leaky_relu_grad.register_fake
+def _(g, mask, slope, backend):
+    return torch.empty_like(g)
+
+
+def _bias_grad(gx: Tensor, bias: Optional[Tensor], needed: bool) -> Optional[Tensor]:
+    if bias is None or not needed:
+        return None
+    dims = [d for d in range(gx.dim()) if d != 1]
+    return gx.sum(dim=dims) if dims else gx
+
+
+def _grad_setup(ctx, inputs, output):
+    _, mask, slope, backend = inputs
+    ctx.slope, ctx.backend = slope, backend
+    ctx.save_for_backward(mask)
+
+
+def _grad_backward(ctx, gg, *, apply=None):
+    (mask,) = ctx.saved_tensors
+    # Linear in g: the backward is the same masked scaling.
+    return (apply or leaky_relu_grad)(gg, mask, ctx.slope, ctx.backend), None, None, None
+
+
+leaky_relu_grad.register_autograd(_grad_backward, setup_context=_grad_setup)
+
+
+def _act_setup(ctx, inputs, output):
+    x, bias, slope, backend = inputs
+    ctx.slope, ctx.backend, ctx.has_bias = slope, backend, bias is not None
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(output[1])
+
+
+def _act_backward(ctx, gy, _gmask, *, apply=None):
+    if gy is None:
+        return None, None, None, None
+    (mask,) = ctx.saved_tensors
+    gx = (apply or leaky_relu_grad)(gy, mask, ctx.slope, ctx.backend)
+    gb = _bias_grad(gx, gx if ctx.has_bias else None, ctx.needs_input_grad[1])
+    return gx, gb, None, None
+
+
+bias_leaky_relu.register_autograd(_act_backward, setup_context=_act_setup)
+
+
+class LeakyReLUGrad(torch.autograd.Function):
+    """Eager twin of ``pygan::leaky_relu_grad`` (no custom-op dispatch); differentiable, so a
+    ``create_graph`` backward records it and the second derivative runs the same kernel."""
+
+    @staticmethod
+    def forward(ctx, g, mask, slope, backend):
+        _grad_setup(ctx, (g, mask, slope, backend), None)
+        return _leaky_grad(g, mask, slope, backend)
+
+    @staticmethod
+    def backward(ctx, gg):
+        return _grad_backward(ctx, gg, apply=LeakyReLUGrad.apply)
+
+
+class BiasLeakyReLU(torch.autograd.Function):
+    """Eager twin of ``pygan::bias_leaky_relu``."""
+
+    @staticmethod
+    def forward(ctx, x, bias, slope, backend):
+        out = _bias_leaky(x, bias, slope, backend)
+        _act_setup(ctx, (x, bias, slope, backend), out)
+        ctx.mark_non_differentiable(out[1])
+        return out
+
+    @staticmethod
+    def backward(ctx, gy, gmask):
+        return _act_backward(ctx, gy, gmask, apply=LeakyReLUGrad.apply)

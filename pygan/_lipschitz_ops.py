@@ -1,0 +1,216 @@
+"""The gradient-penalty head and weight clipping as registered PyTorch ops (kernels: csrc/lipschitz.h,
+csrc/cpu/lipschitz.cpp, csrc/cuda/lipschitz.cu, triton_kernels/lipschitz.py).
+
+``pygan::penalty_head(g, kind, center, weight)`` views ``g`` as one row per sample and returns
+
+    penalty = weight / B * sum_i phi(||g_i||_2),   norms_i = ||g_i||_2,   coef_i = weight / B * phi'(n_i) / n_i
+
+with phi from :data:`KINDS`, in float32 (float64 for float64 input) whatever g's dtype, so the squares
+of a float16 gradient cannot overflow. Its backward is one elementwise pass,
+d penalty / d g_i = coef_i * g_i, from the saved factors. ``pygan::clip_`` clamps a list of tensors
+in place in one multi-tensor launch. Inputs arrive validated (pygan.penalties checks them).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import _backend
+from ._backend import DTYPE_CODES, float32_pair
+from ._ops import _counter, _nullcontext, _ptr, compute_dtype
+
+# phi(n) of the per-sample gradient norm n, by name (codes of csrc/lipschitz.h PenaltyKind).
+KINDS = {"two-sided": 0, "one-sided": 1, "squared": 2}
+
+
+def _device_context(device: torch.device):
+    return torch.cuda.device(device) if device.type == "cuda" else _nullcontext()
+
+
+def _rows_cols(g: Tensor) -> tuple[int, int]:
+    rows = g.shape[0]
+    return rows, (g.numel() // rows if rows else 0)
+
+
+def _triton_acc(dtype: torch.dtype):
+    import triton.language as tl
+
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def _head(g: Tensor, kind: int, center: float, weight: float, backend: str) -> tuple[Tensor, Tensor, Tensor]:
+    rows, cols = _rows_cols(g)
+    acc = compute_dtype(g.dtype)
+    out = torch.empty((), dtype=acc, device=g.device)
+    norms = torch.empty(rows, dtype=acc, device=g.device)
+    coef = torch.empty(rows, dtype=acc, device=g.device)
+    name = _backend.resolve(backend, g.device)
+    if name == "cpu":
+        c, _ = _backend._load_c()
+        c.penalty_head_cpu(g.data_ptr(), DTYPE_CODES[g.dtype], rows, cols, kind, center, weight,
+                           out.data_ptr(), norms.data_ptr(), coef.data_ptr())
+    elif name == "cuda":
+        c, _ = _backend._load_c()
+        partials = torch.empty(max(c.penalty_head_blocks(rows, cols), 1), dtype=acc, device=g.device)
+        with torch.cuda.device(g.device):
+            c.penalty_head_cuda(g.data_ptr(), DTYPE_CODES[g.dtype], rows, cols, kind, center, weight,
+                                out.data_ptr(), norms.data_ptr(), coef.data_ptr(), partials.data_ptr(),
+                                _counter(g.device).data_ptr(),
+                                torch.cuda.current_stream(g.device).cuda_stream)
+    else:
+        k, _ = _backend._load_triton("lipschitz")
+        block_c = min(max(16, 1 << max(cols - 1, 0).bit_length()), 1024)
+        rows_per = max(1, min(64, 4096 // block_c))
+        programs = -(-rows // rows_per)
+        partials = torch.empty(max(programs, 1), dtype=acc, device=g.device)
+        counter = _counter(g.device) if g.device.type == "cuda" else torch.zeros(1, dtype=torch.int32)
+        with _device_context(g.device):
+            k.head_kernel[(programs,)](g, rows, cols, *float32_pair(center), *float32_pair(weight),
+                                       out, norms, coef, partials, counter, KIND=kind,
+                                       ACC=_triton_acc(acc), ROWS=rows_per, BLOCK_C=block_c)
+    return out, norms, coef
+
+
+@torch.library.custom_op("pygan::penalty_head", mutates_args=())
+def penalty_head(g: Tensor, kind: int, center: float, weight: float,
+                 backend: str) -> tuple[Tensor, Tensor, Tensor]:
+    """(penalty, norms, coef) of the gradient ``g`` (contiguous, one row per sample)."""
+    return _head(g, kind, center, weight, backend)
+
+
+@penalty_head.register_fake
+def _(g, kind, center, weight, backend):
+    acc = compute_dtype(g.dtype)
+    rows = g.shape[0]
+    return g.new_empty((), dtype=acc), g.new_empty(rows, dtype=acc), g.new_empty(rows, dtype=acc)
+
+
+def _head_grad(g: Tensor, coef: Tensor, norms: Tensor, up: Tensor, up_norms: Optional[Tensor],
+               backend: str) -> Tensor:
+    rows, cols = _rows_cols(g)
+    grad = torch.empty_like(g)
+    up = up.to(coef.dtype).contiguous()
+    if up_norms is not None:
+        up_norms = up_norms.to(coef.dtype).contiguous()
+    name = _backend.resolve(backend, g.device)
+    if name in ("cpu", "cuda"):
+        _backend.call_c(name, g.device, "penalty_head_backward", g.data_ptr(), DTYPE_CODES[g.dtype], rows,
+                        cols, coef.data_ptr(), up.data_ptr(), norms.data_ptr(), _ptr(up_norms),
+                        grad.data_ptr())
+    elif g.numel():
+        k, _ = _backend._load_triton("lipschitz")
+        with _device_context(g.device):
+            k.head_backward_kernel[(-(-g.numel() // k.BLOCK),)](
+                g, g.numel(), cols, coef, up, norms, up_norms if up_norms is not None else norms, grad,
+                HAS_UP_NORMS=up_norms is not None, ACC=_triton_acc(coef.dtype), BLOCK=k.BLOCK)
+    return grad
+
+
+@torch.library.custom_op("pygan::penalty_head_backward", mutates_args=())
+def penalty_head_backward(g: Tensor, coef: Tensor, norms: Tensor, up: Tensor,
+                          up_norms: Optional[Tensor], backend: str) -> Tensor:
+    """d/dg of up * penalty + <up_norms, norms>: (up * coef_i + up_norms_i / n_i) * g_i, in g's dtype."""
+    return _head_grad(g, coef, norms, up, up_norms, backend)
+
+
+@penalty_head_backward.register_fake
+def _(g, coef, norms, up, up_norms, backend):
+    return torch.empty_like(g)
+
+
+def _head_setup(ctx, inputs, output):
+    g, _kind, _center, _weight, backend = inputs
+    _, norms, coef = output
+    ctx.backend = backend
+    ctx.set_materialize_grads(False)  # an unused norms output needs no zero-filled upstream
+    ctx.save_for_backward(g, coef, norms)
+
+
+def _head_backward(ctx, up, up_norms, _up_coef, *, grad_op=penalty_head_backward):
+    # The third output (the derivative factors) is internal: pygan.penalties never hands it out, and
+    # traced graphs pass it a zero upstream, which is ignored.
+    g, coef, norms = ctx.saved_tensors
+    if up is None and up_norms is None:
+        return None, None, None, None, None
+    if up is None:
+        up = torch.zeros((), dtype=coef.dtype, device=coef.device)
+    return grad_op(g, coef, norms, up, up_norms, ctx.backend), None, None, None, None
+
+
+penalty_head.register_autograd(_head_backward, setup_context=_head_setup)
+
+
+class PenaltyHead(torch.autograd.Function):
+    """Eager twin of ``pygan::penalty_head``: the same kernels and backward without the custom-op
+    dispatch, which costs more than the kernels at GAN batch sizes. pygan.penalties uses it outside
+    ``torch.compile`` and the registered op inside."""
+
+    @staticmethod
+    def forward(ctx, g, kind, center, weight, backend):
+        out = _head(g, kind, center, weight, backend)
+        _head_setup(ctx, (g, kind, center, weight, backend), out)
+        ctx.mark_non_differentiable(out[2])
+        return out
+
+    @staticmethod
+    def backward(ctx, up, up_norms, up_coef):
+        return _head_backward(ctx, up, up_norms, up_coef, grad_op=_head_grad)
+
+
+# Triton clip: the address table of each parameter list and each bound, built once (parameters keep
+# their storage across steps, and rebuilding them would copy from the host in every call).
+_TABLES: dict[tuple, object] = {}
+
+
+def _triton_clip(tensors: list[Tensor], c: float) -> None:
+    k, _ = _backend._load_triton("lipschitz")
+    import triton.language as tl
+
+    tl_types = {torch.float32: tl.float32, torch.float64: tl.float64, torch.float16: tl.float16,
+                torch.bfloat16: tl.bfloat16}
+    by_dtype: dict[torch.dtype, list[Tensor]] = {}
+    for t in tensors:
+        if t.numel():
+            by_dtype.setdefault(t.dtype, []).append(t)
+    for dtype, group in by_dtype.items():
+        device = group[0].device
+        key = (device, tuple((t.data_ptr(), t.numel()) for t in group))
+        if key not in _TABLES:
+            _TABLES[key] = (torch.tensor([t.data_ptr() for t in group], dtype=torch.int64, device=device),
+                            torch.tensor([t.numel() for t in group], dtype=torch.int64, device=device))
+        bound_key = (device, dtype, c)
+        if bound_key not in _TABLES:
+            _TABLES[bound_key] = torch.tensor(c, dtype=dtype, device=device)
+        table, sizes = _TABLES[key]
+        tiles = -(-max(t.numel() for t in group) // k.BLOCK)
+        with _device_context(device):
+            k.clip_kernel[(len(group), tiles)](table, sizes, _TABLES[bound_key], DTYPE=tl_types[dtype],
+                                               BLOCK=k.BLOCK)
+
+
+def clip_now(tensors: list[Tensor], c: float, backend: str) -> None:
+    """Clamps every element of ``tensors`` (contiguous, one device) to [-c, c] in place; the body of
+    ``pygan::clip_``, called directly in eager code (no custom-op dispatch)."""
+    if not tensors:
+        return
+    device = tensors[0].device
+    name = _backend.resolve(backend, device)
+    if name == "triton":
+        _triton_clip(tensors, c)
+        return
+    _backend.call_c(name, device, "clip", [t.data_ptr() for t in tensors], [t.numel() for t in tensors],
+                    [DTYPE_CODES[t.dtype] for t in tensors], c)
+
+
+@torch.library.custom_op("pygan::clip_", mutates_args=("tensors",))
+def clip_(tensors: list[Tensor], c: float, backend: str) -> None:
+    """Clamps every element of ``tensors`` (contiguous, one device) to [-c, c] in place."""
+    clip_now(tensors, c, backend)
+
+
+@clip_.register_fake
+def _(tensors, c, backend):
+    return None

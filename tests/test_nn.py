@@ -1,0 +1,152 @@
+"""pygan.nn: the fused bias + LeakyReLU with a 1-bit mask against float64 PyTorch on every backend
+and dtype, its first and second derivatives, and discriminators built from the fused layers giving
+the plain layers' penalty gradients while saving less for backward."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import pygan
+from pygan import nn as pnn
+from pygan._activation_ops import BiasLeakyReLU, bias_leaky_relu, leaky_relu_grad
+
+DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
+# One rounding of x + b and one of the product: a few units in the last place of each dtype.
+RTOL = {torch.float32: 3e-7, torch.float64: 1e-15, torch.bfloat16: 1e-2, torch.float16: 2e-3}
+SHAPES = [(5,), (1, 3), (7, 9), (3, 5, 4, 3), (2, 4, 65, 1)]
+
+
+def _reference(x, bias, slope):
+    v = x.double() + (bias.double().view(1, -1, *[1] * (x.dim() - 2)) if bias is not None else 0)
+    return F.leaky_relu(v, slope)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_matches_float64_reference(backend, dtype, rng):
+    name, device = backend
+    for shape in SHAPES:
+        x = (torch.randn(shape, generator=rng, dtype=torch.float64) * 3).to(dtype).to(device)
+        x.requires_grad_(True)
+        bias = None
+        if len(shape) > 1:
+            bias = torch.randn(shape[1], generator=rng, dtype=torch.float64).to(dtype).to(device)
+            bias.requires_grad_(True)
+        slope = 0.2
+        y = pnn.bias_leaky_relu(x, bias, slope, backend=name)
+        assert y.dtype == dtype and y.shape == x.shape
+        x64 = x.detach().double().cpu().requires_grad_(True)
+        b64 = bias.detach().double().cpu().requires_grad_(True) if bias is not None else None
+        expect = _reference(x64, b64, slope)
+        what = f"{dtype} {shape} seed={rng.initial_seed()}"
+        scale = expect.abs().max().item()
+        err = (y.double().cpu() - expect).abs().max().item()
+        assert err <= 4 * RTOL[dtype] * scale, f"{what} value: {err:.3e}"
+        up = torch.randn(shape, generator=rng, dtype=torch.float64)
+        (y.double().cpu() * up).sum().backward()
+        (expect * up).sum().backward()
+        assert x.grad.dtype == dtype
+        assert (x.grad.double().cpu() - x64.grad).abs().max() <= 4 * RTOL[dtype] * x64.grad.abs().max(), what
+        if bias is not None:
+            tol = 4 * RTOL[dtype] * x64.grad.abs().sum().item()
+            assert (bias.grad.double().cpu() - b64.grad).abs().max() <= tol, what
+
+
+def test_gradcheck_and_gradgradcheck(backend, rng):
+    name, device = backend
+    x = torch.randn(3, 5, 2, 3, generator=rng, dtype=torch.float64).to(device).requires_grad_(True)
+    b = torch.randn(5, generator=rng, dtype=torch.float64).to(device).requires_grad_(True)
+    for op in (lambda x, b: pnn.bias_leaky_relu(x, b, 0.3, backend=name),
+               lambda x, b: bias_leaky_relu(x, b, 0.3, name)[0]):
+        assert torch.autograd.gradcheck(op, (x, b))
+        assert torch.autograd.gradgradcheck(op, (x, b))
+
+
+def test_extremes(backend):
+    name, device = backend
+    x = torch.tensor([[0.0, -0.0, float("nan"), float("inf"), -float("inf"), 1e4, -1e4]],
+                     device=device).requires_grad_(True)
+    y = pnn.bias_leaky_relu(x, None, 0.1, backend=name)
+    expect = F.leaky_relu(x.detach(), 0.1)
+    assert torch.equal(y.isnan(), expect.isnan())
+    assert torch.equal(y.nan_to_num(), expect.nan_to_num())
+    y.sum().backward()
+    # At zero the derivative is the slope, as in PyTorch's LeakyReLU.
+    assert x.grad.tolist()[0][:2] == pytest.approx([0.1, 0.1])
+
+
+def test_ops_pass_opcheck(rng):
+    x = torch.randn(4, 3, 5, generator=rng).requires_grad_(True)
+    b = torch.randn(3, generator=rng).requires_grad_(True)
+    torch.library.opcheck(bias_leaky_relu, (x, b, 0.2, "cpu"))
+    mask = bias_leaky_relu(x.detach(), b.detach(), 0.2, "cpu")[1]
+    torch.library.opcheck(leaky_relu_grad, (torch.randn(4, 3, 5, requires_grad=True), mask, 0.2, "cpu"))
+    assert mask.dtype == torch.uint8 and mask.numel() == (60 + 7) // 8
+
+
+def _plain_and_fused(rng, size=7):
+    """The same conv discriminator for size x size images, from torch's layers and from pygan's."""
+    torch.manual_seed(rng.initial_seed())
+    side = -(-(-(-size // 2)) // 2)
+    plain = nn.Sequential(nn.Conv2d(3, 6, 3, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(6, 8, 3, 2, 1),
+                          nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(8 * side * side, 16), nn.LeakyReLU(0.2),
+                          nn.Linear(16, 1)).double()
+    fused = nn.Sequential(pnn.FusedConv2d(3, 6, 3, 2, 1), pnn.FusedConv2d(6, 8, 3, 2, 1), nn.Flatten(),
+                          pnn.FusedLinear(8 * side * side, 16), pnn.FusedLinear(16, 1, slope=None)).double()
+    names = {"0": "0", "2": "1", "5": "3", "7": "4"}
+    fused.load_state_dict({k.replace(k.split(".")[0], names[k.split(".")[0]], 1): v
+                           for k, v in plain.state_dict().items()})
+    return plain, fused
+
+
+@pytest.mark.parametrize("kind", ["wgan-gp", "r1"])
+def test_fused_discriminator_gives_the_plain_penalty_gradients(kind, rng):
+    plain, fused = _plain_and_fused(rng)
+    real = torch.randn(5, 3, 7, 7, generator=rng, dtype=torch.float64)
+    fake = torch.randn(5, 3, 7, 7, generator=rng, dtype=torch.float64)
+    grads = []
+    for model in (plain, fused):
+        loss = pygan.discriminator_loss(model(real), model(fake), "wasserstein")
+        loss = loss + pygan.gradient_penalty(model, real, fake, kind=kind,
+                                             generator=torch.Generator().manual_seed(5))
+        loss.backward()
+        grads.append([p.grad for p in model.parameters()])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def _saved_bytes(fn):
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def test_fused_layers_save_less_for_the_penalty(rng):
+    plain, fused = _plain_and_fused(rng, size=32)
+    real = torch.randn(16, 3, 32, 32, generator=rng, dtype=torch.float64)
+    sizes = [_saved_bytes(lambda m=m: pygan.gradient_penalty(m, real, kind="r1").backward())
+             for m in (plain, fused)]
+    # The pre-activations are gone (one bit each instead); the activations and the gradients the
+    # double-backward graph needs stay.
+    assert sizes[1] < 0.9 * sizes[0], sizes
+
+
+def test_modules_and_errors():
+    layer = pnn.FusedLinear(3, 4)
+    assert "slope=0.2" in repr(layer) and isinstance(layer, nn.Linear)
+    assert pnn.LeakyReLU(0.1)(torch.tensor([-1.0, 2.0])).tolist() == pytest.approx([-0.1, 2.0])
+    assert pnn.FusedLinear(3, 4)(torch.randn(2, 5, 3)).shape == (2, 5, 4)
+    with pytest.raises(ValueError, match=r"bias must have shape \(channels,\) = \(3,\)"):
+        pnn.bias_leaky_relu(torch.randn(2, 3), torch.randn(4))
+    with pytest.raises(TypeError, match="x must be a float32, float64, float16 or bfloat16 tensor, got torch.int64"):
+        pnn.bias_leaky_relu(torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="slope must be finite"):
+        pnn.bias_leaky_relu(torch.randn(2, 3), slope=float("nan"))
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        pnn.bias_leaky_relu(torch.randn(2, 3), backend="gpu")
