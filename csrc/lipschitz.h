@@ -17,20 +17,20 @@ enum PenaltyKind : int { TWO_SIDED = 0, ONE_SIDED = 1, SQUARED = 2 };
 
 inline namespace PYGAN_ISA {
 
-// phi(n) and the factor k with d phi(||g||) / d g = k * g, i.e. phi'(n) / n. At n = 0 the norm has no
-// derivative; k is then 0 (the minimum-norm subgradient, what torch's norm backward gives), except
-// for SQUARED, whose gradient 2 g is smooth. From the sum of squares s = n^2.
-template <class T> PYGAN_HD void penalty_phi(int kind, T s, T center, T& phi, T& k) {
+// The norm n, phi(n) and the factor k with d phi(||g||) / d g = k * g, i.e. phi'(n) / n, from the
+// sum of squares s = n^2. At n = 0 the norm has no derivative; k is then 0 (the minimum-norm
+// subgradient, what torch's norm backward gives), except for SQUARED, whose gradient 2 g is smooth.
+template <class T> PYGAN_HD void penalty_phi(int kind, T s, T center, T& n, T& phi, T& k) {
+#if defined(__CUDA_ARCH__)
+  n = sqrt(s);
+#else
+  n = std::sqrt(s);
+#endif
   if (kind == SQUARED) {
     phi = s;
     k = T(2);
     return;
   }
-#if defined(__CUDA_ARCH__)
-  const T n = sqrt(s);
-#else
-  const T n = std::sqrt(s);
-#endif
   T excess = n - center;
   if (kind == ONE_SIDED) excess = excess > T(0) ? excess : T(0);
   phi = excess * excess;

@@ -10,6 +10,7 @@ element where PyTorch's LeakyReLU keeps the whole input, twice (for the first an
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -17,15 +18,14 @@ from torch import Tensor
 
 from . import _backend
 from ._backend import DTYPE_CODES, float32_pair
-from ._ops import _nullcontext, _ptr
-from ._lipschitz_ops import _triton_acc
+from ._ops import _ptr
 
 
 def _layout(x: Tensor) -> tuple[int, int]:
     """(channels, inner): x as (outer, channels, inner) with channels on dim 1."""
     if x.dim() < 2:
         return 1, 1
-    return x.shape[1], x[0, 0].numel()
+    return x.shape[1], math.prod(x.shape[2:])
 
 
 def _bias_leaky(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -> tuple[Tensor, Tensor]:
@@ -39,10 +39,10 @@ def _bias_leaky(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -
                         n, channels, inner, slope, y.data_ptr(), mask.data_ptr())
     elif n:
         k, _ = _backend._load_triton("activation")
-        with torch.cuda.device(x.device) if x.device.type == "cuda" else _nullcontext():
+        with _backend.device_context(x.device):
             k.bias_leaky_kernel[(-(-n // k.BLOCK),)](
                 x, bias if bias is not None else x, n, channels, inner, *float32_pair(slope), y, mask,
-                HAS_BIAS=bias is not None, ACC=_triton_acc(x.dtype), BLOCK=k.BLOCK)
+                HAS_BIAS=bias is not None, ACC=_backend.triton_acc(x.dtype), BLOCK=k.BLOCK)
     return y, mask
 
 
@@ -56,9 +56,9 @@ def _leaky_grad(g: Tensor, mask: Tensor, slope: float, backend: str) -> Tensor:
                         mask.data_ptr(), slope, out.data_ptr())
     elif n:
         k, _ = _backend._load_triton("activation")
-        with torch.cuda.device(g.device) if g.device.type == "cuda" else _nullcontext():
+        with _backend.device_context(g.device):
             k.leaky_grad_kernel[(-(-n // k.BLOCK),)](g, n, mask, *float32_pair(slope), out,
-                                                     ACC=_triton_acc(g.dtype), BLOCK=k.BLOCK)
+                                                     ACC=_backend.triton_acc(g.dtype), BLOCK=k.BLOCK)
     return out
 
 
@@ -84,9 +84,8 @@ def _(g, mask, slope, backend):
     return torch.empty_like(g)
 
 
-def _bias_grad(gx: Tensor, bias: Optional[Tensor], needed: bool) -> Optional[Tensor]:
-    if bias is None or not needed:
-        return None
+def _bias_grad(gx: Tensor) -> Tensor:
+    """The bias gradient: gx summed over every dim but the channel dim 1."""
     dims = [d for d in range(gx.dim()) if d != 1]
     return gx.sum(dim=dims) if dims else gx
 
@@ -118,7 +117,7 @@ def _act_backward(ctx, gy, _gmask, *, apply=None):
         return None, None, None, None
     (mask,) = ctx.saved_tensors
     gx = (apply or leaky_relu_grad)(gy, mask, ctx.slope, ctx.backend)
-    gb = _bias_grad(gx, gx if ctx.has_bias else None, ctx.needs_input_grad[1])
+    gb = _bias_grad(gx) if ctx.has_bias and ctx.needs_input_grad[1] else None
     return gx, gb, None, None
 
 

@@ -25,6 +25,7 @@ BACKENDS = ("auto", "cpu", "cuda", "triton")
 PREFERENCE: dict[str, tuple[str, ...]] = {"cpu": ("cpu",), "cuda": ("triton", "cuda")}
 
 DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
+FLOAT_DTYPES = tuple(DTYPE_CODES)  # the dtypes every op accepts
 
 REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
@@ -46,6 +47,18 @@ def _load_triton(module: str = "adversarial_loss") -> tuple[Any, str | None]:
     except ImportError as e:
         return None, f"Triton is not usable ({e}); install it with pip install triton"
     return kernels, None
+
+
+def device_context(device: torch.device):
+    """Makes ``device`` current for CUDA launches; nothing for CPU tensors (Triton interpreter)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def triton_acc(dtype: torch.dtype):
+    """Triton's type for the compute dtype ``dtype`` (float64 or float32)."""
+    import triton.language as tl
+
+    return tl.float64 if dtype == torch.float64 else tl.float32
 
 
 def float32_pair(x: float) -> tuple[float, float]:
@@ -151,7 +164,7 @@ def call_c(name: str, device: torch.device, kernel: str, *args) -> None:
     if name == "cpu":
         getattr(c, f"{kernel}_cpu")(*args)
         return
-    with torch.cuda.device(device):
+    with device_context(device):
         getattr(c, f"{kernel}_cuda")(*args, torch.cuda.current_stream(device).cuda_stream)
 
 

@@ -20,25 +20,15 @@ from torch import Tensor
 
 from . import _backend
 from ._backend import DTYPE_CODES, float32_pair
-from ._ops import _counter, _nullcontext, _ptr, compute_dtype
+from ._ops import _counter, _ptr, compute_dtype
 
 # phi(n) of the per-sample gradient norm n, by name (codes of csrc/lipschitz.h PenaltyKind).
 KINDS = {"two-sided": 0, "one-sided": 1, "squared": 2}
 
 
-def _device_context(device: torch.device):
-    return torch.cuda.device(device) if device.type == "cuda" else _nullcontext()
-
-
 def _rows_cols(g: Tensor) -> tuple[int, int]:
     rows = g.shape[0]
     return rows, (g.numel() // rows if rows else 0)
-
-
-def _triton_acc(dtype: torch.dtype):
-    import triton.language as tl
-
-    return tl.float64 if dtype == torch.float64 else tl.float32
 
 
 def _head(g: Tensor, kind: int, center: float, weight: float, backend: str) -> tuple[Tensor, Tensor, Tensor]:
@@ -66,11 +56,11 @@ def _head(g: Tensor, kind: int, center: float, weight: float, backend: str) -> t
         rows_per = max(1, min(64, 4096 // block_c))
         programs = -(-rows // rows_per)
         partials = torch.empty(max(programs, 1), dtype=acc, device=g.device)
-        counter = _counter(g.device) if g.device.type == "cuda" else torch.zeros(1, dtype=torch.int32)
-        with _device_context(g.device):
+        counter = _counter(g.device)
+        with _backend.device_context(g.device):
             k.head_kernel[(programs,)](g, rows, cols, *float32_pair(center), *float32_pair(weight),
                                        out, norms, coef, partials, counter, KIND=kind,
-                                       ACC=_triton_acc(acc), ROWS=rows_per, BLOCK_C=block_c)
+                                       ACC=_backend.triton_acc(acc), ROWS=rows_per, BLOCK_C=block_c)
     return out, norms, coef
 
 
@@ -102,10 +92,10 @@ def _head_grad(g: Tensor, coef: Tensor, norms: Tensor, up: Tensor, up_norms: Opt
                         grad.data_ptr())
     elif g.numel():
         k, _ = _backend._load_triton("lipschitz")
-        with _device_context(g.device):
+        with _backend.device_context(g.device):
             k.head_backward_kernel[(-(-g.numel() // k.BLOCK),)](
                 g, g.numel(), cols, coef, up, norms, up_norms if up_norms is not None else norms, grad,
-                HAS_UP_NORMS=up_norms is not None, ACC=_triton_acc(coef.dtype), BLOCK=k.BLOCK)
+                HAS_UP_NORMS=up_norms is not None, ACC=_backend.triton_acc(coef.dtype), BLOCK=k.BLOCK)
     return grad
 
 
@@ -186,7 +176,7 @@ def _triton_clip(tensors: list[Tensor], c: float) -> None:
             _TABLES[bound_key] = torch.tensor(c, dtype=dtype, device=device)
         table, sizes = _TABLES[key]
         tiles = -(-max(t.numel() for t in group) // k.BLOCK)
-        with _device_context(device):
+        with _backend.device_context(device):
             k.clip_kernel[(len(group), tiles)](table, sizes, _TABLES[bound_key], DTYPE=tl_types[dtype],
                                                BLOCK=k.BLOCK)
 

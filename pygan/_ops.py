@@ -36,6 +36,8 @@ _COUNTERS: dict[tuple[int, int], Tensor] = {}
 
 
 def _counter(device: torch.device) -> Tensor:
+    if device.type != "cuda":  # the Triton interpreter: a fresh counter costs nothing there
+        return torch.zeros(1, dtype=torch.int32)
     stream = torch.cuda.current_stream(device)
     key = (device.index if device.index is not None else torch.cuda.current_device(), stream.cuda_stream)
     buf = _COUNTERS.get(key)
@@ -43,12 +45,6 @@ def _counter(device: torch.device) -> Tensor:
         buf = torch.zeros(1, dtype=torch.int32, device=device)
         _COUNTERS[key] = buf
     return buf
-
-
-def _triton_acc(x0: Tensor, x1: Tensor):
-    import triton.language as tl
-
-    return tl.float64 if torch.float64 in (x0.dtype, x1.dtype) else tl.float32
 
 
 def _c_side(x: Tensor, term: int, sign: float, shift: Optional[Tensor]):
@@ -90,9 +86,9 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
     tiles0, tiles1 = math.ceil(x0.numel() / block), math.ceil(x1.numel() / block)
     tiles = tiles0 + tiles1
     partials = torch.empty(max(tiles, 1), dtype=acc, device=device)
-    counter = _counter(device) if device.type == "cuda" else torch.zeros(1, dtype=torch.int32)
+    counter = _counter(device)
     dummy = partials  # stands in for absent pointers; never read
-    with torch.cuda.device(device) if device.type == "cuda" else _nullcontext():
+    with _backend.device_context(device):
         k.forward_kernel[(tiles,)](
             x0, x0.numel(), shift0 if shift0 is not None else dummy, sign0, out0,
             grad0 if grad0 is not None else dummy,
@@ -101,7 +97,7 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
             out if out is not None else dummy, partials, counter, alpha, tiles0,
             HAS_SH0=shift0 is not None, HAS_SH1=shift1 is not None, TERM0=term0, TERM1=term1,
             REDUCE=reduction != 0, MEAN=reduction == 1, GRAD=grad0 is not None,
-            ACC=_triton_acc(x0, x1),
+            ACC=_backend.triton_acc(acc),
             STEPS=4 if acc == torch.float64 else 3, BLOCK=block,
         )
 
@@ -111,23 +107,17 @@ def _backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reducti
     device = x0.device
     name = _backend.resolve(backend, device)
     if name in ("cpu", "cuda"):
-        c, _ = _backend._load_c()
-        args = (_c_side(x0, term0, sign0, shift0), _c_side(x1, term1, sign1, shift1), alpha, reduction,
-                up.data_ptr() if up is not None else 0, DTYPE_CODES[up.dtype] if up is not None else 0,
-                up0.data_ptr() if up0 is not None else 0, up1.data_ptr() if up1 is not None else 0,
-                grad0.data_ptr(), grad1.data_ptr())
-        if name == "cpu":
-            c.loss_backward_cpu(*args)
-        else:
-            with torch.cuda.device(device):
-                c.loss_backward_cuda(*args, torch.cuda.current_stream(device).cuda_stream)
+        _backend.call_c(name, device, "loss_backward", _c_side(x0, term0, sign0, shift0),
+                        _c_side(x1, term1, sign1, shift1), alpha, reduction, _ptr(up),
+                        DTYPE_CODES[up.dtype] if up is not None else 0, _ptr(up0), _ptr(up1),
+                        grad0.data_ptr(), grad1.data_ptr())
         return
     k, _ = _backend._load_triton()
     block = k.BLOCK
     tiles0, tiles1 = math.ceil(x0.numel() / block), math.ceil(x1.numel() / block)
     acc = compute_dtype(x0.dtype, x1.dtype)
     dummy = grad0 if grad0.numel() else grad1
-    with torch.cuda.device(device) if device.type == "cuda" else _nullcontext():
+    with _backend.device_context(device):
         k.backward_kernel[(tiles0 + tiles1,)](
             x0, x0.numel(), shift0 if shift0 is not None else dummy, sign0,
             up0 if up0 is not None else dummy, grad0,
@@ -135,21 +125,13 @@ def _backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reducti
             up1 if up1 is not None else dummy, grad1,
             up if up is not None else dummy, alpha, tiles0,
             HAS_SH0=shift0 is not None, HAS_SH1=shift1 is not None, TERM0=term0, TERM1=term1,
-            REDUCE=reduction != 0, MEAN=reduction == 1, ACC=_triton_acc(x0, x1),
+            REDUCE=reduction != 0, MEAN=reduction == 1, ACC=_backend.triton_acc(acc),
             STEPS=4 if acc == torch.float64 else 3, BLOCK=block,
         )
 
 
 def _ptr(t: Optional[Tensor]) -> int:
     return t.data_ptr() if t is not None else 0
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,7 +54,6 @@ __all__ = [
     "DiscriminatorLoss", "GeneratorLoss", "DivergenceEstimate",
 ]
 
-_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 class LossTerms(NamedTuple):
@@ -70,7 +69,7 @@ class LossTerms(NamedTuple):
 def _check_logits(name: str, x: object) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of logits, got {type(x).__name__}")
-    if x.dtype not in _FLOATS:
+    if x.dtype not in _backend.FLOAT_DTYPES:
         raise TypeError(f"{name} must be float16, bfloat16, float32 or float64 logits, got {x.dtype}")
     if x.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); a loss needs at least one logit")

@@ -15,6 +15,7 @@ state_dict) whose bias and activation run as that kernel; ``LeakyReLU`` is the d
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -26,7 +27,6 @@ from ._activation_ops import BiasLeakyReLU, bias_leaky_relu as _bias_leaky_relu_
 
 __all__ = ["FusedConv2d", "FusedLinear", "LeakyReLU", "bias_leaky_relu"]
 
-_FLOATS = tuple(_backend.DTYPE_CODES)
 
 
 def bias_leaky_relu(x: Tensor, bias: Optional[Tensor] = None, slope: float = 0.2, *,
@@ -34,11 +34,11 @@ def bias_leaky_relu(x: Tensor, bias: Optional[Tensor] = None, slope: float = 0.2
     """``leaky_relu(x + bias, slope)`` with ``bias`` along dim 1 (channels), in one kernel that
     saves a 1-bit mask for both derivatives. Differentiable twice (and more: every derivative is the
     same masked scale)."""
-    if not isinstance(x, Tensor) or x.dtype not in _FLOATS:
+    if not isinstance(x, Tensor) or x.dtype not in _backend.FLOAT_DTYPES:
         raise TypeError(f"x must be a float32, float64, float16 or bfloat16 tensor, got "
                         f"{getattr(x, 'dtype', type(x).__name__)}")
     slope = float(slope)
-    if not slope == slope or abs(slope) == float("inf"):
+    if not math.isfinite(slope):
         raise ValueError(f"slope must be finite, got {slope}")
     if bias is not None:
         if x.dim() < 2 or bias.shape != (x.shape[1],):

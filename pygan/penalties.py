@@ -47,13 +47,14 @@ from typing import Callable, Iterable, Optional
 import torch
 from torch import Tensor, nn
 
-from ._backend import check_backend, resolve
+from ._backend import FLOAT_DTYPES, check_backend, resolve
 from ._lipschitz_ops import KINDS as _HEAD_KINDS
 from ._lipschitz_ops import PenaltyHead, clip_, clip_now, penalty_head
+from ._ops import compute_dtype
 
 KINDS = ("wgan-gp", "one-sided", "r1", "r2", "dragan")
 
-# kind -> (penalty head, points it is evaluated at).
+# kind -> the penalty head (phi of the per-sample norm) it uses.
 _HEADS = {"wgan-gp": "two-sided", "one-sided": "one-sided", "r1": "squared", "r2": "squared",
           "dragan": "two-sided"}
 
@@ -67,13 +68,10 @@ __all__ = [
 # Validation
 # ---------------------------------------------------------------------------------------------
 
-_FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-
-
 def _check_tensor(name: str, t: object, *, min_dim: int = 1) -> Tensor:
     if not isinstance(t, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dtype not in _FLOATS:
+    if t.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float32, float64, float16 or bfloat16, got {t.dtype}")
     if t.dim() < min_dim:
         raise ValueError(f"{name} must have a batch dimension, got shape {tuple(t.shape)}")
@@ -95,6 +93,12 @@ def _check_kind(kind: str) -> str:
     if kind not in KINDS:
         raise ValueError(f"unknown penalty kind {kind!r}; valid kinds: {', '.join(KINDS)}")
     return kind
+
+
+def _check_lazy(lazy: int) -> int:
+    if not isinstance(lazy, int) or lazy < 1:
+        raise ValueError(f"lazy must be a positive integer (apply every lazy steps), got {lazy!r}")
+    return lazy
 
 
 def _weight_of(kind: str, weight: float) -> float:
@@ -149,7 +153,8 @@ def _input_gradient(outputs: Tensor, inputs: Tensor, scaler=None) -> tuple[Tenso
         # Scale before the inner backward so that float16 gradients do not underflow; unscale in
         # the head (a device tensor: no host sync).
         total = scaler.scale(total)
-        inv_scale = scaler._scale.double().reciprocal().float() if scaler._scale is not None else None
+        # scale() has just set _scale (a device tensor); invert it as GradScaler.unscale_ does.
+        inv_scale = scaler._scale.double().reciprocal().float()
     (grad,) = torch.autograd.grad(total, inputs, create_graph=True)
     return grad, inv_scale
 
@@ -200,10 +205,15 @@ def one_sided(logits: Tensor, inputs: Tensor, *, weight: float = 10.0, center: f
 # Points
 # ---------------------------------------------------------------------------------------------
 
-def _per_sample(shape: torch.Size, like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
-    """One U[0, 1) value per sample, broadcastable over the sample's dimensions."""
-    eps = torch.rand((shape[0],), generator=generator, device=like.device, dtype=torch.float32)
-    return eps.to(like.dtype).view(-1, *([1] * (len(shape) - 1)))
+def _per_sample(like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
+    """One U[0, 1) value per sample of ``like``, broadcastable over the sample's dimensions."""
+    eps = torch.rand((like.shape[0],), generator=generator, device=like.device, dtype=torch.float32)
+    return _broadcast(eps, like)
+
+
+def _broadcast(eps: Tensor, like: Tensor) -> Tensor:
+    """Per-sample values of shape (B,) in ``like``'s dtype, shaped to broadcast over its samples."""
+    return eps.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
 
 def interpolate(real: Tensor, fake: Tensor, eps: Optional[Tensor] = None, *,
@@ -218,12 +228,12 @@ def interpolate(real: Tensor, fake: Tensor, eps: Optional[Tensor] = None, *,
     if real.device != fake.device:
         raise ValueError(f"real is on {real.device} and fake on {fake.device}; they must share a device")
     if eps is None:
-        eps = _per_sample(real.shape, real, generator)
+        eps = _per_sample(real, generator)
     else:
         if eps.shape != (real.shape[0],):
             raise ValueError(f"eps must have shape ({real.shape[0]},), one weight per sample, got "
                              f"{tuple(eps.shape)}")
-        eps = eps.to(real.dtype).view(-1, *([1] * (real.dim() - 1)))
+        eps = _broadcast(eps, real)
     real, fake = real.detach(), fake.detach().to(real.dtype)
     return torch.lerp(fake, real, eps).requires_grad_(True)
 
@@ -235,7 +245,7 @@ def dragan_points(real: Tensor, *, spread: float = 0.5, generator: Optional[torc
     real = real.detach()
     noise = torch.rand(real.shape, generator=generator, device=real.device, dtype=torch.float32)
     delta = spread * real.float().std() * noise
-    eps = _per_sample(real.shape, real, generator)
+    eps = _per_sample(real, generator)
     return (real + eps * delta.to(real.dtype)).requires_grad_(True)
 
 
@@ -245,9 +255,8 @@ def dragan_points(real: Tensor, *, spread: float = 0.5, generator: Optional[torc
 
 def _unwrap(module: Callable) -> Callable:
     # DDP and DataParallel: run the penalty's forward on the wrapped module (see the module docs).
-    inner = getattr(module, "module", None)
-    if isinstance(module, (nn.parallel.DistributedDataParallel, nn.DataParallel)) and inner is not None:
-        return inner
+    if isinstance(module, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        return module.module
     return module
 
 
@@ -269,16 +278,14 @@ def gradient_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor, fa
     _check_kind(kind)
     weight = _check_number("weight", weight)
     center = _check_number("center", center)
-    if not isinstance(lazy, int) or lazy < 1:
-        raise ValueError(f"lazy must be a positive integer (apply every lazy steps), got {lazy!r}")
+    _check_lazy(lazy)
     _check_tensor("real", real)
     if kind in ("wgan-gp", "one-sided", "r2"):
         if fake is None:
             raise ValueError(f"penalty kind {kind!r} needs fake samples; pass fake=")
         _check_tensor("fake", fake)
     if step % lazy != 0:
-        zero = torch.zeros((), dtype=torch.float64 if real.dtype == torch.float64 else torch.float32,
-                           device=real.device)
+        zero = torch.zeros((), dtype=compute_dtype(real.dtype), device=real.device)
         return (zero, None) if return_norms else zero
     if kind in ("wgan-gp", "one-sided"):
         points = interpolate(real, fake, generator=generator)
@@ -289,10 +296,9 @@ def gradient_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor, fa
     else:
         points = dragan_points(real, spread=spread, generator=generator)
     outputs = _unwrap(discriminator)(points)
-    result = penalty_from_outputs(outputs, points, head=_HEADS[kind], center=center,
-                                  weight=_weight_of(kind, weight) * lazy, scaler=scaler,
-                                  return_norms=return_norms, backend=backend)
-    return result
+    return penalty_from_outputs(outputs, points, head=_HEADS[kind], center=center,
+                                weight=_weight_of(kind, weight) * lazy, scaler=scaler,
+                                return_norms=return_norms, backend=backend)
 
 
 class GradientPenalty(nn.Module):
@@ -307,9 +313,7 @@ class GradientPenalty(nn.Module):
         self.kind = _check_kind(kind)
         self.weight = _check_number("weight", weight)
         self.center = _check_number("center", center)
-        if not isinstance(lazy, int) or lazy < 1:
-            raise ValueError(f"lazy must be a positive integer (apply every lazy steps), got {lazy!r}")
-        self.lazy, self.spread, self.backend = lazy, spread, backend
+        self.lazy, self.spread, self.backend = _check_lazy(lazy), spread, backend
         self.calls = 0
         self.last_norms: Optional[Tensor] = None
 
@@ -361,14 +365,14 @@ def clip_weights_(module: nn.Module | Iterable[Tensor], c: float = 0.01, *,
     params = list(module.parameters()) if isinstance(module, nn.Module) else list(module)
     groups: dict[torch.device, list[Tensor]] = {}
     for i, p in enumerate(params):
-        if not isinstance(p, Tensor) or p.dtype not in _FLOATS:
+        if not isinstance(p, Tensor) or p.dtype not in FLOAT_DTYPES:
             raise TypeError(f"clip_weights_: parameter {i} must be a floating-point tensor, got "
                             f"{getattr(p, 'dtype', type(p).__name__)}")
         if not p.is_contiguous():
             raise ValueError(f"clip_weights_: parameter {i} (shape {tuple(p.shape)}) is not contiguous; "
                              "clip it with p.clamp_(-c, c)")
         groups.setdefault(p.device, []).append(p)
+    clip = clip_ if torch.compiler.is_compiling() else clip_now
     for device, tensors in groups.items():
         resolve(backend, device)
-        clip = clip_ if torch.compiler.is_compiling() else clip_now
         clip([t.detach() for t in tensors], c, backend)

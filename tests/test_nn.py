@@ -75,6 +75,16 @@ def test_extremes(backend):
     assert x.grad.tolist()[0][:2] == pytest.approx([0.1, 0.1])
 
 
+def test_empty_batch(backend):
+    # As in PyTorch: an empty batch gives an empty result (not an indexing error).
+    name, device = backend
+    x = torch.empty(0, 3, 4, device=device, requires_grad=True)
+    y = pnn.bias_leaky_relu(x, torch.zeros(3, device=device), backend=name)
+    assert y.shape == (0, 3, 4)
+    y.sum().backward()
+    assert x.grad.shape == (0, 3, 4)
+
+
 def test_ops_pass_opcheck(rng):
     x = torch.randn(4, 3, 5, generator=rng).requires_grad_(True)
     b = torch.randn(3, generator=rng).requires_grad_(True)

@@ -5,6 +5,7 @@
 // penalty term and its derivative factor. Per-row results are combined in row order: the penalty is
 // bitwise reproducible for any thread count.
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "../lipschitz.h"
@@ -16,38 +17,29 @@ namespace {
 constexpr int LANES = 8;
 constexpr int64_t BLOCK = 1024;  // elements summed in float32 before a flush into float64
 
+// Lanes in the compute type (float64 for float64 rows, else float32), flushed into a float64 total
+// every BLOCK elements.
 template <int DT> double row_sum_squares(const void* g, int64_t begin, int64_t cols) {
-  if constexpr (DT == F64) {
-    const double* x = static_cast<const double*>(g) + begin;
-    double acc[LANES] = {};
-    int64_t j = 0;
-    for (; j + LANES <= cols; j += LANES)
-      for (int l = 0; l < LANES; ++l) acc[l] += x[j + l] * x[j + l];
-    double total = 0.0;
-    for (; j < cols; ++j) total += x[j] * x[j];
-    for (int l = 0; l < LANES; ++l) total += acc[l];
-    return total;
-  } else {
-    double total = 0.0;
-    for (int64_t b = 0; b < cols; b += BLOCK) {
-      const int64_t end = std::min(cols, b + BLOCK);
-      float acc[LANES] = {};
-      int64_t j = b;
-      for (; j + LANES <= end; j += LANES)
-        for (int l = 0; l < LANES; ++l) {
-          const float v = load_as<float>(g, begin + j + l, DT);
-          acc[l] += v * v;
-        }
-      float tail = 0.0f;
-      for (; j < end; ++j) {
-        const float v = load_as<float>(g, begin + j, DT);
-        tail += v * v;
+  using Acc = std::conditional_t<DT == F64, double, float>;
+  double total = 0.0;
+  for (int64_t b = 0; b < cols; b += BLOCK) {
+    const int64_t end = std::min(cols, b + BLOCK);
+    Acc acc[LANES] = {};
+    int64_t j = b;
+    for (; j + LANES <= end; j += LANES)
+      for (int l = 0; l < LANES; ++l) {
+        const Acc v = load_as<Acc>(g, begin + j + l, DT);
+        acc[l] += v * v;
       }
-      for (int l = 0; l < LANES; ++l) total += double(acc[l]);
-      total += double(tail);
+    Acc tail = 0;
+    for (; j < end; ++j) {
+      const Acc v = load_as<Acc>(g, begin + j, DT);
+      tail += v * v;
     }
-    return total;
+    for (int l = 0; l < LANES; ++l) total += double(acc[l]);
+    total += double(tail);
   }
+  return total;
 }
 
 // Rows per work item: enough to cover a chunk of elements.
@@ -65,9 +57,8 @@ void head(const void* g, int dtype, int64_t rows, int64_t cols, int kind, double
       for (int64_t i = item * per; i < std::min(rows, (item + 1) * per); ++i) {
         const Acc s = Acc(row_sum_squares<DT>(g, i * cols, cols));
         Acc p, k;
-        penalty_phi<Acc>(kind, s, Acc(center), p, k);
+        penalty_phi<Acc>(kind, s, Acc(center), norms[i], p, k);
         phi[i] = double(p);
-        norms[i] = std::sqrt(s);
         coef[i] = Acc(scale * double(k));
       }
     });

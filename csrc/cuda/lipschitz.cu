@@ -27,8 +27,7 @@ template <class Acc> __device__ Acc warp_sum(Acc v) {
 template <class Acc>
 __device__ Acc finish_row(int64_t i, Acc s, int kind, Acc center, Acc scale, Acc* norms, Acc* coef) {
   Acc phi, k;
-  penalty_phi<Acc>(kind, s, center, phi, k);
-  norms[i] = sqrt(s);
+  penalty_phi<Acc>(kind, s, center, norms[i], phi, k);
   coef[i] = scale * k;
   return phi;
 }
