@@ -11,6 +11,7 @@
 #include "adversarial_loss.h"
 #include "lipschitz.h"
 #include "loss_terms.h"
+#include "multi_tensor.h"
 
 namespace py = pybind11;
 using namespace pygan;
@@ -48,11 +49,28 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("penalty_head_cpu", &penalty_head_cpu, release);
   m.def("penalty_head_backward_cpu", &penalty_head_backward_cpu, release);
-  m.def("clip_cpu", &clip_cpu, release);
   m.def("penalty_head_blocks", &penalty_head_blocks);
   m.def("penalty_head_cuda", &penalty_head_cuda, release);
   m.def("penalty_head_backward_cuda", &penalty_head_backward_cuda, release);
-  m.def("clip_cuda", &clip_cuda, release);
+
+  // Multi-tensor updates: (op, dst, src, sizes, dtypes, bound, weight[, stream]).
+  auto args = [](int op, std::vector<uintptr_t> dst, std::vector<uintptr_t> src,
+                 std::vector<int64_t> sizes, std::vector<int> dtypes, double bound, uintptr_t weight) {
+    MultiTensorArgs a;
+    a.op = op; a.dst = std::move(dst); a.src = std::move(src); a.sizes = std::move(sizes);
+    a.dtypes = std::move(dtypes); a.bound = bound; a.weight = weight;
+    return a;
+  };
+  m.def("multi_tensor_cpu", [args](int op, std::vector<uintptr_t> dst, std::vector<uintptr_t> src,
+                                   std::vector<int64_t> sizes, std::vector<int> dtypes, double bound,
+                                   uintptr_t weight) {
+    multi_tensor_cpu(args(op, dst, src, sizes, dtypes, bound, weight));
+  }, release);
+  m.def("multi_tensor_cuda", [args](int op, std::vector<uintptr_t> dst, std::vector<uintptr_t> src,
+                                    std::vector<int64_t> sizes, std::vector<int> dtypes, double bound,
+                                    uintptr_t weight, uintptr_t stream) {
+    multi_tensor_cuda(args(op, dst, src, sizes, dtypes, bound, weight), stream);
+  }, release);
 
   m.def("bias_leaky_relu_cpu", &bias_leaky_relu_cpu, release);
   m.def("leaky_relu_grad_cpu", &leaky_relu_grad_cpu, release);

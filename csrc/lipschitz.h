@@ -1,4 +1,4 @@
-// Lipschitz tools as the backends see them: the gradient-penalty head and weight clipping. Raw
+// The gradient-penalty head as the backends see it (weight clipping is in multi_tensor.h). Raw
 // pointers, sizes and dtype codes, owned by the caller; nothing here allocates.
 #pragma once
 #include <cmath>
@@ -58,10 +58,6 @@ void penalty_head_cpu(uintptr_t g, int dtype, int64_t rows, int64_t cols, int ki
 // be 0 for none; a zero norm contributes nothing (the subgradient torch's norm uses).
 void penalty_head_backward_cpu(uintptr_t g, int dtype, int64_t rows, int64_t cols, uintptr_t coef,
                                uintptr_t up, uintptr_t norms, uintptr_t up_norms, uintptr_t grad);
-// Clamps every element of `count` tensors (pointers, element counts, dtype codes) to [-c, c] in
-// place, in one parallel pass over all of them.
-void clip_cpu(const std::vector<uintptr_t>& ptrs, const std::vector<int64_t>& sizes,
-              const std::vector<int>& dtypes, double c);
 
 // CUDA versions. The head's forward sums the per-block partials deterministically in one launch:
 // `partials` holds penalty_head_blocks(rows, cols) compute-dtype values, `counter` a zeroed unsigned
@@ -73,7 +69,5 @@ void penalty_head_cuda(uintptr_t g, int dtype, int64_t rows, int64_t cols, int k
 void penalty_head_backward_cuda(uintptr_t g, int dtype, int64_t rows, int64_t cols, uintptr_t coef,
                                 uintptr_t up, uintptr_t norms, uintptr_t up_norms, uintptr_t grad,
                                 uintptr_t stream);
-void clip_cuda(const std::vector<uintptr_t>& ptrs, const std::vector<int64_t>& sizes,
-               const std::vector<int>& dtypes, double c, uintptr_t stream);
 
 }  // namespace pygan

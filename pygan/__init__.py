@@ -3,11 +3,14 @@
 ``pygan.losses`` holds the fused "logits in, loss out" family (the f-GAN divergences, wasserstein,
 hinge, least squares, relativistic); ``pygan.divergences`` the f-divergence table they come from;
 ``pygan.penalties`` the gradient penalties (WGAN-GP, one-sided, R1, R2, DRAGAN) with a fused penalty
-head, and weight clipping.
+head, and weight clipping; :class:`pygan.GAN` the minimax training loop (fused steps, CUDA graphs,
+AMP, EMA, checkpoints, DDP) with ``pygan.data`` samplers and ``pygan.models`` reference networks.
 """
 
-from . import divergences, losses, penalties
+from . import data, divergences, losses, metrics, models, penalties
 from ._backend import available as available_backends
+from .ema import EMA
+from .gan import GAN, Normal, Uniform
 from .penalties import GradientPenalty, clip_weights_, gradient_penalty
 from .losses import (
     LOSS_NAMES,
@@ -17,12 +20,14 @@ from .losses import (
     discriminator_loss,
     divergence_estimate,
     generator_loss,
+    minimax_losses,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss", "GradientPenalty",
-    "available_backends", "clip_weights_", "discriminator_loss", "divergence_estimate", "divergences",
-    "generator_loss", "gradient_penalty", "losses", "penalties",
+    "EMA", "GAN", "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss",
+    "GradientPenalty", "Normal", "Uniform", "available_backends", "clip_weights_", "data",
+    "discriminator_loss", "divergence_estimate", "divergences", "generator_loss", "gradient_penalty",
+    "losses", "metrics", "minimax_losses", "models", "penalties",
 ]

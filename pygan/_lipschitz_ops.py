@@ -1,4 +1,4 @@
-"""The gradient-penalty head and weight clipping as registered PyTorch ops (kernels: csrc/lipschitz.h,
+"""The gradient-penalty head as registered PyTorch ops (kernels: csrc/lipschitz.h,
 csrc/cpu/lipschitz.cpp, csrc/cuda/lipschitz.cu, triton_kernels/lipschitz.py).
 
 ``pygan::penalty_head(g, kind, center, weight)`` views ``g`` as one row per sample and returns
@@ -7,8 +7,7 @@ csrc/cpu/lipschitz.cpp, csrc/cuda/lipschitz.cu, triton_kernels/lipschitz.py).
 
 with phi from :data:`KINDS`, in float32 (float64 for float64 input) whatever g's dtype, so the squares
 of a float16 gradient cannot overflow. Its backward is one elementwise pass,
-d penalty / d g_i = coef_i * g_i, from the saved factors. ``pygan::clip_`` clamps a list of tensors
-in place in one multi-tensor launch. Inputs arrive validated (pygan.penalties checks them).
+d penalty / d g_i = coef_i * g_i, from the saved factors. Inputs arrive validated (pygan.penalties checks them).
 """
 
 from __future__ import annotations
@@ -148,59 +147,3 @@ class PenaltyHead(torch.autograd.Function):
     @staticmethod
     def backward(ctx, up, up_norms, up_coef):
         return _head_backward(ctx, up, up_norms, up_coef, grad_op=_head_grad)
-
-
-# Triton clip: the address table of each parameter list and each bound, built once (parameters keep
-# their storage across steps, and rebuilding them would copy from the host in every call).
-_TABLES: dict[tuple, object] = {}
-
-
-def _triton_clip(tensors: list[Tensor], c: float) -> None:
-    k, _ = _backend._load_triton("lipschitz")
-    import triton.language as tl
-
-    tl_types = {torch.float32: tl.float32, torch.float64: tl.float64, torch.float16: tl.float16,
-                torch.bfloat16: tl.bfloat16}
-    by_dtype: dict[torch.dtype, list[Tensor]] = {}
-    for t in tensors:
-        if t.numel():
-            by_dtype.setdefault(t.dtype, []).append(t)
-    for dtype, group in by_dtype.items():
-        device = group[0].device
-        key = (device, tuple((t.data_ptr(), t.numel()) for t in group))
-        if key not in _TABLES:
-            _TABLES[key] = (torch.tensor([t.data_ptr() for t in group], dtype=torch.int64, device=device),
-                            torch.tensor([t.numel() for t in group], dtype=torch.int64, device=device))
-        bound_key = (device, dtype, c)
-        if bound_key not in _TABLES:
-            _TABLES[bound_key] = torch.tensor(c, dtype=dtype, device=device)
-        table, sizes = _TABLES[key]
-        tiles = -(-max(t.numel() for t in group) // k.BLOCK)
-        with _backend.device_context(device):
-            k.clip_kernel[(len(group), tiles)](table, sizes, _TABLES[bound_key], DTYPE=tl_types[dtype],
-                                               BLOCK=k.BLOCK)
-
-
-def clip_now(tensors: list[Tensor], c: float, backend: str) -> None:
-    """Clamps every element of ``tensors`` (contiguous, one device) to [-c, c] in place; the body of
-    ``pygan::clip_``, called directly in eager code (no custom-op dispatch)."""
-    if not tensors:
-        return
-    device = tensors[0].device
-    name = _backend.resolve(backend, device)
-    if name == "triton":
-        _triton_clip(tensors, c)
-        return
-    _backend.call_c(name, device, "clip", [t.data_ptr() for t in tensors], [t.numel() for t in tensors],
-                    [DTYPE_CODES[t.dtype] for t in tensors], c)
-
-
-@torch.library.custom_op("pygan::clip_", mutates_args=("tensors",))
-def clip_(tensors: list[Tensor], c: float, backend: str) -> None:
-    """Clamps every element of ``tensors`` (contiguous, one device) to [-c, c] in place."""
-    clip_now(tensors, c, backend)
-
-
-@clip_.register_fake
-def _(tensors, c, backend):
-    return None

@@ -50,8 +50,8 @@ from . import _backend, _ops
 from ._terms import LOSS_NAMES, TERM_CODES, LossSpec, loss_spec
 
 __all__ = [
-    "LOSS_NAMES", "LossTerms", "discriminator_loss", "generator_loss", "divergence_estimate",
-    "DiscriminatorLoss", "GeneratorLoss", "DivergenceEstimate",
+    "LOSS_NAMES", "LossTerms", "MinimaxLosses", "discriminator_loss", "generator_loss",
+    "divergence_estimate", "minimax_losses", "DiscriminatorLoss", "GeneratorLoss", "DivergenceEstimate",
 ]
 
 
@@ -219,6 +219,37 @@ def divergence_estimate(real_logits: Tensor, fake_logits: Tensor, loss: str, *,
         raise ValueError(f"divergence_estimate needs an f-divergence or 'wasserstein', got {loss!r} "
                          "(hinge, least_squares and the relativistic losses bound no divergence)")
     return -discriminator_loss(real_logits, fake_logits, loss, reduction="mean", backend=backend, **params)
+
+
+class MinimaxLosses(NamedTuple):
+    """Both players' losses at one pair of logit tensors, and the gradients each player
+    backpropagates (detached, in the logits' dtypes): D's with respect to the real and the fake
+    logits, G's with respect to the fake logits."""
+
+    d_loss: Tensor
+    g_loss: Tensor
+    d_real_grad: Tensor
+    d_fake_grad: Tensor
+    g_fake_grad: Tensor
+
+
+def minimax_losses(real_logits: Tensor, fake_logits: Tensor, loss: str = "gan", *,
+                   saturating: bool = False, backend: Optional[str] = None, **params: float) -> MinimaxLosses:
+    r""":func:`discriminator_loss` and :func:`generator_loss` (mean reduction) of the same logits,
+    with the upstream gradients :math:`\partial L_D/\partial v_r`, :math:`\partial L_D/\partial v_f`
+    and :math:`\partial L_G/\partial v_f`, for a simultaneous update that backpropagates each
+    player's gradient through one shared forward (:meth:`pygan.GAN.dg_step`). Each loss comes from the
+    fused op in its loss-and-gradient mode, so the gradients cost no second pass over the logits;
+    for the relativistic losses G's gradient is the one with respect to the fake logits only (the
+    real logits do not depend on G)."""
+    with torch.enable_grad():
+        r = real_logits.detach().requires_grad_(True)
+        f = fake_logits.detach().requires_grad_(True)
+        d_loss = discriminator_loss(r, f, loss, backend=backend, **params)
+        d_r, d_f = torch.autograd.grad(d_loss, (r, f))
+        g_loss = generator_loss(f, loss, saturating=saturating, real_logits=r, backend=backend, **params)
+        (g_f,) = torch.autograd.grad(g_loss, (f,))
+    return MinimaxLosses(d_loss.detach(), g_loss.detach(), d_r, d_f, g_f)
 
 
 class _LossModule(nn.Module):

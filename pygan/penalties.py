@@ -49,7 +49,8 @@ from torch import Tensor, nn
 
 from ._backend import FLOAT_DTYPES, check_backend, resolve
 from ._lipschitz_ops import KINDS as _HEAD_KINDS
-from ._lipschitz_ops import PenaltyHead, clip_, clip_now, penalty_head
+from ._lipschitz_ops import PenaltyHead, penalty_head
+from ._multi_tensor_ops import CLIP, clip_, run_now
 from ._ops import compute_dtype
 
 KINDS = ("wgan-gp", "one-sided", "r1", "r2", "dragan")
@@ -372,7 +373,10 @@ def clip_weights_(module: nn.Module | Iterable[Tensor], c: float = 0.01, *,
             raise ValueError(f"clip_weights_: parameter {i} (shape {tuple(p.shape)}) is not contiguous; "
                              "clip it with p.clamp_(-c, c)")
         groups.setdefault(p.device, []).append(p)
-    clip = clip_ if torch.compiler.is_compiling() else clip_now
     for device, tensors in groups.items():
         resolve(backend, device)
-        clip([t.detach() for t in tensors], c, backend)
+        tensors = [t.detach() for t in tensors]
+        if torch.compiler.is_compiling():
+            clip_(tensors, c, backend)
+        else:
+            run_now(CLIP, tensors, None, c, None, backend)

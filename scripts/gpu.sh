@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a GPU machine (no network; its own python3 with torch, triton, pybind11, cmake, nvcc):
 # builds pygan for sm_90, runs the whole test suite on the GPU (cuda and triton backends, gpu
-# marks), then the loss and penalty benchmarks; logs go to $OUT (or ./runs/gpu).
+# marks), then the loss, penalty and training-step benchmarks and the ring demo (eager and captured);
+# logs go to $OUT (or ./runs/gpu).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu}
@@ -18,3 +19,6 @@ for dtype in float32 bfloat16; do
   done
 done
 python3 benchmarks/penalties.py --device cuda --json "$OUT/penalties.json" 2>&1 | tee -a "$OUT/bench.log"
+python3 benchmarks/train_step.py --device cuda --json "$OUT/train_step.json" 2>&1 | tee -a "$OUT/bench.log"
+python3 -m pygan train --data ring --device cuda --out "$OUT/ring" --quiet 2>&1 | tee -a "$OUT/bench.log"
+python3 -m pygan train --data ring --device cuda --capture --out "$OUT/ring-captured" --quiet 2>&1 | tee -a "$OUT/bench.log"

@@ -14,7 +14,8 @@ from torch import nn
 import pygan
 from pygan import penalties
 from pygan._lipschitz_ops import KINDS as HEADS
-from pygan._lipschitz_ops import PenaltyHead, clip_, penalty_head, penalty_head_backward
+from pygan._lipschitz_ops import PenaltyHead, penalty_head, penalty_head_backward
+from pygan._multi_tensor_ops import clip_
 
 from . import reference as ref
 

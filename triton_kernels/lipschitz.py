@@ -1,4 +1,4 @@
-"""Triton kernels of the gradient-penalty head and weight clipping (as csrc/cuda/lipschitz.cu).
+"""Triton kernels of the gradient-penalty head (as csrc/cuda/lipschitz.cu).
 
 Forward, one launch: program p takes ROWS rows (samples) of the inner gradient, viewed as
 rows x cols, sums their squares in BLOCK_C-wide steps, writes each row's norm and derivative factor
@@ -62,22 +62,3 @@ def head_backward_kernel(g, n, cols, coef, up, norms, up_norms, grad, HAS_UP_NOR
         k += tl.where(nr > 0, un / tl.where(nr > 0, nr, 1.0), 0.0)
     v = tl.load(g + offs, mask=mask, other=0.0).to(ACC)
     tl.store(grad + offs, (k * v).to(grad.dtype.element_ty), mask=mask)
-
-
-@triton.jit
-def clip_kernel(table, sizes, bound, DTYPE: tl.constexpr, BLOCK: tl.constexpr):
-    """Clamps tensor t = program_id(0), tile program_id(1), to [-c, c] in place; ``table`` holds the
-    tensors' addresses (all of element type DTYPE), so one launch covers every tensor, and
-    ``bound`` c in DTYPE (rounded once by the caller, so storing it needs no rounding)."""
-    t = tl.program_id(0)
-    ptr = tl.load(table + t).to(tl.pointer_type(DTYPE))
-    n = tl.load(sizes + t)
-    offs = tl.program_id(1).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    acc: tl.constexpr = tl.float64 if DTYPE == tl.float64 else tl.float32
-    v = tl.load(ptr + offs, mask=mask).to(acc)
-    c = tl.load(bound).to(acc)
-    # where, not minimum / maximum: NaN passes through, as torch.clamp lets it. Every result is v or
-    # c, both exact in DTYPE, so the store rounds nothing.
-    v = tl.where(v < -c, -c, tl.where(v > c, c, v))
-    tl.store(ptr + offs, v.to(DTYPE), mask=mask)

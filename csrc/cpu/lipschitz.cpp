@@ -1,4 +1,4 @@
-// CPU kernels of the gradient-penalty head and of weight clipping.
+// CPU kernels of the gradient-penalty head.
 //
 // The head reads each row (sample) of the inner gradient once: a sum of squares in float32 lanes,
 // flushed into a float64 total every BLOCK elements (so a long row loses no precision), then the
@@ -109,32 +109,6 @@ void penalty_head_backward_cpu(uintptr_t g, int dtype, int64_t rows, int64_t col
   };
   if (dtype == F64) run(0.0);
   else run(0.0f);
-}
-
-void clip_cpu(const std::vector<uintptr_t>& ptrs, const std::vector<int64_t>& sizes,
-              const std::vector<int>& dtypes, double c) {
-  // Work items: every CHUNK-element chunk of every tensor, numbered across the tensors.
-  std::vector<int64_t> first(ptrs.size() + 1, 0);
-  int64_t total = 0;
-  for (size_t t = 0; t < ptrs.size(); ++t) {
-    first[t + 1] = first[t] + (sizes[t] + CHUNK - 1) / CHUNK;
-    total += sizes[t];
-  }
-  parallel_items(first.back(), total, [&](int64_t item) {
-    const size_t t = size_t(std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1);
-    void* p = reinterpret_cast<void*>(ptrs[t]);
-    const int64_t lo = (item - first[t]) * CHUNK, hi = std::min(sizes[t], lo + CHUNK);
-    dispatch_dtype(dtypes[t], [&](auto tag) {
-      constexpr int DT = decltype(tag)::value;
-      using Acc = std::conditional_t<DT == F64, double, float>;
-      const Acc hi_c = Acc(c), lo_c = Acc(-c);
-      // max/min written so that NaN passes through, as torch.clamp does.
-      for (int64_t i = lo; i < hi; ++i) {
-        const Acc v = load_as<Acc>(p, i, DT);
-        store_as<Acc>(p, i, DT, v < lo_c ? lo_c : (v > hi_c ? hi_c : v));
-      }
-    });
-  });
 }
 
 }  // namespace pygan

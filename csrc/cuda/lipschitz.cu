@@ -1,4 +1,4 @@
-// CUDA kernels of the gradient-penalty head and of weight clipping.
+// CUDA kernels of the gradient-penalty head.
 //
 // Head forward, one launch: rows of at least WIDE_ROW elements get a block each; shorter rows (the
 // usual 2-D toy data) a warp each, eight to a block. Each block writes the sum of its rows' penalty
@@ -81,37 +81,6 @@ __global__ void head_backward_kernel(const void* g, int dtype, int64_t n, int64_
   }
 }
 
-// Up to MAX_TENSORS tensors per clip launch, passed by value as the kernel's argument (no device
-// table to allocate). Block b works on tile b - first[t] of tensor t.
-constexpr int MAX_TENSORS = 40;
-constexpr int64_t CLIP_TILE = int64_t(THREADS) * 8;
-
-struct ClipBatch {
-  uintptr_t ptr[MAX_TENSORS];
-  int64_t n[MAX_TENSORS];
-  int64_t first[MAX_TENSORS + 1];
-  int dtype[MAX_TENSORS];
-  int count;
-};
-
-__global__ void __launch_bounds__(THREADS) clip_kernel(ClipBatch batch, double c) {
-  const int64_t b = blockIdx.x;
-  int t = 0;
-  while (t + 1 < batch.count && batch.first[t + 1] <= b) ++t;
-  void* p = reinterpret_cast<void*>(batch.ptr[t]);
-  const int dtype = batch.dtype[t];
-  const int64_t base = (b - batch.first[t]) * CLIP_TILE;
-  for (int64_t i = base + threadIdx.x; i < min(batch.n[t], base + CLIP_TILE); i += THREADS) {
-    if (dtype == F64) {
-      const double v = load_as<double>(p, i, dtype);
-      store_as<double>(p, i, dtype, v < -c ? -c : (v > c ? c : v));  // NaN passes through
-    } else {
-      const float v = load_as<float>(p, i, dtype), cf = float(c);
-      store_as<float>(p, i, dtype, v < -cf ? -cf : (v > cf ? cf : v));
-    }
-  }
-}
-
 int64_t blocks_for(int64_t rows, int64_t cols) {
   return cols >= WIDE_ROW ? rows : (rows + WARPS - 1) / WARPS;
 }
@@ -163,24 +132,6 @@ void penalty_head_backward_cuda(uintptr_t g, int dtype, int64_t rows, int64_t co
   if (dtype == F64) run(0.0);
   else run(0.0f);
   check_launch("penalty_head_backward");
-}
-
-void clip_cuda(const std::vector<uintptr_t>& ptrs, const std::vector<int64_t>& sizes,
-               const std::vector<int>& dtypes, double c, uintptr_t stream) {
-  auto st = reinterpret_cast<cudaStream_t>(stream);
-  for (size_t start = 0; start < ptrs.size(); start += MAX_TENSORS) {
-    ClipBatch batch{};
-    batch.count = int(std::min<size_t>(MAX_TENSORS, ptrs.size() - start));
-    for (int t = 0; t < batch.count; ++t) {
-      batch.ptr[t] = ptrs[start + t];
-      batch.n[t] = sizes[start + t];
-      batch.dtype[t] = dtypes[start + t];
-      batch.first[t + 1] = batch.first[t] + (sizes[start + t] + CLIP_TILE - 1) / CLIP_TILE;
-    }
-    if (batch.first[batch.count] == 0) continue;
-    clip_kernel<<<unsigned(batch.first[batch.count]), THREADS, 0, st>>>(batch, c);
-    check_launch("clip");
-  }
 }
 
 }  // namespace pygan

@@ -5,6 +5,7 @@
 #include "../activation.h"
 #include "../adversarial_loss.h"
 #include "../lipschitz.h"
+#include "../multi_tensor.h"
 
 namespace pygan {
 
@@ -30,7 +31,6 @@ void penalty_head_backward_cuda(uintptr_t, int, int64_t, int64_t, uintptr_t, uin
 void bias_leaky_relu_cuda(uintptr_t, uintptr_t, int, int64_t, int64_t, int64_t, double, uintptr_t,
                           uintptr_t, uintptr_t) { unavailable(); }
 void leaky_relu_grad_cuda(uintptr_t, int, int64_t, uintptr_t, double, uintptr_t, uintptr_t) { unavailable(); }
-void clip_cuda(const std::vector<uintptr_t>&, const std::vector<int64_t>&, const std::vector<int>&,
-               double, uintptr_t) { unavailable(); }
+void multi_tensor_cuda(const MultiTensorArgs&, uintptr_t) { unavailable(); }
 
 }  // namespace pygan

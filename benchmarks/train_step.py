@@ -1,0 +1,177 @@
+"""Training steps per second: a plain eager PyTorch loop against pygan.GAN, side by side.
+
+Two cases:
+
+- ``ring``: the ring of 8 Gaussians, MLP generator and discriminator (3 hidden layers of 256),
+  batch 512, non-saturating GAN loss, n_critic 1.
+- ``dcgan64``: DCGAN-64 generator and discriminator (no batch norm in the critic), batch 64,
+  WGAN-GP (weight 10), n_critic 5.
+
+The eager loop is written the way public GAN repositories write it: ``BCEWithLogitsLoss`` against
+ones and zeros, ``fake.detach()`` for D, fresh noise and a full backward (D's weight gradients
+included) for G; for WGAN-GP ``autograd.grad(create_graph=True)`` and ``norm(2, dim=1)``. Rows:
+``eager``; ``compile`` (the same loop with ``torch.compile``d networks, where it runs: it has no
+double backward for the penalty); ``pygan`` (``GAN(...)``, alternating steps); ``pygan-fused``
+(``fused=True``); ``pygan-captured`` (``capture=True``, CUDA only). Each row trains its own copy of
+the networks with Adam, from the same initial weights.
+
+    python benchmarks/train_step.py                              # CPU: both cases, small DCGAN batch
+    python benchmarks/train_step.py --device cuda --json out.json
+    python benchmarks/train_step.py --cases ring --dcgan-batch 64
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import pygan
+from pygan import models
+
+import _timing as timing
+from _timing import device_name, format_table, time_ms
+
+
+def plain_mlp_discriminator(width: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(2, width), nn.LeakyReLU(0.2), nn.Linear(width, width),
+                         nn.LeakyReLU(0.2), nn.Linear(width, width), nn.LeakyReLU(0.2), nn.Linear(width, 1))
+
+
+def plain_dcgan_discriminator() -> nn.Module:
+    layers: list[nn.Module] = []
+    for a, b in zip([3, 64, 128, 256], [64, 128, 256, 512]):
+        layers += [nn.Conv2d(a, b, 4, 2, 1), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*layers, nn.Conv2d(512, 1, 4, 1, 0), nn.Flatten())
+
+
+def eager_gan_step(g, d, opt_g, opt_d, latent):
+    bce = nn.BCEWithLogitsLoss()
+
+    def step(real):
+        m = real.shape[0]
+        fake = g(torch.randn(m, latent, device=real.device))
+        out_r, out_f = d(real), d(fake.detach())
+        loss_d = bce(out_r, torch.ones_like(out_r)) + bce(out_f, torch.zeros_like(out_f))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        out = d(g(torch.randn(m, latent, device=real.device)))
+        loss_g = bce(out, torch.ones_like(out))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+    return step
+
+
+def eager_wgan_gp_step(g, d, opt_g, opt_d, latent, n_critic=5, weight=10.0):
+    def step(real):
+        m = real.shape[0] // n_critic
+        for x in real.split(m):
+            fake = g(torch.randn(m, latent, device=x.device)).detach()
+            loss_d = d(fake).mean() - d(x).mean()
+            eps = torch.rand(m, 1, 1, 1, device=x.device)
+            xhat = (eps * x + (1 - eps) * fake).requires_grad_(True)
+            (grad,) = torch.autograd.grad(d(xhat).sum(), xhat, create_graph=True)
+            gp = weight * ((grad.view(m, -1).norm(2, dim=1) - 1) ** 2).mean()
+            opt_d.zero_grad()
+            (loss_d + gp).backward()
+            opt_d.step()
+        loss_g = -d(g(torch.randn(m, latent, device=real.device))).mean()
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+    return step
+
+
+def case(name: str, device: torch.device, dcgan_batch: int):
+    """(generator, pygan discriminator, plain discriminator, data, gan kwargs, eager step factory, batch)."""
+    torch.manual_seed(0)
+    if name == "ring":
+        g, d = models.build("mlp", (2,), width=256)
+        plain = plain_mlp_discriminator(256)
+        real = pygan.data.ring(device=device).sample(512)
+        return g, d, plain, real, dict(loss="gan"), eager_gan_step, 1
+    g, d = models.build("dcgan", (3, 64, 64))
+    plain = plain_dcgan_discriminator()
+    real = torch.rand(dcgan_batch * 5, 3, 64, 64, device=device) * 2 - 1
+    return g, d, plain, real, dict(loss="wasserstein", penalty="wgan-gp", n_critic=5), eager_wgan_gp_step, 5
+
+
+def adam(params, wasserstein, capturable=False):
+    lr, betas = (1e-4, (0.0, 0.9)) if wasserstein else (2e-4, (0.5, 0.999))
+    return torch.optim.Adam(params, lr=lr, betas=betas, capturable=capturable)
+
+
+def run(args) -> list[dict]:
+    device = torch.device(args.device)
+    rows = []
+    for name in args.cases:
+        g0, d0, plain0, real, gan_kw, eager_factory, n_critic = case(name, device, args.dcgan_batch)
+        wasserstein = gan_kw["loss"] == "wasserstein"
+        latent = g0.latent_dim
+        results = {}
+
+        def eager_like(compiled: bool):
+            g, d = copy.deepcopy(g0).to(device), copy.deepcopy(plain0).to(device)
+            opt_g, opt_d = adam(g.parameters(), wasserstein), adam(d.parameters(), wasserstein)
+            if compiled:
+                g, d = torch.compile(g), torch.compile(d)
+            return eager_factory(g, d, opt_g, opt_d, latent)
+
+        impls = [("eager", lambda: eager_like(False))]
+        if not args.no_compile:
+            impls.append(("compile", lambda: eager_like(True)))
+        for label, kw in (("pygan", {}), ("pygan-fused", {"fused": True}),
+                          ("pygan-captured", {"capture": True})):
+            if kw.get("capture") and device.type != "cuda":
+                continue
+
+            def make(kw=kw):
+                g, d = copy.deepcopy(g0).to(device), copy.deepcopy(d0).to(device)
+                cap = kw.get("capture", False)
+                gan = pygan.GAN(g, d, g_optimizer=lambda ps: adam(ps, wasserstein, cap),
+                                d_optimizer=lambda ps: adam(ps, wasserstein, cap), seed=0, **gan_kw, **kw)
+                return gan.step
+            impls.append((label, make))
+
+        for label, make in impls:
+            try:
+                step = make()
+                ms = time_ms(lambda: step(real), device, min_time=args.min_time, min_reps=args.reps)
+                results[label] = ms
+                rows.append({"case": name, "impl": label, "batch": real.shape[0] // n_critic, "ms": ms,
+                             "steps/s": 1e3 / ms})
+            except Exception as e:  # torch.compile has no double backward: say so in the table
+                rows.append({"case": name, "impl": label, "batch": real.shape[0] // n_critic,
+                             "ms": "fails", "error": f"{type(e).__name__}: {str(e).splitlines()[0][:100]}"})
+        for r in rows:
+            if r["case"] == name and isinstance(r["ms"], float):
+                r["vs_eager"] = results["eager"] / r["ms"]
+                if "compile" in results:
+                    r["vs_compile"] = results["compile"] / r["ms"]
+        print(format_table([r for r in rows if r["case"] == name], header=True,
+                           cols=("case", "impl", "batch", "ms", "steps/s", "vs_eager", "vs_compile")), flush=True)
+        for r in rows:
+            if r["case"] == name and "error" in r:
+                print(f"  {r['impl']}: {r['error']}")
+    return rows
+
+
+def main() -> None:
+    p = timing.parser(__doc__)
+    p.add_argument("--cases", nargs="+", default=["ring", "dcgan64"], choices=["ring", "dcgan64"])
+    p.add_argument("--dcgan-batch", type=int, default=None,
+                   help="DCGAN batch per D step (default 64 on a GPU, 8 on the CPU)")
+    p.add_argument("--min-time", type=float, default=2.0, help="seconds of timed steps per row (at least)")
+    p.add_argument("--reps", type=int, default=5, help="timed steps per row (at least)")
+    args = p.parse_args()
+    if args.dcgan_batch is None:
+        args.dcgan_batch = 64 if args.device.startswith("cuda") else 8
+    timing.main(args, "training steps", run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+// Multi-tensor elementwise updates as the backends see them: one pass over many tensors (a model's
+// parameters), in place. Raw pointers, element counts and dtype codes, owned by the caller.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "common.h"
+
+namespace pygan {
+
+enum MultiTensorOp : int {
+  CLIP = 0,  // dst[i] = clamp(dst[i], -bound, bound); NaN passes through, as torch.clamp lets it
+  LERP = 1,  // dst[i] += w * (src[i] - dst[i]), w = *weight (one float64); the EMA update
+};
+
+// dst[t] (and src[t] for LERP: same size and dtype) for each tensor t; `bound` is CLIP's c,
+// `weight` LERP's pointer to w (host memory on the CPU, device memory on CUDA, so that a captured
+// CUDA graph reads the current value). Arithmetic in float32 (float64 for float64 tensors).
+struct MultiTensorArgs {
+  int op = CLIP;
+  std::vector<uintptr_t> dst, src;
+  std::vector<int64_t> sizes;
+  std::vector<int> dtypes;
+  double bound = 0.0;
+  uintptr_t weight = 0;
+};
+
+// One element of the update, shared by the CPU and CUDA loops.
+template <class Acc>
+PYGAN_HD Acc multi_tensor_value(int op, Acc d, Acc s, Acc bound, Acc w) {
+  if (op == CLIP) return d < -bound ? -bound : (d > bound ? bound : d);
+  return d + w * (s - d);
+}
+
+void multi_tensor_cpu(const MultiTensorArgs& a);
+void multi_tensor_cuda(const MultiTensorArgs& a, uintptr_t stream);
+
+}  // namespace pygan

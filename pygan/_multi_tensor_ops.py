@@ -1,0 +1,101 @@
+"""Multi-tensor in-place updates as registered PyTorch ops (kernels: csrc/multi_tensor.h,
+csrc/cpu/multi_tensor.cpp, csrc/cuda/multi_tensor.cu, triton_kernels/multi_tensor.py): one launch
+(one parallel pass on the CPU) over a whole list of parameters.
+
+- ``pygan::clip_(tensors, c)``: every element clamped to [-c, c] (weight clipping).
+- ``pygan::lerp_(tensors, sources, weight)``: ``t += w * (s - t)`` for each pair, ``w`` read from
+  the one-element float64 tensor ``weight`` on the tensors' device (the EMA step; a device value,
+  so a captured CUDA graph applies the current weight).
+
+Inputs arrive validated: contiguous, one device, pairs of one size and dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import _backend
+from ._backend import DTYPE_CODES
+
+CLIP, LERP = 0, 1  # csrc/multi_tensor.h MultiTensorOp
+
+# Triton: the address tables of each parameter list and each bound, built once (parameters keep
+# their storage across steps; rebuilding the tables would copy from the host in every call).
+_TABLES: dict[tuple, Tensor] = {}
+
+
+def _table(device: torch.device, values: list[int]) -> Tensor:
+    key = (device, tuple(values))
+    if key not in _TABLES:
+        _TABLES[key] = torch.tensor(values, dtype=torch.int64, device=device)
+    return _TABLES[key]
+
+
+def _run_triton(op: int, dst: list[Tensor], src: Optional[list[Tensor]], bound: float,
+                weight: Optional[Tensor]) -> None:
+    k, _ = _backend._load_triton("multi_tensor")
+    import triton.language as tl
+
+    tl_types = {torch.float32: tl.float32, torch.float64: tl.float64, torch.float16: tl.float16,
+                torch.bfloat16: tl.bfloat16}
+    by_dtype: dict[torch.dtype, list[int]] = {}
+    for i, t in enumerate(dst):
+        if t.numel():
+            by_dtype.setdefault(t.dtype, []).append(i)
+    for dtype, idx in by_dtype.items():
+        device = dst[idx[0]].device
+        dst_table = _table(device, [dst[i].data_ptr() for i in idx])
+        src_table = _table(device, [src[i].data_ptr() for i in idx]) if op == LERP else dst_table
+        sizes = _table(device, [dst[i].numel() for i in idx])
+        if op == CLIP:
+            key = (device, dtype, bound)
+            if key not in _TABLES:  # the bound in the tensors' dtype: clamping to it rounds nothing
+                _TABLES[key] = torch.tensor(bound, dtype=dtype, device=device)
+            scalar = _TABLES[key]
+        else:
+            scalar = weight
+        tiles = -(-max(dst[i].numel() for i in idx) // k.BLOCK)
+        with _backend.device_context(device):
+            k.multi_tensor_kernel[(len(idx), tiles)](dst_table, src_table, sizes, scalar, OP=op,
+                                                     DTYPE=tl_types[dtype], BLOCK=k.BLOCK)
+
+
+def run_now(op: int, dst: list[Tensor], src: Optional[list[Tensor]], bound: float,
+            weight: Optional[Tensor], backend: str) -> None:
+    """The body of the ops, called directly in eager code (no custom-op dispatch)."""
+    if not dst:
+        return
+    device = dst[0].device
+    name = _backend.resolve(backend, device)
+    if name == "triton":
+        _run_triton(op, dst, src, bound, weight)
+        return
+    _backend.call_c(name, device, "multi_tensor", op, [t.data_ptr() for t in dst],
+                    [t.data_ptr() for t in src] if op == LERP else [],
+                    [t.numel() for t in dst], [DTYPE_CODES[t.dtype] for t in dst], bound,
+                    weight.data_ptr() if op == LERP else 0)
+
+
+@torch.library.custom_op("pygan::clip_", mutates_args=("tensors",))
+def clip_(tensors: list[Tensor], c: float, backend: str) -> None:
+    """Clamps every element of ``tensors`` (contiguous, one device) to [-c, c] in place."""
+    run_now(CLIP, tensors, None, c, None, backend)
+
+
+@clip_.register_fake
+def _(tensors, c, backend):
+    return None
+
+
+@torch.library.custom_op("pygan::lerp_", mutates_args=("tensors",))
+def lerp_(tensors: list[Tensor], sources: list[Tensor], weight: Tensor, backend: str) -> None:
+    """``t += w * (s - t)`` in place for each pair, ``w = weight.item()`` read on the device."""
+    run_now(LERP, tensors, sources, 0.0, weight, backend)
+
+
+@lerp_.register_fake
+def _(tensors, sources, weight, backend):
+    return None

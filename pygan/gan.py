@@ -1,0 +1,681 @@
+r"""The minimax training loop: :class:`GAN` composes a generator G, a discriminator (critic) D, a
+loss, an optional gradient penalty and two optimizers into the lecture's algorithm. Per iteration,
+on m real samples and m noise vectors:
+
+1. ``n_critic`` times, :meth:`GAN.d_step`: ascend :math:`V(G, D)` in D's parameters, i.e. descend
+   :math:`L_D = E_P[\ell_r(D(x))] + E_Q[\ell_f(D(G(z)))] (+ \text{penalty})`.
+2. :meth:`GAN.g_step`: descend :math:`L_G = E_Q[\ell_g(D(G(z)))]` in G's parameters, on fresh noise.
+
+:meth:`GAN.step` runs both; every step returns its statistics as detached device tensors (no host
+sync): ``d_loss``, ``g_loss``, ``penalty``, ``d_real`` and ``d_fake`` (mean D output, a logit, on
+real and generated samples), and ``divergence`` (the variational bound :math:`-L_D`, for the
+f-divergences and wasserstein).
+
+**Fused step** (``fused=True``): the last D step and the G step become one simultaneous update,
+:meth:`GAN.dg_step`. G runs once on one batch of noise, D once on the real and once on the fake
+batch; :func:`pygan.losses.minimax_losses` gives both players' upstream gradients at those logits,
+and two backward passes through the one graph give D's gradient (from :math:`L_D`) and G's (from
+:math:`L_G`, through D to G), before either optimizer steps. This saves one G forward and one D
+forward per iteration. It differs from the alternating update: G's gradient is taken against D
+*before* D's update of this iteration (both gradients at the same point
+:math:`(\theta_G, \theta_D)`, a simultaneous gradient step), and G's loss sees the noise that D's
+step saw. Both converge to the same equilibria; simultaneous steps can oscillate more at large
+learning rates (Mescheder et al. 2017), the alternating ones cost more.
+
+**CUDA graphs** (``capture=True``, CUDA only): after three eager warm-up steps, the whole
+:meth:`step` -- every forward, backward, optimizer update (capturable Adam), weight clipping and EMA
+update -- is captured into one CUDA graph and replayed; with a lazy penalty one graph per pattern of
+penalized D steps (two when the penalty interval is a multiple of ``n_critic``). Real batches are
+copied into the graph's static input; shapes must not change. Noise then comes from the default
+CUDA generator (whose state checkpoints keep) instead of the GAN's own generator.
+
+**AMP** (``amp="bf16"`` or ``"fp16"``): forwards run under autocast; ``"fp16"`` adds a
+``GradScaler`` per player, and the gradient penalty takes the inner gradient of the scaled outputs
+and unscales it before the norm.
+
+**DDP**: when ``torch.distributed`` is initialized with more than one process, G and D are wrapped
+in ``DistributedDataParallel`` (NCCL on GPUs, gloo on CPUs; launch with ``torchrun``); each rank
+draws its own batch, gradients are averaged, so a step equals one process's step on the combined
+batch. G's step runs D without DDP's hooks (D's gradients are not computed there), and penalties
+run through the unwrapped D (see :mod:`pygan.penalties`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from . import checkpoint as _ckpt
+from ._terms import loss_spec
+from .data import Sampler, as_sampler
+from .ema import EMA
+from .losses import discriminator_loss, generator_loss, minimax_losses
+from .penalties import KINDS as PENALTY_KINDS
+from .penalties import GradientPenalty, _unwrap, clip_weights_
+
+__all__ = ["GAN", "Normal", "Uniform", "STAT_NAMES"]
+
+STAT_NAMES = ("d_loss", "g_loss", "divergence", "penalty", "d_real", "d_fake")
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+WARMUP_STEPS = 3  # eager steps before a CUDA graph is captured (cuDNN / cuBLAS choose their kernels)
+CHECKPOINT_FORMAT = 1
+
+
+class Normal:
+    """The standard normal prior :math:`z \\sim N(0, I)` of ``shape`` (without the batch dim)."""
+
+    def __init__(self, *shape: int) -> None:
+        self.shape = tuple(int(s) for s in shape)
+
+    def __call__(self, n: int, device: torch.device, generator: Optional[torch.Generator] = None) -> Tensor:
+        return torch.randn((n, *self.shape), device=device, generator=generator)
+
+    def __repr__(self) -> str:
+        return f"Normal{self.shape}"
+
+
+class Uniform(Normal):
+    """The uniform prior :math:`z \\sim U[-1, 1)^d` of ``shape``."""
+
+    def __call__(self, n: int, device: torch.device, generator: Optional[torch.Generator] = None) -> Tensor:
+        return torch.rand((n, *self.shape), device=device, generator=generator) * 2 - 1
+
+    def __repr__(self) -> str:
+        return f"Uniform{self.shape}"
+
+
+def _device_of(module: nn.Module, name: str) -> torch.device:
+    devices = {p.device for p in module.parameters()}
+    if len(devices) != 1:
+        raise ValueError(f"{name} must have parameters, all on one device; found devices {sorted(map(str, devices))}")
+    return devices.pop()
+
+
+def _default_optimizer(params, loss: str, penalty: Optional[GradientPenalty], capture: bool):
+    # Adam as the papers tune it: (1e-4, betas (0, 0.9)) for Wasserstein critics (Gulrajani et al.),
+    # (2e-4, betas (0.5, 0.999)) otherwise (Radford et al.).
+    wasserstein = loss == "wasserstein" or (penalty is not None and penalty.kind in ("wgan-gp", "one-sided"))
+    lr, betas = (1e-4, (0.0, 0.9)) if wasserstein else (2e-4, (0.5, 0.999))
+    return torch.optim.Adam(params, lr=lr, betas=betas, capturable=capture)
+
+
+def _optimizer(given, params: list[Tensor], name: str, default: Callable):
+    if given is None:
+        return default(params)
+    if isinstance(given, torch.optim.Optimizer):
+        return given
+    if callable(given):
+        return given(params)
+    raise TypeError(f"{name} must be a torch.optim.Optimizer, a callable params -> optimizer, or None; "
+                    f"got {type(given).__name__}")
+
+
+class GAN:
+    """A generator and a discriminator trained by the minimax game (see the module docs).
+
+    Args:
+        generator: maps a batch of noise (from ``prior``) to a batch of samples.
+        discriminator: maps a batch of samples to logits (any shape per sample).
+        loss: a name of :data:`pygan.losses.LOSS_NAMES`; ``**loss_params`` its parameters (``alpha``).
+        penalty: None, a kind of :data:`pygan.penalties.KINDS` (default weight), or a
+            :class:`pygan.GradientPenalty` (weight, center, lazy interval).
+        n_critic: D steps per G step.
+        prior: a callable ``(n, device, generator) -> z``; default :class:`Normal` of
+            ``generator.latent_dim``.
+        g_optimizer, d_optimizer: optimizers (or callables ``params -> optimizer``); default Adam as
+            in DCGAN, or as in WGAN-GP for Wasserstein losses and penalties.
+        fused, capture, amp: see the module docs.
+        ema: decay (e.g. 0.999) of an exponential moving average of G's weights, or an
+            :class:`pygan.ema.EMA`; :meth:`sample` then uses the averaged generator.
+        saturating: G descends the minimax loss instead of the non-saturating one.
+        clip: clamp D's weights to [-clip, clip] after each of its steps (original WGAN).
+        seed: seed of the GAN's own generator of noise and penalty points (default: drawn from
+            torch's global generator, so ``torch.manual_seed`` makes training reproducible).
+        distributed: wrap G and D in DDP; default: when torch.distributed runs more than one process.
+        backend: kernel backend for losses, penalties and EMA ("auto", "cpu", "cuda", "triton").
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, *, loss: str = "gan",
+                 penalty: Union[None, str, GradientPenalty] = None, n_critic: int = 1,
+                 prior: Optional[Callable] = None, g_optimizer=None, d_optimizer=None,
+                 fused: bool = False, capture: bool = False, amp: Optional[str] = None,
+                 ema: Union[None, float, EMA] = None, saturating: bool = False,
+                 clip: Optional[float] = None, seed: Optional[int] = None,
+                 distributed: Optional[bool] = None, backend: Optional[str] = None,
+                 **loss_params: float) -> None:
+        for name, m in (("generator", generator), ("discriminator", discriminator)):
+            if not isinstance(m, nn.Module):
+                raise TypeError(f"{name} must be a torch.nn.Module, got {type(m).__name__}")
+        self.spec = loss_spec(loss, loss_params)  # an unknown loss or parameter fails here
+        self.loss, self.loss_params, self.saturating = loss, dict(loss_params), bool(saturating)
+        if not isinstance(n_critic, int) or isinstance(n_critic, bool) or n_critic < 1:
+            raise ValueError(f"n_critic must be a positive int, got {n_critic!r}")
+        self.n_critic = n_critic
+        if amp not in (None, "bf16", "fp16"):
+            raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
+        self.amp, self.fused, self.capture, self.backend = amp, bool(fused), bool(capture), backend
+        if clip is not None and not (clip > 0 and math.isfinite(clip)):
+            raise ValueError(f"clip must be a positive finite bound, got {clip}")
+        self.clip = clip
+
+        self.device = _device_of(_unwrap(generator), "generator")
+        d_device = _device_of(_unwrap(discriminator), "discriminator")
+        if d_device != self.device:
+            raise ValueError(f"generator is on {self.device} and discriminator on {d_device}; put them on one device")
+        if self.capture:
+            if self.device.type != "cuda":
+                raise ValueError(f"capture=True records CUDA graphs and needs the models on a CUDA device, "
+                                 f"not {self.device}; leave capture=False on the CPU")
+            if amp == "fp16":
+                raise ValueError("capture=True cannot capture fp16 loss scaling (GradScaler checks for inf "
+                                 "on the host every step); use amp='bf16'")
+
+        if isinstance(penalty, str):
+            if penalty not in PENALTY_KINDS:
+                raise ValueError(f"unknown penalty {penalty!r}; choose one of {PENALTY_KINDS} or pass a GradientPenalty")
+            penalty = GradientPenalty(penalty, backend=backend)
+        elif penalty is not None and not isinstance(penalty, GradientPenalty):
+            raise TypeError(f"penalty must be None, a kind name or a GradientPenalty, got {type(penalty).__name__}")
+        self.penalty: Optional[GradientPenalty] = penalty
+
+        if prior is None:
+            latent = getattr(_unwrap(generator), "latent_dim", None)
+            if latent is None:
+                raise ValueError("pass prior= (e.g. pygan.Normal(latent_dim)): the generator has no latent_dim")
+            prior = Normal(latent)
+        if not callable(prior):
+            raise TypeError(f"prior must be callable (n, device, generator) -> z, got {type(prior).__name__}")
+        self.prior = prior
+
+        if distributed is None:
+            distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        self.distributed = bool(distributed)
+        self.G, self.D = generator, discriminator
+        if self.distributed:
+            self.G, self.D = self._ddp(generator), self._ddp(discriminator)
+
+        self._g_params = [p for p in self.generator.parameters() if p.requires_grad]
+        self._z_dtype = next((p.dtype for p in self.generator.parameters() if p.is_floating_point()), torch.float32)
+        self._d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
+        self.g_optimizer = _optimizer(g_optimizer, self._g_params, "g_optimizer",
+                                      lambda ps: _default_optimizer(ps, loss, self.penalty, self.capture))
+        self.d_optimizer = _optimizer(d_optimizer, self._d_params, "d_optimizer",
+                                      lambda ps: _default_optimizer(ps, loss, self.penalty, self.capture))
+        if self.capture:
+            for name, opt in (("g_optimizer", self.g_optimizer), ("d_optimizer", self.d_optimizer)):
+                if any(g.get("capturable") is False for g in opt.param_groups):
+                    raise ValueError(f"capture=True needs a capturable {name} (e.g. Adam(..., capturable=True))")
+
+        if isinstance(ema, EMA):
+            self.ema: Optional[EMA] = ema
+        elif ema is not None:
+            self.ema = EMA(self.generator, float(ema), backend=backend)
+        else:
+            self.ema = None
+
+        use_scaler = amp == "fp16"
+        self.d_scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
+        self.g_scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
+
+        if seed is None:
+            seed = int(torch.randint(2**62, ()).item())
+        self.seed = int(seed)
+        self.rng = torch.Generator(device=self.device)
+        rank = dist.get_rank() if self.distributed else 0
+        self.rng.manual_seed(self.seed + 1_000_003 * rank)  # each rank its own noise
+        self.steps = 0
+        self._graphs: dict[tuple, tuple] = {}
+        self._batch_shape: Optional[tuple] = None
+
+    # -----------------------------------------------------------------------------------------
+    # Properties and small pieces
+    # -----------------------------------------------------------------------------------------
+
+    @property
+    def generator(self) -> nn.Module:
+        """G itself (unwrapped from DDP)."""
+        return _unwrap(self.G)
+
+    @property
+    def discriminator(self) -> nn.Module:
+        """D itself (unwrapped from DDP)."""
+        return _unwrap(self.D)
+
+    def _ddp(self, module: nn.Module) -> nn.Module:
+        if isinstance(module, nn.parallel.DistributedDataParallel):
+            return module
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+    def _noise(self, n: int) -> Tensor:
+        # Inside a CUDA graph the noise must come from the default generator (registered with the
+        # graph); elsewhere from the GAN's own generator, so runs resume exactly.
+        return self._draw(n, None if self._capturing else self.rng)
+
+    def _draw(self, n: int, generator: Optional[torch.Generator]) -> Tensor:
+        z = self.prior(n, self.device, generator)
+        # In G's parameter dtype (a float64 model takes float64 noise; autocast handles AMP).
+        return z.to(self._z_dtype) if z.is_floating_point() and z.dtype != self._z_dtype else z
+
+    _capturing = False
+
+    def _autocast(self):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=AMP_DTYPES[self.amp])
+
+    @property
+    def _relativistic(self) -> bool:
+        return self.spec.kind in ("relativistic", "relativistic_average")
+
+    def _check_real(self, real: Tensor, name: str = "real") -> Tensor:
+        if not isinstance(real, Tensor):
+            raise TypeError(f"{name} must be a tensor batch of data, got {type(real).__name__}")
+        if real.dim() < 1 or real.shape[0] < 1:
+            raise ValueError(f"{name} must be a non-empty batch (samples on dim 0), got shape {tuple(real.shape)}")
+        if real.device != self.device:
+            raise ValueError(f"{name} is on {real.device} and the models on {self.device}")
+        if not real.is_floating_point():
+            raise TypeError(f"{name} must be floating point, got {real.dtype}")
+        return real
+
+    def _penalty(self, real: Tensor, fake: Tensor) -> Optional[Tensor]:
+        if self.penalty is None:
+            return None
+        with self._autocast():
+            return self.penalty(self.D, real, fake.detach(), scaler=self.d_scaler,
+                                generator=None if self._capturing else self.rng)
+
+    @staticmethod
+    def _backward(loss: Tensor, scaler, inputs: list[Tensor]) -> None:
+        (scaler.scale(loss) if scaler is not None else loss).backward(inputs=inputs)
+
+    @staticmethod
+    def _opt_step(opt: torch.optim.Optimizer, scaler) -> None:
+        if scaler is None:
+            opt.step()
+        else:
+            scaler.step(opt)
+            scaler.update()
+
+    def _after_d_step(self) -> None:
+        if self.clip is not None:
+            clip_weights_(self.discriminator, self.clip, backend=self.backend)
+
+    def _after_g_step(self) -> None:
+        if self.ema is not None:
+            self.ema.update(self.generator)
+
+    def _d_stats(self, d_loss: Tensor, penalty: Optional[Tensor], v_r: Tensor, v_f: Tensor) -> dict[str, Tensor]:
+        stats = {"d_loss": d_loss.detach(), "d_real": v_r.detach().float().mean(),
+                 "d_fake": v_f.detach().float().mean(),
+                 "penalty": penalty.detach() if penalty is not None else torch.zeros((), device=self.device)}
+        if self.spec.kind in ("f", "ipm"):
+            stats["divergence"] = -stats["d_loss"]
+        return stats
+
+    # -----------------------------------------------------------------------------------------
+    # The steps
+    # -----------------------------------------------------------------------------------------
+
+    def d_step(self, real: Tensor) -> dict[str, Tensor]:
+        """One discriminator (critic) step on a batch of real samples and as many fakes: descend
+        :math:`L_D` (+ the penalty), then clip D's weights if ``clip`` is set."""
+        real = self._check_real(real)
+        with torch.no_grad(), self._autocast():
+            fake = self.G(self._noise(real.shape[0]))
+        with self._autocast():
+            v_r, v_f = self.D(real), self.D(fake)
+        d_loss = discriminator_loss(v_r, v_f, self.loss, backend=self.backend, **self.loss_params)
+        penalty = self._penalty(real, fake)
+        total = d_loss if penalty is None else d_loss + penalty
+        self.d_optimizer.zero_grad(set_to_none=True)
+        self._backward(total, self.d_scaler, self._d_params)
+        self._opt_step(self.d_optimizer, self.d_scaler)
+        self._after_d_step()
+        return self._d_stats(d_loss, penalty, v_r, v_f)
+
+    def g_step(self, real: Optional[Tensor] = None, batch_size: Optional[int] = None) -> dict[str, Tensor]:
+        """One generator step on ``batch_size`` fresh noise vectors (default: ``real``'s batch size):
+        descend :math:`L_G`. Only G's gradients are computed (D runs without its DDP hooks and its
+        parameters get no gradient). The relativistic losses need ``real``."""
+        if real is not None:
+            real = self._check_real(real)
+        if self._relativistic and real is None:
+            raise ValueError(f"loss {self.loss!r} compares fakes with real samples: pass real= to g_step")
+        m = batch_size if batch_size is not None else (real.shape[0] if real is not None else None)
+        if not isinstance(m, int) or m < 1:
+            raise ValueError(f"g_step needs real= or a positive batch_size, got batch_size={batch_size!r}")
+        d = self.discriminator
+        with self._autocast():
+            v_f = d(self.G(self._noise(m)))
+            v_r = None
+            if self._relativistic:
+                with torch.no_grad():
+                    v_r = d(real)
+        g_loss = generator_loss(v_f, self.loss, saturating=self.saturating, real_logits=v_r,
+                                backend=self.backend, **self.loss_params)
+        self.g_optimizer.zero_grad(set_to_none=True)
+        self._backward(g_loss, self.g_scaler, self._g_params)
+        self._opt_step(self.g_optimizer, self.g_scaler)
+        self._after_g_step()
+        return {"g_loss": g_loss.detach()}
+
+    def dg_step(self, real: Tensor) -> dict[str, Tensor]:
+        """The fused, simultaneous D and G step (see the module docs): one G forward, one D forward
+        per batch, both players' upstream gradients from one loss evaluation, two backward passes
+        through the shared graph, then both optimizers step."""
+        real = self._check_real(real)
+        with self._autocast():
+            fake = self.G(self._noise(real.shape[0]))
+            v_r, v_f = self.D(real), self.D(fake)
+        ml = minimax_losses(v_r, v_f, self.loss, saturating=self.saturating, backend=self.backend,
+                            **self.loss_params)
+        penalty = self._penalty(real, fake)
+        self.d_optimizer.zero_grad(set_to_none=True)
+        self.g_optimizer.zero_grad(set_to_none=True)
+        sd = self.d_scaler.scale(torch.ones((), device=self.device)) if self.d_scaler else None
+        sg = self.g_scaler.scale(torch.ones((), device=self.device)) if self.g_scaler else None
+
+        def up(grad: Tensor, like: Tensor, scale: Optional[Tensor]) -> Tensor:
+            return (grad if scale is None else grad * scale).to(like.dtype)
+
+        outputs, grads = [v_r, v_f], [up(ml.d_real_grad, v_r, sd), up(ml.d_fake_grad, v_f, sd)]
+        if penalty is not None and penalty.requires_grad:  # a lazy penalty's off steps give a constant 0
+            outputs.append(penalty)
+            grads.append(torch.ones_like(penalty) if sd is None else sd.to(penalty.dtype))
+        # D's gradient first, keeping the graph: G's backward then runs through the same D forward.
+        torch.autograd.backward(outputs, grads, inputs=self._d_params, retain_graph=True)
+        torch.autograd.backward([v_f], [up(ml.g_fake_grad, v_f, sg)], inputs=self._g_params)
+        self._opt_step(self.d_optimizer, self.d_scaler)
+        self._opt_step(self.g_optimizer, self.g_scaler)
+        self._after_d_step()
+        self._after_g_step()
+        stats = self._d_stats(ml.d_loss, penalty, v_r, v_f)
+        stats["g_loss"] = ml.g_loss
+        return stats
+
+    def _split(self, real: Union[Tensor, Sequence[Tensor]]) -> list[Tensor]:
+        if isinstance(real, Tensor):
+            real = self._check_real(real)
+            if real.shape[0] % self.n_critic:
+                raise ValueError(f"step(real): real has {real.shape[0]} samples, not a multiple of n_critic="
+                                 f"{self.n_critic} (each D step takes its own batch of real.shape[0] / n_critic)")
+            return list(real.chunk(self.n_critic)) if self.n_critic > 1 else [real]
+        batches = list(real)
+        if len(batches) != self.n_critic:
+            raise ValueError(f"step(real): got {len(batches)} batches, need n_critic={self.n_critic}")
+        return [self._check_real(b, f"real[{i}]") for i, b in enumerate(batches)]
+
+    def _step(self, batches: list[Tensor]) -> dict[str, Tensor]:
+        last = len(batches) - 1 if self.fused else len(batches)
+        stats: dict[str, Tensor] = {}
+        for b in batches[:last]:
+            stats = self.d_step(b)
+        if self.fused:
+            return self.dg_step(batches[-1])
+        stats.update(self.g_step(batches[-1] if self._relativistic else None, batch_size=batches[-1].shape[0]))
+        return stats
+
+    def step(self, real: Union[Tensor, Sequence[Tensor]]) -> dict[str, Tensor]:
+        """One training iteration: ``n_critic`` D steps, then one G step (fused into the last D step
+        with ``fused=True``; one CUDA graph replay with ``capture=True``). ``real`` holds
+        ``n_critic`` batches: a tensor of ``n_critic * m`` samples, split in order, or a sequence of
+        ``n_critic`` tensors. Returns the statistics of the last D step and of the G step."""
+        batches = self._split(real)
+        stats = self._captured_step(batches) if self.capture else self._step(batches)
+        self.steps += 1
+        return stats
+
+    # -----------------------------------------------------------------------------------------
+    # CUDA graphs
+    # -----------------------------------------------------------------------------------------
+
+    def _penalty_pattern(self) -> tuple:
+        if self.penalty is None:
+            return ()
+        calls, lazy = self.penalty.calls, self.penalty.lazy
+        return tuple((calls + i) % lazy == 0 for i in range(self.n_critic))
+
+    def _captured_step(self, batches: list[Tensor]) -> dict[str, Tensor]:
+        shape = tuple(tuple(b.shape) for b in batches)
+        if self._batch_shape is not None and shape != self._batch_shape:
+            raise ValueError(f"capture=True replays one CUDA graph: every step needs batches of shape "
+                             f"{self._batch_shape}, got {shape}")
+        if self.steps < WARMUP_STEPS:  # eager, on a side stream, as graph capture requires
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                stats = self._step(batches)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            return stats
+        self._batch_shape = shape
+        key = self._penalty_pattern()
+        if key not in self._graphs:
+            self._graphs[key] = self._capture(batches)
+        graph, static_in, static_stats = self._graphs[key]
+        for s, b in zip(static_in, batches):
+            s.copy_(b, non_blocking=True)
+        graph.replay()
+        if self.penalty is not None:  # the graph ran the calls; the Python counter follows
+            self.penalty.calls += self.n_critic
+        return {k: v.clone() for k, v in static_stats.items()}
+
+    def _capture(self, batches: list[Tensor]) -> tuple:
+        static_in = [b.clone() for b in batches]
+        calls = self.penalty.calls if self.penalty is not None else 0
+        graph = torch.cuda.CUDAGraph()
+        self.d_optimizer.zero_grad(set_to_none=True)
+        self.g_optimizer.zero_grad(set_to_none=True)
+        self._capturing = True
+        try:
+            with torch.cuda.graph(graph):
+                static_stats = self._step(static_in)
+        finally:
+            self._capturing = False
+            if self.penalty is not None:  # capture records the calls without running them
+                self.penalty.calls = calls
+        return graph, static_in, static_stats
+
+    # -----------------------------------------------------------------------------------------
+    # Sampling, checkpoints
+    # -----------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, n: int, *, ema: bool = True, generator: Optional[torch.Generator] = None) -> Tensor:
+        """``n`` samples from G in eval mode (from the EMA generator when there is one and ``ema``),
+        drawn with ``generator`` (default: a fresh noise draw from the global generator)."""
+        g = self.ema.module if (ema and self.ema is not None) else self.generator
+        was_training = g.training
+        g.eval()
+        try:
+            with self._autocast():
+                out = g(self._draw(n, generator))
+        finally:
+            g.train(was_training)
+        return out.float()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that training changes: weights, optimizer and scaler states, the penalty's
+        call counter, the EMA, the step count and every random state."""
+        state = {
+            "format": CHECKPOINT_FORMAT, "steps": self.steps, "seed": self.seed,
+            "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+            "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
+            "rng": self.rng.get_state(), "global_rng": _ckpt.rng_state(),
+        }
+        if self.penalty is not None:
+            state["penalty"] = self.penalty.state_dict()
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        for name in ("d_scaler", "g_scaler"):
+            if getattr(self, name) is not None:
+                state[name] = getattr(self, name).state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.g_optimizer.load_state_dict(state["g_optimizer"])
+        self.d_optimizer.load_state_dict(state["d_optimizer"])
+        for name, module in (("penalty", self.penalty), ("ema", self.ema),
+                             ("d_scaler", self.d_scaler), ("g_scaler", self.g_scaler)):
+            if (name in state) != (module is not None):
+                raise ValueError(f"checkpoint {'has' if name in state else 'lacks'} {name} state, this GAN "
+                                 f"{'has none' if module is None else 'has one'}: build it with the same options")
+            if module is not None:
+                module.load_state_dict(state[name])
+        self.rng.set_state(state["rng"])
+        _ckpt.set_rng_state(state["global_rng"])
+        self.steps, self.seed = int(state["steps"]), int(state["seed"])
+        self._graphs.clear()
+
+    def _config(self) -> dict[str, Any]:
+        return {"loss": self.loss, "loss_params": self.loss_params, "n_critic": self.n_critic,
+                "fused": self.fused, "capture": self.capture, "amp": self.amp, "saturating": self.saturating,
+                "clip": self.clip, "backend": self.backend,
+                "penalty": None if self.penalty is None else {
+                    "kind": self.penalty.kind, "weight": self.penalty.weight, "center": self.penalty.center,
+                    "lazy": self.penalty.lazy, "spread": self.penalty.spread},
+                "ema": None if self.ema is None else {"decay": self.ema.decay, "rampup": self.ema.rampup},
+                "prior": self.prior if isinstance(self.prior, Normal) else None,
+                "optimizers": {n: (type(o), o.defaults) for n, o in
+                               (("g_optimizer", self.g_optimizer), ("d_optimizer", self.d_optimizer))}}
+
+    def save(self, path: Union[str, os.PathLike], **extra: Any) -> Path:
+        """Writes a checkpoint atomically (temporary file + rename); :meth:`load` resumes from it
+        exactly. ``extra`` items are stored beside (e.g. the data set's name)."""
+        state = self.state_dict()
+        state["config"] = self._config()
+        state["modules"] = {"generator": self.generator, "discriminator": self.discriminator}
+        state["extra"] = extra
+        return _ckpt.atomic_save(state, path)
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike], *, map_location=None, **overrides: Any) -> "GAN":
+        """A GAN rebuilt from a checkpoint of :meth:`save` -- models, optimizers, options and every
+        state -- that continues exactly where the saved one stopped. ``overrides`` replace
+        constructor arguments (``generator=``, ``discriminator=``, ``prior=``, ...)."""
+        state = _ckpt.load(path, map_location)
+        cfg = state["config"]
+        g = overrides.pop("generator", state["modules"]["generator"])
+        d = overrides.pop("discriminator", state["modules"]["discriminator"])
+        pen = cfg["penalty"]
+        kwargs = dict(loss=cfg["loss"], n_critic=cfg["n_critic"], fused=cfg["fused"], capture=cfg["capture"],
+                      amp=cfg["amp"], saturating=cfg["saturating"], clip=cfg["clip"], backend=cfg["backend"],
+                      penalty=None if pen is None else GradientPenalty(pen["kind"], weight=pen["weight"],
+                                                                       center=pen["center"], lazy=pen["lazy"],
+                                                                       spread=pen["spread"], backend=cfg["backend"]),
+                      ema=None if cfg["ema"] is None else EMA(g, cfg["ema"]["decay"], rampup=cfg["ema"]["rampup"],
+                                                               backend=cfg["backend"]),
+                      prior=cfg["prior"], seed=state["seed"], **cfg["loss_params"])
+        for name, (opt_cls, defaults) in cfg["optimizers"].items():
+            kwargs[name] = (lambda c, kw: (lambda ps: c(ps, **kw)))(opt_cls, defaults)
+        kwargs.update(overrides)
+        gan = cls(g, d, **kwargs)
+        gan.load_state_dict(state)
+        gan.extra = state.get("extra", {})
+        return gan
+
+    # -----------------------------------------------------------------------------------------
+    # The training loop
+    # -----------------------------------------------------------------------------------------
+
+    def fit(self, data: Any, steps: int, *, batch_size: int = 64, out: Union[None, str, os.PathLike] = None,
+            log_every: int = 100, sample_every: Optional[int] = None, checkpoint_every: Optional[int] = None,
+            resume: bool = False, progress: bool = True,
+            on_sample: Optional[Callable[["GAN", int, Path], None]] = None) -> list[dict]:
+        """Trains until ``self.steps == steps``: a batch of ``batch_size * n_critic`` real samples per
+        step from ``data`` (anything :func:`pygan.data.as_sampler` takes; drawn with the GAN's own
+        generator, so the run resumes exactly).
+
+        With ``out``: appends a JSON line of mean statistics and steps/s every ``log_every`` steps to
+        ``out/log.jsonl``, calls ``on_sample(gan, step, out)`` every ``sample_every`` steps (to draw
+        pictures), and writes ``out/checkpoint.pt`` atomically every ``checkpoint_every`` steps and at
+        the end; ``resume=True`` first loads ``out/checkpoint.pt`` if it exists. Shows a progress line
+        on stderr. Returns the logged records."""
+        if not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+        sampler: Sampler = as_sampler(data, self.device)
+        out_dir = Path(out) if out is not None else None
+        ckpt = out_dir / "checkpoint.pt" if out_dir is not None else None
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        if resume and ckpt is not None and ckpt.exists():
+            self.load_state_dict(_ckpt.load(ckpt, self.device))
+        log = open(out_dir / "log.jsonl", "a") if out_dir is not None else None
+        bar = _Progress(steps, self.steps, enabled=progress and _is_main())
+        history: list[dict] = []
+        sums: dict[str, Tensor] = {}
+        count, t0, start = 0, time.perf_counter(), self.steps
+        try:
+            while self.steps < steps:
+                stats = self.step(sampler.sample(batch_size * self.n_critic, self.rng))
+                for k, v in stats.items():
+                    sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
+                count += 1
+                done = self.steps
+                if done % log_every == 0 or done == steps:
+                    elapsed = time.perf_counter() - t0
+                    record = {"step": done, **{k: float(v) / count for k, v in sums.items()},
+                              "steps_per_s": count / elapsed if elapsed > 0 else float("nan")}
+                    history.append(record)
+                    if log is not None and _is_main():
+                        log.write(json.dumps(record) + "\n")
+                        log.flush()
+                    bar.update(done, record)
+                    sums, count, t0 = {}, 0, time.perf_counter()
+                if on_sample is not None and sample_every and (done % sample_every == 0 or done == steps):
+                    on_sample(self, done, out_dir)
+                if ckpt is not None and checkpoint_every and done % checkpoint_every == 0 and _is_main():
+                    self.save(ckpt)
+            if ckpt is not None and _is_main() and self.steps > start:
+                self.save(ckpt)
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+        return history
+
+
+def _is_main() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class _Progress:
+    """One progress line on stderr: rewritten in place on a terminal, a line per update otherwise."""
+
+    def __init__(self, total: int, done: int, enabled: bool = True) -> None:
+        self.total, self.start, self.enabled = total, done, enabled
+        self.t0 = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, record: dict) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.t0
+        rate = (done - self.start) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
+        width = 24
+        filled = int(width * done / max(self.total, 1))
+        losses = "  ".join(f"{k} {record[k]:.4g}" for k in ("d_loss", "g_loss") if k in record)
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}  {rate:.1f} steps/s  "
+                f"eta {eta:.0f}s  {losses}")
+        sys.stderr.write(("\r" + line) if self.tty else (line + "\n"))
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\n")

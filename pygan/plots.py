@@ -1,0 +1,95 @@
+"""Pictures of a training run (matplotlib, imported only when drawing; the Agg backend, no display).
+
+- :func:`save_samples`: 2-D points as a scatter over the data's true modes, 1-D samples as a
+  histogram, images as a grid.
+- :func:`save_losses`: the logged statistics against the step.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+__all__ = ["image_grid", "save_losses", "save_samples"]
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise ImportError("drawing pictures needs matplotlib: pip install matplotlib") from e
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def image_grid(images: Tensor, nrow: Optional[int] = None) -> Tensor:
+    """(n, C, H, W) images in [-1, 1] as one (H', W', C) grid in [0, 1] with 1-pixel gaps."""
+    n, c, h, w = images.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    grid = torch.ones((c, rows * (h + 1) + 1, nrow * (w + 1) + 1))
+    x = ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        grid[:, 1 + r * (h + 1):1 + r * (h + 1) + h, 1 + col * (w + 1):1 + col * (w + 1) + w] = x[i]
+    return grid.permute(1, 2, 0)
+
+
+def save_samples(samples: Tensor, path: Union[str, os.PathLike], *, real: Optional[Tensor] = None,
+                 centers: Optional[Tensor] = None, title: str = "") -> None:
+    """Draws ``samples`` to ``path`` (with ``real`` samples and the ``centers`` of the modes for
+    points)."""
+    plt = _pyplot()
+    samples = samples.detach().float().cpu()
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
+    if samples.dim() == 4:
+        grid = image_grid(samples[:64])
+        ax.imshow(grid.squeeze(-1), cmap="gray" if grid.shape[-1] == 1 else None, interpolation="nearest")
+        ax.axis("off")
+    elif samples.dim() == 2 and samples.shape[1] == 2:
+        if real is not None:
+            r = real.detach().float().cpu()
+            ax.scatter(r[:, 0], r[:, 1], s=2, c="0.75", label="data")
+        ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:blue", alpha=0.6, label="generated")
+        if centers is not None:
+            c = centers.detach().float().cpu()
+            ax.scatter(c[:, 0], c[:, 1], s=60, marker="x", c="tab:red", label="modes")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper right", fontsize=7, markerscale=3)
+    elif samples.dim() == 2 and samples.shape[1] == 1:
+        bins = 100
+        if real is not None:
+            ax.hist(real.detach().float().cpu()[:, 0], bins=bins, density=True, color="0.75", label="data")
+        ax.hist(samples[:, 0], bins=bins, density=True, alpha=0.6, label="generated")
+        ax.legend(fontsize=7)
+    else:
+        plt.close(fig)
+        raise ValueError(f"cannot draw samples of shape {tuple(samples.shape)}: need (n, 1), (n, 2) or (n, C, H, W)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_losses(records: Sequence[dict], path: Union[str, os.PathLike],
+                keys: Sequence[str] = ("d_loss", "g_loss", "divergence", "penalty")) -> None:
+    """Plots the logged statistics ``keys`` of ``records`` (fit's log lines) against the step."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    steps = [r["step"] for r in records]
+    for k in keys:
+        values = [r.get(k) for r in records]
+        if any(v is not None for v in values) and any(v for v in values if v is not None):
+            ax.plot(steps, [float("nan") if v is None else v for v in values], label=k)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

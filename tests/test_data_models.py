@@ -1,0 +1,106 @@
+"""Samplers, reference models and the mode-coverage metric."""
+
+import math
+
+import pytest
+import torch
+
+import pygan
+from pygan import data, metrics, models
+
+
+def test_ring_and_grid_have_the_documented_modes():
+    r = data.ring()
+    assert r.centers.shape == (8, 2) and r.std == 0.02
+    assert torch.allclose(r.centers.norm(dim=1), torch.full((8,), 2.0))
+    g = data.grid()
+    assert g.centers.shape == (25, 2)
+    assert sorted(set(g.centers[:, 0].tolist())) == [-4.0, -2.0, 0.0, 2.0, 4.0]
+
+
+@pytest.mark.parametrize("name", ["ring", "grid", "swissroll", "mixture1d"])
+def test_samplers_draw_reproducibly_on_the_device(name):
+    s = data.as_sampler(name)
+    a = s.sample(1000, torch.Generator().manual_seed(3))
+    b = s.sample(1000, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == (1000, *s.shape) and a.dtype == torch.float32
+    assert torch.isfinite(a).all()
+    if hasattr(s, "centers"):  # every sample near some mode, every mode used
+        cov = metrics.mode_coverage(a, s.centers, s.std, within=5.0)
+        assert cov.modes == cov.n_modes and cov.high_quality == 1.0
+
+
+def test_mixture_moments(rng):
+    s = data.mixture_1d((-3.0, 3.0), std=0.5)
+    x = s.sample(200_000, rng)[:, 0]
+    assert abs(x.mean().item()) < 0.03
+    assert x.var().item() == pytest.approx(9 + 0.25, rel=0.02)
+
+
+def test_digits_and_tensor_and_loader_samplers():
+    pytest.importorskip("sklearn")
+    d = data.digits()
+    assert d.shape == (1, 8, 8) and len(d) == 1797 and d.is_image
+    assert d.data.min() >= -1 and d.data.max() <= 1 and d.labels.shape == (1797,)
+    t = data.as_sampler(torch.arange(20.0).view(10, 2))
+    assert t.sample(5).shape == (5, 2)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(12, 3)), batch_size=4)
+    ls = data.as_sampler(loader)
+    got = [ls.sample(4) for _ in range(4)]  # wraps around after 3 batches
+    assert all(b.shape == (4, 3) for b in got)
+    with pytest.raises(ValueError, match="batch_size"):
+        ls.sample(5)
+
+
+def test_sampler_errors():
+    with pytest.raises(ValueError, match="unknown data set"):
+        data.as_sampler("rings")
+    with pytest.raises(ValueError, match="positive int"):
+        data.ring().sample(0)
+    with pytest.raises(ValueError, match="NaN"):
+        data.TensorSampler(torch.tensor([[1.0], [float("nan")]]))
+    with pytest.raises(TypeError, match="floating-point"):
+        data.TensorSampler(torch.ones(3, 2, dtype=torch.long))
+
+
+def test_mode_coverage_counts_modes_quality_and_balance():
+    centers = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    x = torch.cat([centers[0] + 0.01 * torch.randn(50, 2), centers[1] + 0.01 * torch.randn(50, 2),
+                   torch.full((100, 2), 5.0)])
+    cov = metrics.mode_coverage(x, centers, std=0.1)
+    assert (cov.modes, cov.n_modes) == (2, 3)
+    assert cov.high_quality == pytest.approx(0.5)
+    assert cov.counts == [50, 50, 0]
+    assert cov.kl_uniform == pytest.approx(math.log(3 / 2))  # two of three modes, equal shares
+    balanced = metrics.mode_coverage(centers.repeat(4, 1), centers, std=0.1)
+    assert balanced.kl_uniform == pytest.approx(0.0) and balanced.modes == 3
+    assert metrics.mode_coverage(torch.full((4, 2), 100.0), centers, 0.1).kl_uniform == math.inf
+    with pytest.raises(ValueError, match="centers"):
+        metrics.mode_coverage(x, torch.zeros(3, 3), 0.1)
+
+
+@pytest.mark.parametrize("size", [8, 16, 32, 64])
+def test_dcgan_shapes(size):
+    g = models.DCGANGenerator(latent_dim=10, channels=3, size=size, width=8)
+    d = models.DCGANDiscriminator(channels=3, size=size, width=8)
+    x = g(torch.randn(2, 10))
+    assert x.shape == (2, 3, size, size) and x.abs().max() <= 1
+    assert d(x).shape == (2, 1)
+    bn = models.DCGANDiscriminator(channels=3, size=size, width=8, batch_norm=True)
+    assert bn(x).shape == (2, 1)
+
+
+def test_mlp_models_and_build():
+    g, d = models.build("mlp", (2,))
+    assert g(torch.randn(4, g.latent_dim)).shape == (4, 2) and d(torch.randn(4, 2)).shape == (4, 1)
+    g, d = models.build("mlp", (1, 8, 8))
+    x = g(torch.randn(3, g.latent_dim))
+    assert x.shape == (3, 1, 8, 8) and x.abs().max() <= 1 and d(x).shape == (3, 1)
+    with pytest.raises(ValueError, match="power of two"):
+        models.DCGANGenerator(size=48)
+    with pytest.raises(ValueError, match="unknown model"):
+        models.build("resnet", (2,))
+    with pytest.raises(ValueError, match="square images"):
+        models.build("dcgan", (2,))
+    # discriminators are built from the fused layers
+    assert any(isinstance(m, pygan.nn.FusedLinear) for m in models.MLPDiscriminator().modules())

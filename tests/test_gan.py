@@ -1,0 +1,467 @@
+"""The training engine against hand-written PyTorch: the D and G steps, n_critic, the fused
+simultaneous step, penalties and clipping inside the loop, AMP, EMA, exact resume, DDP and fit."""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import pygan
+from pygan import models
+from pygan.losses import LOSS_NAMES
+
+LR = 0.05
+
+
+def _pair(seed=0, dtype=torch.float64, hidden=8):
+    torch.manual_seed(seed)
+    g = models.MLPGenerator(latent_dim=3, out_shape=(2,), hidden=hidden, depth=2).to(dtype)
+    d = models.MLPDiscriminator((2,), hidden=hidden, depth=2).to(dtype)
+    return g, d
+
+
+def _sgd(params):
+    return torch.optim.SGD(params, lr=LR)
+
+
+def _gan(g, d, **kw):
+    kw.setdefault("g_optimizer", _sgd)
+    kw.setdefault("d_optimizer", _sgd)
+    kw.setdefault("seed", 123)
+    return pygan.GAN(g, d, **kw)
+
+
+def _noise(gen, m, dtype=torch.float64):
+    # The default prior: float32 standard normals from the GAN's generator, cast to G's dtype.
+    return torch.randn((m, 3), generator=gen).to(dtype)
+
+
+def _sgd_update(module, grads):
+    with torch.no_grad():
+        for p, g in zip(module.parameters(), grads):
+            p -= LR * g
+
+
+def _assert_params(a, b, tol=1e-12, what=""):
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(p, q, rtol=tol, atol=tol), f"{what}: {name} differs by {(p - q).abs().max()}"
+
+
+def _real(m=16, seed=5):
+    return pygan.data.ring().sample(m, torch.Generator().manual_seed(seed)).double()
+
+
+# ---------------------------------------------------------------------------------------------
+# The steps against hand-written references
+# ---------------------------------------------------------------------------------------------
+
+def test_d_step_is_one_descent_step_on_the_bce_loss():
+    g, d = _pair()
+    g_ref, d_ref = copy.deepcopy(g), copy.deepcopy(d)
+    gan = _gan(g, d)
+    real = _real()
+    stats = gan.d_step(real)
+
+    z = _noise(torch.Generator().manual_seed(123), 16)
+    v_r, v_f = d_ref(real), d_ref(g_ref(z).detach())
+    loss = F.softplus(-v_r).mean() + F.softplus(v_f).mean()
+    _sgd_update(d_ref, torch.autograd.grad(loss, list(d_ref.parameters())))
+    _assert_params(d, d_ref, what="D after d_step")
+    _assert_params(g, g_ref, tol=0, what="G untouched by d_step")
+    assert stats["d_loss"].item() == pytest.approx(loss.item(), rel=1e-12)
+    assert stats["divergence"].item() == pytest.approx(-loss.item(), rel=1e-12)
+    assert stats["d_real"].item() == pytest.approx(v_r.mean().item(), rel=1e-6)
+    assert stats["d_fake"].item() == pytest.approx(v_f.mean().item(), rel=1e-6)
+    assert all(s.device == real.device and s.dim() == 0 for s in stats.values())
+
+
+@pytest.mark.parametrize("saturating", [False, True])
+def test_g_step_is_one_descent_step_on_the_generator_loss(saturating):
+    g, d = _pair()
+    g_ref, d_ref = copy.deepcopy(g), copy.deepcopy(d)
+    gan = _gan(g, d, saturating=saturating)
+    stats = gan.g_step(batch_size=16)
+
+    z = _noise(torch.Generator().manual_seed(123), 16)
+    v = d_ref(g_ref(z))
+    loss = -F.softplus(v).mean() if saturating else F.softplus(-v).mean()  # log(1 - D) = -softplus(v)
+    _sgd_update(g_ref, torch.autograd.grad(loss, list(g_ref.parameters())))
+    _assert_params(g, g_ref, what="G after g_step")
+    _assert_params(d, d_ref, tol=0, what="D untouched by g_step")
+    assert all(p.grad is None for p in d.parameters()), "g_step computed D's gradients"
+    assert stats["g_loss"].item() == pytest.approx(loss.item(), rel=1e-12)
+
+
+def test_step_runs_n_critic_d_steps_then_one_g_step_in_order():
+    g, d = _pair()
+    a = _gan(g, d, n_critic=3)
+    b = _gan(copy.deepcopy(g), copy.deepcopy(d), n_critic=3)
+    real = _real(24)
+    a.step(real)
+    for chunk in real.chunk(3):
+        b.d_step(chunk)
+    b.g_step(batch_size=8)
+    _assert_params(a.generator, b.generator, tol=0, what="G")
+    _assert_params(a.discriminator, b.discriminator, tol=0, what="D")
+    assert a.steps == 1
+    with pytest.raises(ValueError, match="multiple of n_critic"):
+        a.step(real[:23])
+    with pytest.raises(ValueError, match="need n_critic=3"):
+        a.step([real[:8], real[8:16]])
+
+
+def _simultaneous_reference(g, d, real, z, loss, penalty_gamma=0.0, **params):
+    """Both players' gradients at the same (theta_G, theta_D), by plain autograd on pygan's losses."""
+    fake = g(z)
+    v_r, v_f = d(real), d(fake)
+    l_d = pygan.discriminator_loss(v_r, v_f, loss, **params)
+    if penalty_gamma:
+        x = real.detach().requires_grad_(True)
+        (gx,) = torch.autograd.grad(d(x).sum(), x, create_graph=True)
+        l_d = l_d + penalty_gamma / 2 * gx.pow(2).sum(1).mean()
+    grads_d = torch.autograd.grad(l_d, list(d.parameters()), retain_graph=True)
+    l_g = pygan.generator_loss(v_f, loss, real_logits=v_r.detach(), **params)
+    grads_g = torch.autograd.grad(l_g, list(g.parameters()))
+    return l_d, l_g, grads_d, grads_g
+
+
+@pytest.mark.parametrize("loss", LOSS_NAMES)
+def test_fused_step_equals_the_simultaneous_gradient_step(loss):
+    params = {"alpha": 0.5} if loss == "alpha" else {}
+    g, d = _pair()
+    g_ref, d_ref = copy.deepcopy(g), copy.deepcopy(d)
+    gan = _gan(g, d, loss=loss, fused=True, **params)
+    real = _real()
+    stats = gan.step(real)
+
+    z = _noise(torch.Generator().manual_seed(123), 16)
+    l_d, l_g, grads_d, grads_g = _simultaneous_reference(g_ref, d_ref, real, z, loss, **params)
+    _sgd_update(d_ref, grads_d)
+    _sgd_update(g_ref, grads_g)
+    _assert_params(d, d_ref, tol=1e-11, what=f"D ({loss})")
+    _assert_params(g, g_ref, tol=1e-11, what=f"G ({loss})")
+    assert stats["d_loss"].item() == pytest.approx(l_d.item(), rel=1e-10, abs=1e-12)
+    assert stats["g_loss"].item() == pytest.approx(l_g.item(), rel=1e-10, abs=1e-12)
+
+
+def test_fused_step_with_a_penalty_and_n_critic():
+    g, d = _pair()
+    g_ref, d_ref = copy.deepcopy(g), copy.deepcopy(d)
+    gan = _gan(g, d, fused=True, n_critic=2, penalty=pygan.GradientPenalty("r1", weight=3.0))
+    real = _real(32)
+    gan.step(real)
+
+    gen = torch.Generator().manual_seed(123)
+    # D step 1 (alternating), on the first half; then the fused step on the second half.
+    z = _noise(gen, 16)
+    first = real[:16]
+    x = first.clone().requires_grad_(True)
+    (gx,) = torch.autograd.grad(d_ref(x).sum(), x, create_graph=True)
+    l_d = (F.softplus(-d_ref(first)).mean() + F.softplus(d_ref(g_ref(z).detach())).mean()
+           + 1.5 * gx.pow(2).sum(1).mean())
+    _sgd_update(d_ref, torch.autograd.grad(l_d, list(d_ref.parameters())))
+    z = _noise(gen, 16)
+    _, _, grads_d, grads_g = _simultaneous_reference(g_ref, d_ref, real[16:], z, "gan", penalty_gamma=3.0)
+    _sgd_update(d_ref, grads_d)
+    _sgd_update(g_ref, grads_g)
+    _assert_params(d, d_ref, tol=1e-11, what="D")
+    _assert_params(g, g_ref, tol=1e-11, what="G")
+
+
+def test_relativistic_g_step_needs_real():
+    gan = _gan(*_pair(), loss="relativistic_average")
+    with pytest.raises(ValueError, match="pass real="):
+        gan.g_step(batch_size=4)
+    gan.step(_real(8))  # step passes its batch
+
+
+def test_penalty_and_clip_inside_the_d_step():
+    g, d = _pair()
+    gan = _gan(g, d, loss="wasserstein", penalty="wgan-gp", clip=0.05)
+    stats = gan.d_step(_real())
+    assert stats["penalty"].item() > 0
+    assert all(p.abs().max() <= 0.05 for p in d.parameters())
+
+
+def test_lazy_penalty_applies_every_kth_d_step():
+    gan = _gan(*_pair(), penalty=pygan.GradientPenalty("r1", weight=1.0, lazy=3))
+    applied = [gan.d_step(_real(8, seed=i))["penalty"].item() > 0 for i in range(6)]
+    assert applied == [True, False, False, True, False, False]
+
+
+# ---------------------------------------------------------------------------------------------
+# AMP and EMA
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+@pytest.mark.parametrize("fused", [False, True])
+def test_amp_steps_train_in_float32_with_finite_statistics(amp, fused):
+    g, d = _pair(dtype=torch.float32, hidden=16)
+    gan = pygan.GAN(g, d, amp=amp, fused=fused, penalty="r1", seed=1)
+    before = [p.clone() for p in g.parameters()]
+    for i in range(3):
+        stats = gan.step(_real(16, seed=i).float())
+    assert all(torch.isfinite(v) for v in stats.values())
+    assert all(p.dtype == torch.float32 for p in g.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, g.parameters())), "G did not move"
+    assert (gan.d_scaler is not None) == (amp == "fp16")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_ema_update_matches_the_formula(backend, dtype, rng):
+    name, device = backend
+    net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Linear(7, 3)).to(device, dtype)
+    ema = pygan.EMA(net, decay=0.9, backend=name)
+    avg = [p.detach().double().clone() for p in net.parameters()]
+    for t in range(1, 4):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randn(p.shape, generator=rng).to(device, dtype))
+        ema.update(net)
+        beta = min(0.9, (1 + t) / (10 + t))
+        for a, q, e in zip(avg, net.parameters(), ema.module.parameters()):
+            # the reference from the kernel's own previous state: one rounding per step
+            prev = a.clone()
+            a.copy_(prev + (1 - beta) * (q.double() - prev))
+            tol = {torch.float32: 1e-6, torch.float64: 1e-14}.get(dtype, 1e-2)
+            assert torch.allclose(e.double(), a, rtol=tol, atol=tol), (name, dtype, t)
+            a.copy_(e.double())
+    assert ema.num_updates.item() == 3
+
+
+def test_ema_without_rampup_and_buffers_copied():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    ema = pygan.EMA(net, decay=0.5, rampup=False)
+    old = [p.detach().clone() for p in ema.module.parameters()]
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    net(torch.randn(4, 2))  # moves the running statistics
+    ema.update(net)
+    for o, p, e in zip(old, net.parameters(), ema.module.parameters()):
+        assert torch.allclose(e, 0.5 * o + 0.5 * p.detach(), atol=1e-6)
+    assert torch.equal(ema.module[1].running_mean, net[1].running_mean)
+    with pytest.raises(ValueError, match="decay"):
+        pygan.EMA(net, decay=1.0)
+
+
+def test_gan_samples_from_the_ema_generator():
+    g, d = _pair(dtype=torch.float32)
+    gan = pygan.GAN(g, d, ema=0.5, seed=3)
+    gan.step(_real(8).float())
+    z_gen = lambda: torch.Generator().manual_seed(7)  # noqa: E731
+    assert torch.equal(gan.sample(4, generator=z_gen()), gan.ema.module(torch.randn(4, 3, generator=z_gen())))
+    assert not torch.equal(gan.sample(4, generator=z_gen()), gan.sample(4, ema=False, generator=z_gen()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+
+def _run(gan, steps, seed0):
+    for i in range(steps):
+        gan.step(_real(8 * gan.n_critic, seed=seed0 + i).float())
+
+
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(fused=True, ema=0.9, n_critic=2, penalty=pygan.GradientPenalty("wgan-gp", lazy=3), loss="wasserstein"),
+    dict(amp="fp16", penalty="r1", ema=0.99),
+], ids=["plain", "fused-ema-lazy-wgan", "fp16"])
+def test_n_steps_save_load_n_steps_equals_2n_steps_bit_for_bit(options, tmp_path):
+    def fresh():
+        g, d = _pair(dtype=torch.float32, hidden=16)
+        opts = {k: (copy.deepcopy(v) if isinstance(v, pygan.GradientPenalty) else v) for k, v in options.items()}
+        return pygan.GAN(g, d, seed=11, **opts)
+
+    straight = fresh()
+    _run(straight, 6, 0)
+
+    first = fresh()
+    _run(first, 3, 0)
+    first.save(tmp_path / "ck.pt")
+    del first
+    torch.manual_seed(999)  # the global state must come from the checkpoint, not from here
+    resumed = pygan.GAN.load(tmp_path / "ck.pt")
+    assert resumed.steps == 3
+    _run(resumed, 3, 3)
+    _assert_params(straight.generator, resumed.generator, tol=0, what="G")
+    _assert_params(straight.discriminator, resumed.discriminator, tol=0, what="D")
+    if straight.ema is not None:
+        _assert_params(straight.ema.module, resumed.ema.module, tol=0, what="EMA")
+    for a, b in zip(straight.d_optimizer.state.values(), resumed.d_optimizer.state.values()):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
+    gan = _gan(*_pair())
+    path = gan.save(tmp_path / "ck.pt")
+    before = path.read_bytes()
+
+    def broken(obj, f, *a, **k):
+        f.write(b"partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        gan.save(path)
+    assert path.read_bytes() == before, "a failed save damaged the previous checkpoint"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
+
+
+def test_load_rejects_a_mismatched_gan(tmp_path):
+    gan = _gan(*_pair(), ema=0.9)
+    gan.save(tmp_path / "ck.pt")
+    other = _gan(*_pair())
+    with pytest.raises(ValueError, match="ema"):
+        other.load_state_dict(torch.load(tmp_path / "ck.pt", weights_only=False))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        pygan.GAN.load(tmp_path / "missing.pt")
+
+
+# ---------------------------------------------------------------------------------------------
+# fit
+# ---------------------------------------------------------------------------------------------
+
+def test_fit_logs_checkpoints_draws_and_resumes_exactly(tmp_path):
+    def fresh():
+        g, d = _pair(dtype=torch.float32, hidden=16)
+        return pygan.GAN(g, d, seed=4)
+
+    calls = []
+    straight = fresh()
+    straight.fit("ring", 8, batch_size=16, out=tmp_path / "a", log_every=4, progress=False)
+    part = fresh()
+    hist = part.fit("ring", 4, batch_size=16, out=tmp_path / "b", log_every=2, sample_every=2,
+                    on_sample=lambda gan, step, out: calls.append(step), progress=False)
+    assert [h["step"] for h in hist] == [2, 4] and calls == [2, 4]
+    assert set(pygan.gan.STAT_NAMES) <= set(hist[0]) | {"divergence"}
+    resumed = fresh()
+    resumed.fit("ring", 8, batch_size=16, out=tmp_path / "b", log_every=2, resume=True, progress=False)
+    assert resumed.steps == 8
+    _assert_params(straight.generator, resumed.generator, tol=0, what="G after resume")
+    lines = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [2, 4, 6, 8]
+    assert (tmp_path / "b" / "checkpoint.pt").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------------
+
+def test_clear_errors():
+    g, d = _pair()
+    with pytest.raises(ValueError, match="unknown loss"):
+        pygan.GAN(g, d, loss="gann")
+    with pytest.raises(ValueError, match="n_critic"):
+        pygan.GAN(g, d, n_critic=0)
+    with pytest.raises(ValueError, match="amp"):
+        pygan.GAN(g, d, amp="fp8")
+    with pytest.raises(ValueError, match="unknown penalty"):
+        pygan.GAN(g, d, penalty="gp")
+    with pytest.raises(ValueError, match="clip"):
+        pygan.GAN(g, d, clip=-1.0)
+    with pytest.raises(ValueError, match="capture=True .* CUDA device"):
+        pygan.GAN(g, d, capture=True)
+    with pytest.raises(TypeError, match="discriminator must be a torch.nn.Module"):
+        pygan.GAN(g, lambda x: x)
+    with pytest.raises(ValueError, match="pass prior="):
+        pygan.GAN(torch.nn.Linear(3, 2).double(), d)
+    with pytest.raises(TypeError, match="g_optimizer"):
+        pygan.GAN(g, d, g_optimizer="adam")
+    gan = pygan.GAN(g, d)
+    with pytest.raises(ValueError, match="non-empty batch"):
+        gan.d_step(torch.zeros(0, 2, dtype=torch.float64))
+    with pytest.raises(TypeError, match="floating point"):
+        gan.d_step(torch.zeros(4, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="batch_size"):
+        gan.g_step()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("fused", [False, True])
+def test_captured_steps_equal_eager_steps(fused):
+    def fresh(capture):
+        torch.manual_seed(0)
+        g = models.MLPGenerator(8, (2,), 32).cuda()
+        d = models.MLPDiscriminator((2,), 32).cuda()
+        return pygan.GAN(g, d, capture=capture, fused=fused, n_critic=2, seed=1, ema=0.9,
+                         penalty=pygan.GradientPenalty("r1", weight=1.0, lazy=4))
+
+    eager, captured = fresh(False), fresh(True)
+    data = pygan.data.ring(device="cuda")
+    for i in range(10):
+        real = data.sample(64, torch.Generator("cuda").manual_seed(i))
+        # the same noise: eager draws from the default generator too when it is seeded alike
+        torch.cuda.manual_seed(100 + i)
+        a = eager.step(real)
+        torch.cuda.manual_seed(100 + i)
+        b = captured.step(real)
+        assert torch.isfinite(b["d_loss"]) and torch.isfinite(b["g_loss"])
+    assert len(captured._graphs) == 2, "lazy penalty: one graph with, one without"
+    assert captured.penalty.calls == eager.penalty.calls == 20
+
+
+# ---------------------------------------------------------------------------------------------
+# DDP
+# ---------------------------------------------------------------------------------------------
+
+DDP_SCRIPT = r"""
+import sys, torch, torch.distributed as dist
+import pygan
+from pygan import models
+rank, world, out, fused = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
+if world > 1:
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+torch.manual_seed(0)
+g = models.MLPGenerator(latent_dim=3, out_shape=(2,), hidden=8, depth=2).double()
+d = models.MLPDiscriminator((2,), hidden=8, depth=2).double()
+Z = torch.randn(4, 16, 3, dtype=torch.float64)        # noise of every call, for the combined batch
+R = torch.randn(4, 16, 2, dtype=torch.float64)        # real batches
+m = 16 // world
+calls = [0]
+def prior(n, device, generator):
+    z = Z[calls[0], rank * m:(rank + 1) * m]
+    calls[0] += 1
+    return z
+gan = pygan.GAN(g, d, prior=prior, fused=fused, penalty=pygan.GradientPenalty("r1", weight=2.0),
+                g_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05), d_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05))
+assert gan.distributed == (world > 1)
+for step in range(2):
+    gan.step(R[step, rank * m:(rank + 1) * m])
+torch.save([p.detach() for p in list(g.parameters()) + list(d.parameters())], out)
+if world > 1:
+    dist.destroy_process_group()
+"""
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_ddp_two_processes_equal_one_process_on_the_combined_batch(fused, tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29600 + os.getpid() % 1000 + fused),
+               OMP_NUM_THREADS="1")
+    flag = "1" if fused else "0"
+    procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", str(tmp_path / f"p{r}.pt"), flag],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in range(2)]
+    procs.append(subprocess.Popen([sys.executable, str(script), "0", "1", str(tmp_path / "single.pt"), flag],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    for p in procs:
+        out, _ = p.communicate(timeout=240)
+        assert p.returncode == 0, out.decode()[-3000:]
+    p0, p1, single = (torch.load(tmp_path / f) for f in ("p0.pt", "p1.pt", "single.pt"))
+    assert all(torch.equal(a, b) for a, b in zip(p0, p1)), "ranks hold different parameters"
+    for a, b in zip(p0, single):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12), (a - b).abs().max()
+
+
+def test_lerp_op_registration():
+    from pygan._multi_tensor_ops import lerp_
+
+    w = torch.tensor(0.25, dtype=torch.float64)
+    torch.library.opcheck(lerp_, ([torch.randn(5), torch.randn(2, 3)], [torch.randn(5), torch.randn(2, 3)], w, "cpu"))
