@@ -5,10 +5,12 @@
 #include <pybind11/stl.h>
 
 #include <map>
+#include <stdexcept>
 #include <string>
 
 #include "activation.h"
 #include "adversarial_loss.h"
+#include "kernel_sums.h"
 #include "lipschitz.h"
 #include "loss_terms.h"
 #include "multi_tensor.h"
@@ -71,6 +73,37 @@ PYBIND11_MODULE(_C, m) {
                                     uintptr_t weight, uintptr_t stream) {
     multi_tensor_cuda(args(op, dst, src, sizes, dtypes, bound, weight), stream);
   }, release);
+
+  // Kernel sums for MMD: (z, dtype, n, d, sq_norms, labels, p, kind, params, coef0, degree,
+  // partials[, stream]); see kernel_sums.h.
+  auto ks_args = [](uintptr_t z, int dtype, int64_t n, int64_t d, uintptr_t sq_norms, uintptr_t labels,
+                    int64_t p, int kind, std::vector<double> params, double coef0, int degree,
+                    uintptr_t partials) {
+    if (params.empty() || params.size() > size_t(MAX_KERNEL_PARAMS))
+      throw std::invalid_argument("kernel sums take 1 to " + std::to_string(MAX_KERNEL_PARAMS) + " kernel parameters");
+    KernelSumArgs a;
+    a.z = z; a.dtype = dtype; a.n = n; a.d = d; a.sq_norms = sq_norms; a.labels = labels; a.p = p;
+    a.kind = kind; a.n_params = int(params.size()); a.coef0 = coef0; a.degree = degree;
+    a.partials = partials;
+    for (size_t i = 0; i < params.size(); ++i) a.params[i] = params[i];
+    return a;
+  };
+  m.def("kernel_sums_cpu", [ks_args](uintptr_t z, int dtype, int64_t n, int64_t d, uintptr_t sq_norms,
+                                     uintptr_t labels, int64_t p, int kind, std::vector<double> params,
+                                     double coef0, int degree, uintptr_t partials) {
+    const KernelSumArgs a = ks_args(z, dtype, n, d, sq_norms, labels, p, kind, params, coef0, degree, partials);
+    py::gil_scoped_release nogil;
+    kernel_sums_cpu(a);
+  });
+  m.def("kernel_sums_cuda", [ks_args](uintptr_t z, int dtype, int64_t n, int64_t d, uintptr_t sq_norms,
+                                      uintptr_t labels, int64_t p, int kind, std::vector<double> params,
+                                      double coef0, int degree, uintptr_t partials, uintptr_t stream) {
+    const KernelSumArgs a = ks_args(z, dtype, n, d, sq_norms, labels, p, kind, params, coef0, degree, partials);
+    py::gil_scoped_release nogil;
+    kernel_sums_cuda(a, stream);
+  });
+  m.def("kernel_tile", [] { return KERNEL_TILE; });
+  m.def("max_kernel_params", [] { return MAX_KERNEL_PARAMS; });
 
   m.def("bias_leaky_relu_cpu", &bias_leaky_relu_cpu, release);
   m.def("leaky_relu_grad_cpu", &leaky_relu_grad_cpu, release);

@@ -1,11 +1,15 @@
-"""``python -m pygan``: train a GAN from the command line.
+"""``python -m pygan``: train a GAN and evaluate it from the command line.
 
     python -m pygan train --data ring --loss gan --steps 2000 --out runs/ring
+    python -m pygan eval --run runs/ring              # writes runs/ring/eval.json
+    python -m pygan eval --x fake.pt --y real.npy --out eval.json
 
 writes, under ``--out``: ``samples.png`` (a scatter over the true modes, or an image grid),
 ``losses.png``, ``metrics.json`` (final statistics, speed, and mode coverage on the toy mixtures),
 ``log.jsonl`` and ``checkpoint.pt``; ``--resume`` continues from the checkpoint there. Options left
 out take the data set's defaults (:data:`DEFAULTS`), which train every data set here to all its modes.
+``eval`` compares a run's generator (its EMA weights when it has them) with fresh data, or two
+sample files, with every statistic of :func:`pygan.evaluate.evaluate`, and writes them as JSON.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 
 from . import data as pdata
 from . import metrics, models, plots
+from .evaluate import evaluate, load_samples
 from .gan import GAN
 from .losses import LOSS_NAMES
 from .penalties import KINDS as PENALTY_KINDS
@@ -72,6 +77,20 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=int, default=1000)
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--quiet", action="store_true", help="no progress line")
+
+    e = sub.add_parser("eval", help="two-sample statistics of a run's samples against its data, or of two sample files")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="a training output directory (with checkpoint.pt and metrics.json)")
+    src.add_argument("--x", type=Path, help="first sample file (.pt, .npy, .csv, .txt); needs --y")
+    e.add_argument("--y", type=Path, help="second sample file")
+    e.add_argument("--data", choices=sorted(pdata.DATASETS), help="the run's data set (default: from its metrics.json)")
+    e.add_argument("--samples", type=int, default=5000, help="samples drawn from the generator and from the data")
+    e.add_argument("--permutations", type=int, default=200, help="permutations for the p-values")
+    e.add_argument("--fdiv", default="js", help="comma-separated divergences to estimate with a critic ('' for none)")
+    e.add_argument("--out", type=Path, help="output JSON (default: RUN/eval.json, or standard output)")
+    e.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    e.add_argument("--backend", default="auto", choices=("auto", "cpu", "cuda", "triton"))
+    e.add_argument("--seed", type=int, default=0)
     return p
 
 
@@ -148,8 +167,49 @@ def train(args: argparse.Namespace) -> dict:
     return result
 
 
+def evaluate_command(args: argparse.Namespace) -> dict:
+    fdiv = [name for name in args.fdiv.split(",") if name]
+    options = dict(permutations=args.permutations, fdiv=fdiv, seed=args.seed, backend=args.backend)
+    if args.x is not None:
+        if args.y is None:
+            raise SystemExit("pygan eval: --x needs --y")
+        result = {"x": str(args.x), "y": str(args.y),
+                  **evaluate(load_samples(args.x), load_samples(args.y), **options)}
+    else:
+        ckpt = args.run / "checkpoint.pt"
+        if not ckpt.exists():
+            raise SystemExit(f"pygan eval: no checkpoint at {ckpt}")
+        name = args.data
+        if name is None:
+            info = args.run / "metrics.json"
+            if not info.exists():
+                raise SystemExit(f"pygan eval: {info} is missing; pass --data")
+            name = json.loads(info.read_text())["data"]
+        device = torch.device(args.device)
+        gan = GAN.load(ckpt, map_location=device)
+        sampler = pdata.as_sampler(name, device)
+        gen = torch.Generator(device=device).manual_seed(args.seed + 1)
+        with torch.no_grad():
+            fake = gan.sample(args.samples, generator=gen)
+        real = sampler.sample(args.samples, gen)
+        result = {"run": str(args.run), "data": name, "steps": gan.steps,
+                  **evaluate(fake, real, centers=getattr(sampler, "centers", None),
+                             std=getattr(sampler, "std", None), **options)}
+    text = json.dumps(result, indent=2) + "\n"
+    out = args.out or (args.run / "eval.json" if args.run is not None else None)
+    if out is None:
+        print(text, end="")
+    else:
+        out.write_text(text)
+        print(f"metrics: {out}", file=sys.stderr)
+    return result
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "eval":
+        evaluate_command(args)
+        return 0
     if args.command == "train":
         result = train(args)
         cov = result.get("mode_coverage")

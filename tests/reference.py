@@ -1,5 +1,5 @@
-"""Float64 reference losses: the oracle, written with plain PyTorch ops from pygan._terms' table
-(independent of every kernel)."""
+"""Float64 references: the oracle, written with plain PyTorch ops (losses from pygan._terms' table,
+penalties and MMD from their definitions), independent of every kernel."""
 
 import torch
 
@@ -58,3 +58,31 @@ def gradient_penalty(discriminator, points, head, center=1.0, weight=10.0):
     points = points.detach().requires_grad_(True)
     (g,) = torch.autograd.grad(discriminator(points).sum(), points, create_graph=True)
     return penalty_head(g, head, center, weight)[0]
+
+
+def kernel_matrix(a, b, kernel, bandwidth=1.0, degree=3, gamma=None, coef0=1.0):
+    """The full kernel matrix in float64, straight from the definitions (pygan.metrics.kernel)."""
+    a, b = a.double(), b.double()
+    if kernel == "polynomial":
+        gamma = 1.0 / a.shape[1] if gamma is None else gamma
+        return (gamma * a @ b.T + coef0) ** degree
+    dist2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+    if kernel == "gaussian":
+        return torch.exp(-dist2 / (2 * bandwidth**2))
+    if kernel == "laplace":
+        return torch.exp(-dist2.sqrt() / bandwidth)
+    if kernel == "imq":
+        return 1 / torch.sqrt(1 + dist2 / bandwidth**2)
+    raise ValueError(kernel)
+
+
+def mmd2(x, y, kernel="gaussian", bandwidth=1.0, unbiased=True, **params):
+    """The O(n^2) MMD^2 estimate in float64: U-statistic (diagonals dropped) or V-statistic."""
+    kxx = kernel_matrix(x, x, kernel, bandwidth, **params)
+    kyy = kernel_matrix(y, y, kernel, bandwidth, **params)
+    kxy = kernel_matrix(x, y, kernel, bandwidth, **params)
+    n, m = x.shape[0], y.shape[0]
+    if unbiased:
+        return ((kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
+                + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1)) - 2 * kxy.mean())
+    return kxx.mean() + kyy.mean() - 2 * kxy.mean()

@@ -4,6 +4,7 @@
 
 #include "../activation.h"
 #include "../adversarial_loss.h"
+#include "../kernel_sums.h"
 #include "../lipschitz.h"
 #include "../multi_tensor.h"
 
@@ -32,5 +33,6 @@ void bias_leaky_relu_cuda(uintptr_t, uintptr_t, int, int64_t, int64_t, int64_t, 
                           uintptr_t, uintptr_t) { unavailable(); }
 void leaky_relu_grad_cuda(uintptr_t, int, int64_t, uintptr_t, double, uintptr_t, uintptr_t) { unavailable(); }
 void multi_tensor_cuda(const MultiTensorArgs&, uintptr_t) { unavailable(); }
+void kernel_sums_cuda(const KernelSumArgs&, uintptr_t) { unavailable(); }
 
 }  // namespace pygan

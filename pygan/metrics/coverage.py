@@ -8,16 +8,18 @@ at least ``min_count`` high-quality samples land on it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from .two_sample import Result
 
 __all__ = ["ModeCoverage", "mode_coverage"]
 
 
 @dataclass
-class ModeCoverage:
+class ModeCoverage(Result):
     """``modes``: modes covered of ``n_modes``; ``high_quality``: share of samples within the
     radius of a mode; ``kl_uniform``: :math:`\\sum_k p_k \\log(K p_k)`, the KL divergence of the
     high-quality samples' mode histogram p from uniform (0 when every mode gets an equal share;
@@ -28,9 +30,6 @@ class ModeCoverage:
     high_quality: float
     kl_uniform: float
     counts: list[int]
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @torch.no_grad()

@@ -1,0 +1,3 @@
+// The kernel-sum loop compiled with -mavx2 -mfma (see CMakeLists.txt); chosen at run time only on
+// CPUs that have both, together with the AVX2 loss loops.
+#include "kernel_sum_tiles.cpp"
