@@ -28,7 +28,6 @@ import pygan
 import _timing as timing
 from _timing import device_name, sync, time_ms
 
-argparse_help = "run one case (pygan, eager or compile) and print its JSON (used on the CPU)"
 SIGMA_PER_DIM = 1.0  # bandwidth sigma = sqrt(d): the median distance of the standard normals used
 
 
@@ -151,7 +150,7 @@ if __name__ == "__main__":
     p.add_argument("--sizes", type=int, nargs="+", help="n = m (default: 1e3 1e4 on the CPU, all four on a GPU)")
     p.add_argument("--dims", type=int, nargs="+", help="feature dimensions (default: 2 64 on the CPU, 2 64 2048 on a GPU)")
     p.add_argument("--backend", default=None, help="pygan backend (default: auto)")
-    p.add_argument("--one", nargs=3, metavar=("IMPL", "N", "D"), help=argparse_help)
+    p.add_argument("--one", nargs=3, metavar=("IMPL", "N", "D"), help="run one case (pygan, eager or compile) and print its JSON (used on the CPU)")
     args = p.parse_args()
     if args.one:
         one(args)

@@ -18,10 +18,14 @@ from torch import Tensor
 
 from . import _backend
 from ._backend import DTYPE_CODES
+from ._ops import compute_dtype
 
 # csrc/kernel_sums.h KernelKind; the constant c each kind takes from the bandwidth sigma.
 KINDS = {"gaussian": 0, "laplace": 1, "imq": 2, "polynomial": 3}
-MAX_PARAMS = 8  # csrc/kernel_sums.h MAX_KERNEL_PARAMS
+# csrc/kernel_sums.h KERNEL_TILE (rows and columns per tile on every backend; the Triton kernel
+# gets it as TILE) and MAX_KERNEL_PARAMS; pygan._C reports both (kernel_tile, max_kernel_params).
+TILE = 64
+MAX_PARAMS = 8
 MAX_LABELS_CUDA = 256  # label columns per CUDA launch
 
 
@@ -31,10 +35,6 @@ def kernel_constant(kind: str, bandwidth: float) -> float:
     return {"gaussian": 0.5 / bandwidth**2, "laplace": 1.0 / bandwidth, "imq": 1.0 / bandwidth**2}[kind]
 
 
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def _run(z: Tensor, sq_norms: Tensor, labels: Tensor, kind: int, params: list[float], coef0: float,
          degree: int, backend: str) -> Tensor:
     n, d = z.shape
@@ -42,7 +42,7 @@ def _run(z: Tensor, sq_norms: Tensor, labels: Tensor, kind: int, params: list[fl
     B = len(params)
     name = _backend.resolve(backend, z.device)
     c, _ = _backend._load_c()
-    tiles = -(-n // 64)
+    tiles = -(-n // TILE)
     partials = torch.zeros((max(tiles, 1), B, 1 + 2 * P), dtype=torch.float64, device=z.device)
     if n == 0:
         return partials.sum(0)
@@ -67,7 +67,7 @@ def _run(z: Tensor, sq_norms: Tensor, labels: Tensor, kind: int, params: list[fl
                 NBP=max(2, 1 << (B - 1).bit_length()), DEGREE=degree,
                 PB=max(16, 1 << (P - 1).bit_length()), ACC=_backend.triton_acc(acc),
                 PRECISION=precision, UPCAST=upcast, LABEL_PRECISION="ieee" if acc == torch.float64 else "tf32x3",
-                TILE=k.TILE, BK=k.BK)
+                TILE=TILE, BK=k.BK)
     # Tiles in order: the same sum whatever ran them.
     return partials.sum(0)
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from pygan import _backend, metrics
+from pygan import _kernel_sums
 from pygan._kernel_sums import KINDS, block_sums, kernel_sums
 from pygan.cli import main
 from pygan.divergences import exact
@@ -268,6 +269,11 @@ def test_errors_name_the_argument():
         metrics.mmd2(x[:1], y)
     with pytest.raises(ValueError, match="cov1 must be symmetric positive definite"):
         metrics.kl_gaussians(0, 1, 0, -1)
+
+
+def test_kernel_sums_constants_match_the_compiled_kernels():
+    c, _ = _backend._load_c()
+    assert c.kernel_tile() == _kernel_sums.TILE and c.max_kernel_params() == _kernel_sums.MAX_PARAMS
 
 
 def test_kernel_sums_opcheck():

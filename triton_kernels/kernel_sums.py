@@ -13,8 +13,7 @@ multiquadric 1 / sqrt(1 + s c), 3 polynomial (c a.b + coef0)^DEGREE.
 import triton
 import triton.language as tl
 
-TILE = 64
-BK = 32
+BK = 32  # features per tl.dot slice (TILE comes from pygan._kernel_sums)
 
 
 @triton.jit(do_not_specialize=["n", "d", "P"])

@@ -27,8 +27,9 @@ import torch
 from torch import Tensor
 
 from .. import _backend
-from .._kernel_sums import KINDS, MAX_LABELS_CUDA, MAX_PARAMS, block_sums, compute_dtype, kernel_constant, kernel_sums
-from .two_sample import _check_permutations, _pair, p_value, permutation_labels
+from .._kernel_sums import KINDS, MAX_LABELS_CUDA, MAX_PARAMS, block_sums, kernel_constant, kernel_sums
+from .._ops import compute_dtype
+from .two_sample import _check_permutations, _pair, p_value, permutation_statistics
 
 __all__ = ["KERNELS", "MMDResult", "KIDResult", "mmd2", "kid", "median_bandwidth"]
 
@@ -133,7 +134,7 @@ def mmd2(x: Any, y: Any, *, kernel: str = "gaussian", bandwidth: Bandwidth = "me
         raise ValueError(f"unknown kernel {kernel!r}; valid kernels: {', '.join(KERNELS)}")
     x, y = _pair(x, y, min_size=2 if unbiased else 1)
     permutations = _check_permutations(permutations)
-    _backend.check_backend(backend)
+    backend = _backend.check_backend(backend)
     n, m, d = x.shape[0], y.shape[0], x.shape[1]
     if kernel == "polynomial":
         if not isinstance(bandwidth, str) or bandwidth != "median":
@@ -148,31 +149,22 @@ def mmd2(x: Any, y: Any, *, kernel: str = "gaussian", bandwidth: Bandwidth = "me
         sigmas = _bandwidths(bandwidth, x, y)
         params = [kernel_constant(kernel, s) for s in sigmas]
     z, sq_norms = _prepare(x, y, kernel)
-    acc = compute_dtype(z.dtype)
     if kernel == "polynomial":
         diag = (gamma * sq_norms.double() + coef0) ** degree
     else:
         diag = torch.ones(n + m, dtype=torch.float64, device=z.device)
 
-    gen = torch.Generator().manual_seed(seed)
-    chunk = MAX_LABELS_CUDA
-    stats = []
-    done = 0
-    while done < permutations + 1:
-        count = min(chunk, permutations + 1 - done)
-        labels = permutation_labels(n, m, count, gen, identity=done == 0, dtype=acc, device=z.device)
-        sums = kernel_sums(z, sq_norms, labels, KINDS[kernel], params, float(coef0), int(degree),
-                           _backend.check_backend(backend))
+    def statistic(labels: Tensor) -> Tensor:
+        sums = kernel_sums(z, sq_norms, labels, KINDS[kernel], params, float(coef0), int(degree), backend)
         sxx, sxy, syy = block_sums(sums)
         if unbiased:
-            value = sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2 * sxy / (n * m)
-        else:
-            lx = labels.double()
-            dx, dy = lx.T @ diag, (1 - lx).T @ diag
-            value = (sxx + dx) / n**2 + (syy + dy) / m**2 - 2 * sxy / (n * m)
-        stats.append(value)
-        done += count
-    t = torch.cat(stats, dim=1).cpu()  # (B, 1 + permutations)
+            return sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2 * sxy / (n * m)
+        lx = labels.double()
+        dx, dy = lx.T @ diag, (1 - lx).T @ diag
+        return (sxx + dx) / n**2 + (syy + dy) / m**2 - 2 * sxy / (n * m)
+
+    t = permutation_statistics(n, m, permutations, seed, statistic, chunk=MAX_LABELS_CUDA,
+                               dtype=compute_dtype(z.dtype), device=z.device)  # (B, 1 + permutations)
     value = t[:, 0]
     p = p_value(value, t[:, 1:]) if permutations else None
     if len(params) == 1:

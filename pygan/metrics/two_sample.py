@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import Tensor, nn
 
 __all__ = ["Result", "TestResult", "C2STResult", "mean_difference_test", "variance_test", "c2st",
-           "permutation_labels", "as_samples", "logit_mlp"]
+           "permutation_labels", "permutation_statistics", "as_samples", "logit_mlp"]
 
 
 class Result:
@@ -116,6 +116,24 @@ def p_value(observed: Tensor, permuted: Tensor) -> Tensor:
     return (1.0 + exceed.double()) / (1.0 + count)
 
 
+def permutation_statistics(n: int, m: int, permutations: int, seed: int,
+                           statistic: Callable[[Tensor], Tensor], *, chunk: int, dtype: torch.dtype,
+                           device: torch.device) -> Tensor:
+    """``statistic`` of the observed split and of ``permutations`` random ones, on the CPU, along
+    the last dimension (column 0 the observed split). ``statistic`` maps (n + m, count) 0/1 labels
+    (:func:`permutation_labels`, seeded by ``seed``) to (..., count) values; the labels come in
+    chunks of at most ``chunk`` columns to bound their memory."""
+    gen = torch.Generator().manual_seed(seed)
+    stats = []
+    done = 0
+    while done < permutations + 1:
+        count = min(chunk, permutations + 1 - done)
+        labels = permutation_labels(n, m, count, gen, identity=done == 0, dtype=dtype, device=device)
+        stats.append(statistic(labels))
+        done += count
+    return torch.cat(stats, dim=-1).cpu()
+
+
 def _moment_test(x: Tensor, y: Tensor, permutations: int, seed: int, power: int) -> TestResult:
     """Squared distance between the groups' means (power 1) or unbiased variances (power 2) over
     the observed split and each permutation, from label products (one matrix product per chunk)."""
@@ -123,22 +141,18 @@ def _moment_test(x: Tensor, y: Tensor, permutations: int, seed: int, power: int)
     z = torch.cat([x, y]).double()
     z = z - z.mean(0)  # centring leaves both statistics unchanged and the sums better conditioned
     n, m = x.shape[0], y.shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    stats = []
-    done = 0
-    while done < permutations + 1:
-        count = min(1024, permutations + 1 - done)
-        L = permutation_labels(n, m, count, gen, identity=done == 0, dtype=torch.float64, device=z.device)
-        sx, sy = L.T @ z, (1 - L).T @ z
-        mx, my = sx / n, sy / m
+
+    def statistic(L: Tensor) -> Tensor:
+        mx, my = L.T @ z / n, (1 - L).T @ z / m
         if power == 1:
             diff = mx - my
         else:
             qx, qy = L.T @ (z * z), (1 - L).T @ (z * z)
             diff = (qx - n * mx * mx) / (n - 1) - (qy - m * my * my) / (m - 1)
-        stats.append((diff * diff).sum(1))
-        done += count
-    t = torch.cat(stats).cpu()
+        return (diff * diff).sum(1)
+
+    t = permutation_statistics(n, m, permutations, seed, statistic, chunk=1024, dtype=torch.float64,
+                               device=z.device)
     return TestResult(float(t[0]), float(p_value(t[0], t[1:])), permutations)
 
 
