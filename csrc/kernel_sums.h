@@ -16,6 +16,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "common.h"
 
@@ -33,6 +34,17 @@ constexpr int MAX_KERNEL_PARAMS = 8;  // bandwidths per pass
 constexpr int KERNEL_TILE = 64;       // rows (and columns) per tile, on every backend
 
 inline namespace PYGAN_ISA {
+
+// ||a - b||^2 from the norms and the dot product. Its rounding error is a few units in the last
+// place of ||a||^2 + ||b||^2, so anything below DISTANCE_FLOOR times that is noise: it becomes
+// exactly 0. That makes repeated points exactly distance 0, which the Laplace kernel needs
+// (sqrt amplifies the noise: exp(-sqrt(1e-16) / 1e-3) is 0.99999, not 1).
+constexpr double DISTANCE_FLOOR_ULPS = 64.0;
+template <class T> PYGAN_HD T squared_distance(T ni, T nj, T dot) {
+  const T s = ni + nj - T(2) * dot;
+  const T floor = T(DISTANCE_FLOOR_ULPS) * std::numeric_limits<T>::epsilon() * (ni + nj);
+  return s > floor ? s : T(0);
+}
 
 template <class T> PYGAN_HD T kernel_value(int kind, T s, T dot, T c, T coef0, int degree) {
 #if defined(__CUDA_ARCH__)

@@ -26,6 +26,7 @@ KINDS = {"gaussian": 0, "laplace": 1, "imq": 2, "polynomial": 3}
 # gets it as TILE) and MAX_KERNEL_PARAMS; pygan._C reports both (kernel_tile, max_kernel_params).
 TILE = 64
 MAX_PARAMS = 8
+DISTANCE_FLOOR_ULPS = 64.0  # csrc/kernel_sums.h: squared distances below this many ulps of the norms are 0
 MAX_LABELS_CUDA = 256  # label columns per CUDA launch
 
 
@@ -66,7 +67,8 @@ def _run(z: Tensor, sq_norms: Tensor, labels: Tensor, kind: int, params: list[fl
                 z, sq_norms, labels, params_t, partials, n, d, P, coef0, KIND=kind, NB=B,
                 NBP=max(2, 1 << (B - 1).bit_length()), DEGREE=degree,
                 PB=max(16, 1 << (P - 1).bit_length()), ACC=_backend.triton_acc(acc),
-                PRECISION=precision, UPCAST=upcast, LABEL_PRECISION="ieee" if acc == torch.float64 else "tf32x3",
+                PRECISION=precision, UPCAST=upcast,
+                FLOOR=DISTANCE_FLOOR_ULPS * torch.finfo(acc).eps, LABEL_PRECISION="ieee" if acc == torch.float64 else "tf32x3",
                 TILE=TILE, BK=k.BK)
     # Tiles in order: the same sum whatever ran them.
     return partials.sum(0)

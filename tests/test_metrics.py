@@ -46,6 +46,24 @@ def test_mmd2_matches_naive_formula(backend, kernel, dtype, rng):
             (rng.initial_seed(), got.value, want)
 
 
+@pytest.mark.parametrize("kernel", ["gaussian", "laplace", "imq"])
+def test_mmd2_at_extremes(backend, kernel, rng):
+    """Far from the origin (offset 1e4), repeated points (distance 0), and bandwidths so small that
+    every off-diagonal kernel value underflows or so large that all are 1: finite, and equal to the
+    float64 formula on the same values."""
+    name, device = backend
+    x = torch.randn(23, 3, generator=rng, dtype=torch.float64) + 1e4
+    y = torch.cat([x[:5], torch.randn(14, 3, generator=rng, dtype=torch.float64) * 2 + 1e4])
+    for bw in (1e-3, 1.0, 1e6):
+        want = reference.mmd2(x, y, kernel, bw)
+        for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 1e-4)):
+            got = metrics.mmd2(x.to(device, dtype), y.to(device, dtype), kernel=kernel, bandwidth=bw,
+                               backend=name)
+            ref = reference.mmd2(x.to(dtype).double(), y.to(dtype).double(), kernel, bw)
+            assert torch.isfinite(got.value) and abs(float(got.value) - float(ref)) < tol, \
+                (rng.initial_seed(), bw, dtype, got.value, ref, want)
+
+
 def test_kernel_sums_with_labels_match_blocks(backend, rng):
     """The label sums u and q for many label columns, against K's blocks for each split."""
     name, device = backend

@@ -19,7 +19,7 @@ BK = 32  # features per tl.dot slice (TILE comes from pygan._kernel_sums)
 @triton.jit(do_not_specialize=["n", "d", "P"])
 def kernel_sums_kernel(z, norms, labels, params, partials, n, d, P, coef0, KIND: tl.constexpr,
                        NB: tl.constexpr, NBP: tl.constexpr, DEGREE: tl.constexpr, PB: tl.constexpr,
-                       ACC: tl.constexpr, PRECISION: tl.constexpr, LABEL_PRECISION: tl.constexpr, UPCAST: tl.constexpr, TILE: tl.constexpr, BK: tl.constexpr):
+                       ACC: tl.constexpr, PRECISION: tl.constexpr, LABEL_PRECISION: tl.constexpr, UPCAST: tl.constexpr, FLOOR: tl.constexpr, TILE: tl.constexpr, BK: tl.constexpr):
     I = tl.program_id(0)
     rows = I.to(tl.int64) * TILE + tl.arange(0, TILE)
     row_ok = rows < n
@@ -48,7 +48,11 @@ def kernel_sums_kernel(z, norms, labels, params, partials, n, d, P, coef0, KIND:
                 b = b.to(ACC)
             dot += tl.dot(a, tl.trans(b), input_precision=PRECISION, out_dtype=ACC)
         nj = tl.load(norms + cols, mask=col_ok, other=0.0).to(ACC)
-        s = tl.maximum(ni[:, None] + nj[None, :] - 2.0 * dot, 0.0)
+        # ||a - b||^2 below FLOOR (DISTANCE_FLOOR_ULPS units in the last place of the norms' sum) is
+        # rounding noise: exactly 0, as csrc/kernel_sums.h squared_distance.
+        norm_sum = ni[:, None] + nj[None, :]
+        s = norm_sum - 2.0 * dot
+        s = tl.where(s > FLOOR * norm_sum, s, 0.0)
         valid = row_ok[:, None] & col_ok[None, :] & (rows[:, None] != cols[None, :])
         lj = tl.load(labels + cols[:, None] * P + ps[None, :], mask=col_ok[:, None] & p_ok[None, :],
                      other=0.0).to(ACC)

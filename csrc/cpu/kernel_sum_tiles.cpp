@@ -47,12 +47,12 @@ void dot_tile(const T* zi, int64_t d, int rows, const T* zt, T* dot) {
   }
 }
 
-// out[c] = k(s, dot) over one row of the tile, s = ni + nj[c] - 2 dot[c] clamped at 0.
+// out[c] = k(s, dot) over one row of the tile, s = squared_distance(ni, nj[c], dot[c]).
 template <class T>
 void kernel_row(const KernelSumArgs& a, T c, T ni, const T* nj, const T* dot, T* out) {
   const T coef0 = T(a.coef0);
   for (int j = 0; j < TILE; ++j) {
-    const T s = std::max(ni + nj[j] - T(2) * dot[j], T(0));
+    const T s = squared_distance(ni, nj[j], dot[j]);
     out[j] = a.kind == GAUSSIAN ? -s * c : (a.kind == LAPLACE ? -std::sqrt(s) * c : s);
   }
   if (a.kind == GAUSSIAN || a.kind == LAPLACE) {

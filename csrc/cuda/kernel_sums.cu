@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(THREADS) kernel_sums_kernel(KernelSumArgs a) {
           const int64_t gi = i0 + row, gj = j0 + col;
           Acc v = Acc(0);
           if (gi < n && gj < n && gi != gj) {
-            const Acc s = fmax(norms[gi] + norms[gj] - Acc(2) * dot[r][q], Acc(0));
+            const Acc s = squared_distance(norms[gi], norms[gj], dot[r][q]);
             v = kernel_value<Acc>(a.kind, s, dot[r][q], c, Acc(a.coef0), a.degree);
           }
           ks[row][col] = v;
