@@ -4,11 +4,14 @@
 hinge, least squares, relativistic); ``pygan.divergences`` the f-divergence table they come from;
 ``pygan.penalties`` the gradient penalties (WGAN-GP, one-sided, R1, R2, DRAGAN) with a fused penalty
 head, and weight clipping; :class:`pygan.GAN` the minimax training loop (fused steps, CUDA graphs,
-AMP, EMA, checkpoints, DDP) with ``pygan.data`` samplers and ``pygan.models`` reference networks.
+AMP, EMA, checkpoints, DDP) with ``pygan.data`` samplers and ``pygan.models`` reference networks;
+:class:`pygan.BiGAN` the same engine with an encoder and a joint discriminator; ``pygan.metrics``
+the two-sample tests and evaluation.
 """
 
 from . import data, divergences, losses, metrics, models, penalties
 from ._backend import available as available_backends
+from .bigan import BiGAN
 from .ema import EMA
 from .gan import GAN, Normal, Uniform
 from .penalties import GradientPenalty, clip_weights_, gradient_penalty
@@ -20,14 +23,15 @@ from .losses import (
     discriminator_loss,
     divergence_estimate,
     generator_loss,
+    joint_generator_loss,
     minimax_losses,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "EMA", "GAN", "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss",
+    "BiGAN", "EMA", "GAN", "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss",
     "GradientPenalty", "Normal", "Uniform", "available_backends", "clip_weights_", "data",
     "discriminator_loss", "divergence_estimate", "divergences", "generator_loss", "gradient_penalty",
-    "losses", "metrics", "minimax_losses", "models", "penalties",
+    "joint_generator_loss", "losses", "metrics", "minimax_losses", "models", "penalties",
 ]

@@ -100,8 +100,8 @@ def unavailable_reason(backend: str, device: torch.device) -> str | None:
 
 def check_backend(backend: str | None) -> str:
     """A valid backend argument for the ops: "" (None) means PYGAN_BACKEND or "auto", resolved at
-    run time; an unknown name is an error naming the valid ones."""
-    if backend is None:
+    run time; an unknown name is an error naming the valid ones. Idempotent: "" passes as None."""
+    if backend is None or backend == "":
         return ""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")

@@ -56,8 +56,12 @@ def _alpha_lt1_fake(u: Tensor, a: float) -> Tensor:
 
 
 def _alpha_gt1_fake(u: Tensor, a: float) -> Tensor:
-    # s^(a/(a-1)) with log s = log1p((a-1) u): exact near u = 0; s <= 0 gives -1/a.
-    return torch.expm1(a / (a - 1.0) * torch.log1p(torch.clamp((a - 1.0) * u, min=-1.0))) / a
+    # s^(a/(a-1)) with log s = log1p((a-1) u): exact near u = 0; s <= 0 gives -1/a. The branch
+    # sees only s > 0, so that autograd's derivative at s = 0 is 0 (not 0 * inf = nan).
+    w = (a - 1.0) * u
+    inside = w > -1.0
+    safe = torch.where(inside, w, torch.zeros_like(w))
+    return torch.where(inside, torch.expm1(a / (a - 1.0) * torch.log1p(safe)) / a, torch.full_like(u, -1.0 / a))
 
 
 def _js_real(u: Tensor) -> Tensor:
@@ -108,6 +112,14 @@ class LossSpec:
     gen: str
     kind: str
     alpha: float = 0.0
+
+    @property
+    def gen_real(self) -> str:
+        """The non-saturating term on *real* samples, for a generator player that produces them
+        too (BiGAN's encoder): D's fake term, so that the player's loss is D's with the labels
+        swapped -- except for hinge, whose generator term is Wasserstein's -v on fakes and so +v
+        on reals."""
+        return "POS" if self.name == "hinge" else self.fake
 
 
 def _f(name: str, real: str, fake: str) -> LossSpec:

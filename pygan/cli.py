@@ -1,12 +1,16 @@
 """``python -m pygan``: train a GAN and evaluate it from the command line.
 
     python -m pygan train --data ring --loss gan --steps 2000 --out runs/ring
+    python -m pygan train --model bigan --data digits --out runs/bigan-digits
     python -m pygan eval --run runs/ring              # writes runs/ring/eval.json
     python -m pygan eval --x fake.pt --y real.npy --out eval.json
 
 writes, under ``--out``: ``samples.png`` (a scatter over the true modes, or an image grid),
 ``losses.png``, ``metrics.json`` (final statistics, speed, and mode coverage on the toy mixtures),
-``log.jsonl`` and ``checkpoint.pt``; ``--resume`` continues from the checkpoint there. Options left
+``log.jsonl`` and ``checkpoint.pt``; ``--resume`` continues from the checkpoint there. A BiGAN
+(``--model bigan`` or ``bigan-dcgan``) also writes ``reconstructions.png`` (x beside G(E(x))) and
+puts :func:`pygan.evaluate.evaluate_inference`'s report in ``metrics.json`` under ``inference``; on
+digits it trains on the training split and scores its features on the held-out split. Options left
 out take the data set's defaults (:data:`DEFAULTS`), which train every data set here to all its modes.
 ``eval`` compares a run's generator (its EMA weights when it has them) with fresh data, or two
 sample files, with every statistic of :func:`pygan.evaluate.evaluate`, and writes them as JSON.
@@ -25,7 +29,8 @@ import torch
 
 from . import data as pdata
 from . import metrics, models, plots
-from .evaluate import evaluate, load_samples
+from .bigan import BiGAN
+from .evaluate import evaluate, evaluate_inference, load_samples
 from .gan import GAN
 from .losses import LOSS_NAMES
 from .penalties import KINDS as PENALTY_KINDS
@@ -42,6 +47,12 @@ DEFAULTS: dict[str, dict] = {
     "digits": dict(model="mlp", width=256, loss="gan", penalty="r1", penalty_weight=1.0, batch_size=128,
                    steps=3000, lr=5e-4, ema=0.995),
 }
+# BiGAN, by (data set, model), on top of the data set's settings (see README, "BiGAN").
+BIGAN_DEFAULTS: dict[tuple[str, str], dict] = {
+    ("digits", "bigan"): dict(latent_dim=16),
+    ("digits", "bigan-dcgan"): dict(width=32, latent_dim=32, lr=2e-4),
+}
+MODELS = ("mlp", "dcgan", "bigan", "bigan-dcgan")
 SAMPLES_SHOWN = 2000
 
 
@@ -57,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--penalty-weight", type=float, help="its weight (lambda, or gamma for r1/r2)")
     t.add_argument("--lazy", type=int, default=1, help="apply the penalty every LAZY D steps")
     t.add_argument("--clip", type=float, help="clamp D's weights to [-CLIP, CLIP] (original WGAN)")
-    t.add_argument("--model", choices=("mlp", "dcgan"), help="network family")
+    t.add_argument("--model", choices=MODELS, help="network family; bigan and bigan-dcgan train an encoder too")
+    t.add_argument("--latent-dim", type=int, help="dimension of the noise (and of BiGAN's codes)")
     t.add_argument("--width", type=int, help="hidden width (mlp) or base channels (dcgan)")
     t.add_argument("--steps", type=int, help="total training iterations")
     t.add_argument("--batch-size", type=int, help="samples per D step")
@@ -94,9 +106,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_bigan(model: str) -> bool:
+    return model.startswith("bigan")
+
+
 def _settings(args: argparse.Namespace) -> dict:
-    s = dict(DEFAULTS[args.data])
-    for key in ("model", "width", "loss", "penalty", "penalty_weight", "batch_size", "steps", "lr", "ema"):
+    s = dict(DEFAULTS[args.data], latent_dim=None)
+    model = args.model or s["model"]
+    if model.endswith("dcgan"):
+        s["width"] = None  # the data set's width is an MLP's; DCGAN's channels default to the model's own
+    s.update(BIGAN_DEFAULTS.get((args.data, model), {}))
+    for key in ("model", "width", "latent_dim", "loss", "penalty", "penalty_weight", "batch_size", "steps", "lr",
+                "ema"):
         value = getattr(args, key)
         if value is not None:
             s[key] = value
@@ -114,28 +135,49 @@ def _draw(gan: GAN, sampler: pdata.Sampler, path: Path, title: str) -> None:
     plots.save_samples(fake, path, real=real, centers=getattr(sampler, "centers", None), title=title)
 
 
+def _data(name: str, bigan: bool, device: torch.device) -> tuple[pdata.Sampler, Optional[pdata.Sampler]]:
+    """The training sampler, and for a BiGAN on labelled data the held-out split its features are
+    scored on (the training sampler is then the training split only)."""
+    if bigan and name == "digits":
+        return pdata.digits(device, split="train"), pdata.digits(device, split="test")
+    return pdata.as_sampler(name, device), None
+
+
+def _build(s: dict, args: argparse.Namespace, shape: tuple, device: torch.device, **options) -> GAN:
+    if _is_bigan(s["model"]):
+        family = "dcgan" if s["model"] == "bigan-dcgan" else "mlp"
+        g, e, d = models.build_bigan(family, shape, latent_dim=s["latent_dim"], width=s["width"])
+        return BiGAN(g.to(device), e.to(device), d.to(device), **options)
+    g, d = models.build(s["model"], shape, latent_dim=s["latent_dim"], width=s["width"])
+    return GAN(g.to(device), d.to(device), **options)
+
+
+def _draw_reconstructions(gan: BiGAN, sampler: pdata.Sampler, path: Path, title: str) -> None:
+    gen = torch.Generator(device=gan.device).manual_seed(0)
+    x = sampler.sample(32 if sampler.is_image else 300, gen)
+    plots.save_reconstructions(x, gan.reconstruct(x), path, title=title)
+
+
 def train(args: argparse.Namespace) -> dict:
     s = _settings(args)
     device = torch.device(args.device)
-    sampler = pdata.as_sampler(args.data, device)
     ckpt = args.out / "checkpoint.pt"
     params = {"alpha": args.alpha} if args.alpha is not None else {}
-    if args.resume and ckpt.exists():
-        gan = GAN.load(ckpt, map_location=device)
+    gan = GAN.load(ckpt, map_location=device) if args.resume and ckpt.exists() else None
+    sampler, held_out = _data(args.data, isinstance(gan, BiGAN) if gan else _is_bigan(s["model"]), device)
+    if gan is not None:
         print(f"resuming from {ckpt} at step {gan.steps}", file=sys.stderr)
     else:
         torch.manual_seed(args.seed)
-        g, d = models.build(s["model"], sampler.shape, width=s["width"] if s["model"] == "mlp" else args.width)
-        g, d = g.to(device), d.to(device)
         penalty = None
         if s["penalty"] not in (None, "none"):
             kw = {} if s["penalty_weight"] is None else {"weight": s["penalty_weight"]}
             penalty = GradientPenalty(s["penalty"], lazy=args.lazy, backend=args.backend, **kw)
         opt = lambda ps: torch.optim.Adam(ps, lr=s["lr"], betas=s["betas"], capturable=args.capture)  # noqa: E731
-        gan = GAN(g, d, loss=s["loss"], penalty=penalty, n_critic=args.n_critic, g_optimizer=opt,
-                  d_optimizer=opt, fused=args.fused, capture=args.capture, amp=args.amp,
-                  ema=s["ema"] or None, saturating=args.saturating, clip=args.clip, seed=args.seed,
-                  backend=args.backend, **params)
+        gan = _build(s, args, sampler.shape, device, loss=s["loss"], penalty=penalty, n_critic=args.n_critic,
+                     g_optimizer=opt, d_optimizer=opt, fused=args.fused, capture=args.capture, amp=args.amp,
+                     ema=s["ema"] or None, saturating=args.saturating, clip=args.clip, seed=args.seed,
+                     backend=args.backend, **params)
     args.out.mkdir(parents=True, exist_ok=True)
     if gan.steps == 0 and (args.out / "log.jsonl").exists():
         (args.out / "log.jsonl").unlink()  # a fresh run starts a fresh log
@@ -163,6 +205,15 @@ def train(args: argparse.Namespace) -> dict:
         gen = torch.Generator(device=device).manual_seed(1)
         result["mode_coverage"] = metrics.mode_coverage(
             gan.sample(10_000, generator=gen).flatten(1), sampler.centers, sampler.std).as_dict()
+    if isinstance(gan, BiGAN):
+        _draw_reconstructions(gan, held_out or sampler, args.out / "reconstructions.png", f"BiGAN, {title}")
+        if held_out is not None:
+            result["inference"] = evaluate_inference(gan, sampler.data, labels=sampler.labels,
+                                                     test_x=held_out.data, test_labels=held_out.labels,
+                                                     seed=args.seed)
+        else:
+            x = sampler.sample(5000, torch.Generator(device=device).manual_seed(2))
+            result["inference"] = evaluate_inference(gan, x, seed=args.seed)
     (args.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -217,6 +268,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if cov:
             summary += (f"; modes covered {cov['modes']}/{cov['n_modes']}, "
                         f"{100 * cov['high_quality']:.1f}% of samples within 3 std of a mode")
+        inference = result.get("inference")
+        if inference:
+            summary += (f"; latent recovery corr {inference['latent_recovery']['correlation']:.3f}, "
+                        f"reconstruction error {inference['reconstruction']['relative']:.3f} of the variance")
+            for name, probe in inference.get("features", {}).items():
+                summary += (f"; {name} features: linear {100 * probe['linear']:.1f}%, "
+                            f"1-NN {100 * probe['nearest_neighbor']:.1f}%")
         print(summary)
         print(f"pictures: {args.out / 'samples.png'} and {args.out / 'losses.png'}; "
               f"metrics: {args.out / 'metrics.json'}; checkpoint: {args.out / 'checkpoint.pt'}")

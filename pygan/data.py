@@ -163,17 +163,29 @@ class TensorSampler(Sampler):
         return f"TensorSampler(samples={self.data.shape[0]}, shape={self.shape})"
 
 
-def digits(device: Union[str, torch.device] = "cpu") -> TensorSampler:
+DIGITS_TEST_SHARE = 0.25
+
+
+def digits(device: Union[str, torch.device] = "cpu", split: Optional[str] = None) -> TensorSampler:
     """scikit-learn's 8x8 digits (1,797 images, values 0..16) as (1, 8, 8) images scaled to
-    [-1, 1], with their class labels in ``labels``. Needs scikit-learn (``pip install
-    scikit-learn``), which ships the data: nothing is downloaded."""
+    [-1, 1], with their class labels in ``labels``. ``split="train"`` or ``"test"`` takes a fixed,
+    seeded, disjoint 75% / 25% part (for held-out evaluation of learned features); None all of it.
+    Needs scikit-learn (``pip install scikit-learn``), which ships the data: nothing is downloaded."""
+    if split not in (None, "train", "test"):
+        raise ValueError(f"split must be None, 'train' or 'test', got {split!r}")
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
         raise ImportError("the digits data set needs scikit-learn: pip install scikit-learn") from e
     d = load_digits()
     images = torch.as_tensor(d.images, dtype=torch.float32)[:, None] / 8.0 - 1.0
-    return TensorSampler(images, device, torch.as_tensor(d.target))
+    labels = torch.as_tensor(d.target)
+    if split is not None:
+        order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(0))
+        n_test = round(DIGITS_TEST_SHARE * images.shape[0])
+        part = order[n_test:] if split == "train" else order[:n_test]
+        images, labels = images[part], labels[part]
+    return TensorSampler(images, device, labels)
 
 
 class LoaderSampler(Sampler):

@@ -1,5 +1,6 @@
-"""One report of how far generated samples are from the data: every two-sample statistic of
-:mod:`pygan.metrics` on one pair of sample sets, as a JSON-ready dict (``python -m pygan eval``).
+"""Reports, as JSON-ready dicts: :func:`evaluate`, how far generated samples are from the data (every
+two-sample statistic of :mod:`pygan.metrics`; ``python -m pygan eval``), and
+:func:`evaluate_inference`, what a :class:`pygan.BiGAN`'s encoder learned.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import torch
 from torch import Tensor
 
 from . import metrics
+from .bigan import pack_pair
+from .gan import _eval_mode
 
 
 def evaluate(fake: Tensor, real: Tensor, *, centers: Optional[Tensor] = None, std: Optional[float] = None,
@@ -49,6 +52,44 @@ def evaluate(fake: Tensor, real: Tensor, *, centers: Optional[Tensor] = None, st
     if centers is not None and std is not None:
         timed("mode_coverage", lambda: metrics.mode_coverage(x, centers, std).as_dict())
     out["seconds"] = times
+    return out
+
+
+@torch.no_grad()
+def evaluate_inference(bigan: Any, x: Tensor, *, labels: Optional[Tensor] = None,
+                       test_x: Optional[Tensor] = None, test_labels: Optional[Tensor] = None,
+                       latent_samples: int = 5000, seed: int = 0, batch_size: int = 1024) -> dict[str, Any]:
+    """What ``bigan`` (a :class:`pygan.BiGAN`) learned, with its EMA weights when it has them:
+
+    - ``latent_recovery``: :func:`pygan.metrics.latent_recovery` of E(G(z)) against
+      ``latent_samples`` prior draws z;
+    - ``reconstruction``: :func:`pygan.metrics.reconstruction_error` of G(E(x)) on ``test_x`` (or
+      ``x``);
+    - with ``labels`` and a held-out ``test_x``/``test_labels``: ``features``, the probes of
+      :func:`pygan.metrics.feature_probes` (fitted on ``x``, scored on ``test_x``) for ``encoder``
+      (E(x)), ``discriminator`` (D's penultimate layer on the pair (x, E(x)), when D has
+      ``features``) and ``pixels`` (x itself).
+    """
+    def batched(fn, data: Tensor) -> Tensor:
+        return torch.cat([fn(data[i:i + batch_size]) for i in range(0, data.shape[0], batch_size)])
+
+    z = bigan.prior(latent_samples, bigan.device, torch.Generator(device=bigan.device).manual_seed(seed))
+    z_hat = batched(lambda b: bigan.encode(bigan.generate(b)), z)
+    out: dict[str, Any] = {"latent_recovery": metrics.latent_recovery(z, z_hat).as_dict()}
+    held = test_x if test_x is not None else x
+    out["reconstruction"] = metrics.reconstruction_error(held, batched(bigan.reconstruct, held)).as_dict()
+    if labels is not None and test_x is not None and test_labels is not None:
+        features: dict[str, Any] = {"encoder": bigan.encode}
+        d = bigan.discriminator
+        if hasattr(d, "features"):
+            def d_features(b: Tensor) -> Tensor:
+                with _eval_mode(d):
+                    return d.features(pack_pair(b, bigan.encode(b))).float()
+            features["discriminator"] = d_features
+        features["pixels"] = lambda b: b
+        out["features"] = {name: metrics.feature_probes(batched(fn, x), labels, batched(fn, test_x),
+                                                        test_labels).as_dict()
+                           for name, fn in features.items()}
     return out
 
 

@@ -38,6 +38,9 @@ in ``DistributedDataParallel`` (NCCL on GPUs, gloo on CPUs; launch with ``torchr
 draws its own batch, gradients are averaged, so a step equals one process's step on the combined
 batch. G's step runs D without DDP's hooks (D's gradients are not computed there), and penalties
 run through the unwrapped D (see :mod:`pygan.penalties`).
+
+**BiGAN** (:mod:`pygan.bigan`) is this engine with a generator player that produces both sides:
+``_d_inputs`` gives D's real and fake inputs, ``_joint`` makes G's loss :func:`joint_generator_loss`.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ from . import checkpoint as _ckpt
 from ._terms import loss_spec
 from .data import Sampler, as_sampler
 from .ema import EMA
-from .losses import discriminator_loss, generator_loss, minimax_losses
+from .losses import discriminator_loss, generator_loss, joint_generator_loss, minimax_losses
 from .penalties import KINDS as PENALTY_KINDS
 from .penalties import GradientPenalty, _unwrap, clip_weights_
 
@@ -204,7 +207,7 @@ class GAN:
         if self.distributed:
             self.G, self.D = self._ddp(generator), self._ddp(discriminator)
 
-        self._g_params = [p for p in self.generator.parameters() if p.requires_grad]
+        self._g_params = [p for p in self._g_player.parameters() if p.requires_grad]
         self._z_dtype = next((p.dtype for p in self.generator.parameters() if p.is_floating_point()), torch.float32)
         self._d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
         self.g_optimizer = _optimizer(g_optimizer, self._g_params, "g_optimizer",
@@ -219,7 +222,7 @@ class GAN:
         if isinstance(ema, EMA):
             self.ema: Optional[EMA] = ema
         elif ema is not None:
-            self.ema = EMA(self.generator, float(ema), backend=backend)
+            self.ema = EMA(self._g_player, float(ema), backend=backend)
         else:
             self.ema = None
 
@@ -244,6 +247,11 @@ class GAN:
     @property
     def generator(self) -> nn.Module:
         """G itself (unwrapped from DDP)."""
+        return _unwrap(self.G)
+
+    @property
+    def _g_player(self) -> nn.Module:
+        # Everything the generator player trains (one optimizer, one EMA): G here, G and E in BiGAN.
         return _unwrap(self.G)
 
     @property
@@ -277,6 +285,23 @@ class GAN:
     @property
     def _relativistic(self) -> bool:
         return self.spec.kind in ("relativistic", "relativistic_average")
+
+    # What D compares. A plain GAN's real side is the data itself; BiGAN's generator player
+    # produces both sides (real pairs (x, E(x)) and fake pairs (G(z), z)) and overrides these two.
+    _joint = False
+
+    def _d_inputs(self, real: Optional[Tensor], n: int) -> tuple[Optional[Tensor], Tensor]:
+        """D's inputs on the real side (for a batch ``real`` of data) and on the fake side (for
+        ``n`` fresh noise vectors)."""
+        return real, self.G(self._noise(n))
+
+    def _generate(self, player: nn.Module, z: Tensor) -> Tensor:
+        """Samples from the generator player ``player`` (G itself, or its EMA copy) at ``z``."""
+        return player(z)
+
+    @property
+    def _g_needs_real(self) -> bool:
+        return self._relativistic or self._joint
 
     def _check_real(self, real: Tensor, name: str = "real") -> Tensor:
         if not isinstance(real, Tensor):
@@ -314,7 +339,7 @@ class GAN:
 
     def _after_g_step(self) -> None:
         if self.ema is not None:
-            self.ema.update(self.generator)
+            self.ema.update(self._g_player)
 
     def _d_stats(self, d_loss: Tensor, penalty: Optional[Tensor], v_r: Tensor, v_f: Tensor) -> dict[str, Tensor]:
         stats = {"d_loss": d_loss.detach(), "d_real": v_r.detach().float().mean(),
@@ -333,7 +358,7 @@ class GAN:
         :math:`L_D` (+ the penalty), then clip D's weights if ``clip`` is set."""
         real = self._check_real(real)
         with torch.no_grad(), self._autocast():
-            fake = self.G(self._noise(real.shape[0]))
+            real, fake = self._d_inputs(real, real.shape[0])
         with self._autocast():
             v_r, v_f = self.D(real), self.D(fake)
         d_loss = discriminator_loss(v_r, v_f, self.loss, backend=self.backend, **self.loss_params)
@@ -348,23 +373,32 @@ class GAN:
     def g_step(self, real: Optional[Tensor] = None, batch_size: Optional[int] = None) -> dict[str, Tensor]:
         """One generator step on ``batch_size`` fresh noise vectors (default: ``real``'s batch size):
         descend :math:`L_G`. Only G's gradients are computed (D runs without its DDP hooks and its
-        parameters get no gradient). The relativistic losses need ``real``."""
+        parameters get no gradient). The relativistic losses (and BiGAN) need ``real``."""
         if real is not None:
             real = self._check_real(real)
-        if self._relativistic and real is None:
-            raise ValueError(f"loss {self.loss!r} compares fakes with real samples: pass real= to g_step")
+        if self._g_needs_real and real is None:
+            why = "BiGAN's encoder player moves the real pairs" if self._joint else \
+                f"loss {self.loss!r} compares fakes with real samples"
+            raise ValueError(f"{why}: pass real= to g_step")
         m = batch_size if batch_size is not None else (real.shape[0] if real is not None else None)
         if not isinstance(m, int) or m < 1:
             raise ValueError(f"g_step needs real= or a positive batch_size, got batch_size={batch_size!r}")
         d = self.discriminator
         with self._autocast():
-            v_f = d(self.G(self._noise(m)))
+            real, fake = self._d_inputs(real, m)
+            v_f = d(fake)
             v_r = None
-            if self._relativistic:
+            if self._joint:
+                v_r = d(real)
+            elif self._relativistic:
                 with torch.no_grad():
                     v_r = d(real)
-        g_loss = generator_loss(v_f, self.loss, saturating=self.saturating, real_logits=v_r,
-                                backend=self.backend, **self.loss_params)
+        if self._joint:
+            g_loss = joint_generator_loss(v_r, v_f, self.loss, saturating=self.saturating,
+                                          backend=self.backend, **self.loss_params)
+        else:
+            g_loss = generator_loss(v_f, self.loss, saturating=self.saturating, real_logits=v_r,
+                                    backend=self.backend, **self.loss_params)
         self.g_optimizer.zero_grad(set_to_none=True)
         self._backward(g_loss, self.g_scaler, self._g_params)
         self._opt_step(self.g_optimizer, self.g_scaler)
@@ -377,10 +411,10 @@ class GAN:
         through the shared graph, then both optimizers step."""
         real = self._check_real(real)
         with self._autocast():
-            fake = self.G(self._noise(real.shape[0]))
+            real, fake = self._d_inputs(real, real.shape[0])
             v_r, v_f = self.D(real), self.D(fake)
-        ml = minimax_losses(v_r, v_f, self.loss, saturating=self.saturating, backend=self.backend,
-                            **self.loss_params)
+        ml = minimax_losses(v_r, v_f, self.loss, saturating=self.saturating, joint=self._joint,
+                            backend=self.backend, **self.loss_params)
         penalty = self._penalty(real, fake)
         self.d_optimizer.zero_grad(set_to_none=True)
         self.g_optimizer.zero_grad(set_to_none=True)
@@ -396,7 +430,11 @@ class GAN:
             grads.append(torch.ones_like(penalty) if sd is None else sd.to(penalty.dtype))
         # D's gradient first, keeping the graph: G's backward then runs through the same D forward.
         torch.autograd.backward(outputs, grads, inputs=self._d_params, retain_graph=True)
-        torch.autograd.backward([v_f], [up(ml.g_fake_grad, v_f, sg)], inputs=self._g_params)
+        outputs, grads = [v_f], [up(ml.g_fake_grad, v_f, sg)]
+        if ml.g_real_grad is not None:  # BiGAN: the real pairs depend on E
+            outputs.append(v_r)
+            grads.append(up(ml.g_real_grad, v_r, sg))
+        torch.autograd.backward(outputs, grads, inputs=self._g_params)
         self._opt_step(self.d_optimizer, self.d_scaler)
         self._opt_step(self.g_optimizer, self.g_scaler)
         self._after_d_step()
@@ -424,7 +462,7 @@ class GAN:
             stats = self.d_step(b)
         if self.fused:
             return self.dg_step(batches[-1])
-        stats.update(self.g_step(batches[-1] if self._relativistic else None, batch_size=batches[-1].shape[0]))
+        stats.update(self.g_step(batches[-1] if self._g_needs_real else None, batch_size=batches[-1].shape[0]))
         return stats
 
     def step(self, real: Union[Tensor, Sequence[Tensor]]) -> dict[str, Tensor]:
@@ -495,14 +533,21 @@ class GAN:
     def sample(self, n: int, *, ema: bool = True, generator: Optional[torch.Generator] = None) -> Tensor:
         """``n`` samples from G in eval mode (from the EMA generator when there is one and ``ema``),
         drawn with ``generator`` (default: a fresh noise draw from the global generator)."""
-        g = self.ema.module if (ema and self.ema is not None) else self.generator
-        was_training = g.training
-        g.eval()
-        try:
-            with self._autocast():
-                out = g(self._draw(n, generator))
-        finally:
-            g.train(was_training)
+        return self.generate(self._draw(n, generator), ema=ema)
+
+    @torch.no_grad()
+    def generate(self, z: Tensor, *, ema: bool = True) -> Tensor:
+        """G(z) in eval mode (the EMA generator when there is one and ``ema``) at the noise ``z``,
+        as float32."""
+        if not isinstance(z, Tensor):
+            raise TypeError(f"z must be a tensor of noise, got {type(z).__name__}")
+        if z.device != self.device:
+            raise ValueError(f"z is on {z.device} and the models on {self.device}")
+        if z.is_floating_point() and z.dtype != self._z_dtype:
+            z = z.to(self._z_dtype)
+        player = self.ema.module if (ema and self.ema is not None) else self._g_player
+        with _eval_mode(player), self._autocast():
+            out = self._generate(player, z)
         return out.float()
 
     def state_dict(self) -> dict[str, Any]:
@@ -510,7 +555,7 @@ class GAN:
         call counter, the EMA, the step count and every random state."""
         state = {
             "format": CHECKPOINT_FORMAT, "steps": self.steps, "seed": self.seed,
-            "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+            "generator": self._g_player.state_dict(), "discriminator": self.discriminator.state_dict(),
             "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
             "rng": self.rng.get_state(), "global_rng": _ckpt.rng_state(),
         }
@@ -526,7 +571,7 @@ class GAN:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
-        self.generator.load_state_dict(state["generator"])
+        self._g_player.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.g_optimizer.load_state_dict(state["g_optimizer"])
         self.d_optimizer.load_state_dict(state["d_optimizer"])
@@ -542,8 +587,12 @@ class GAN:
         self.steps, self.seed = int(state["steps"]), int(state["seed"])
         self._graphs.clear()
 
+    def _modules(self) -> dict[str, nn.Module]:
+        """The networks, by their constructor argument names (what :meth:`load` rebuilds from)."""
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
     def _config(self) -> dict[str, Any]:
-        return {"loss": self.loss, "loss_params": self.loss_params, "n_critic": self.n_critic,
+        return {"class": type(self).__name__, "loss": self.loss, "loss_params": self.loss_params, "n_critic": self.n_critic,
                 "fused": self.fused, "capture": self.capture, "amp": self.amp, "saturating": self.saturating,
                 "clip": self.clip, "backend": self.backend,
                 "penalty": None if self.penalty is None else {
@@ -559,7 +608,7 @@ class GAN:
         exactly. ``extra`` items are stored beside (e.g. the data set's name)."""
         state = self.state_dict()
         state["config"] = self._config()
-        state["modules"] = {"generator": self.generator, "discriminator": self.discriminator}
+        state["modules"] = self._modules()
         state["extra"] = extra
         return _ckpt.atomic_save(state, path)
 
@@ -567,24 +616,30 @@ class GAN:
     def load(cls, path: Union[str, os.PathLike], *, map_location=None, **overrides: Any) -> "GAN":
         """A GAN rebuilt from a checkpoint of :meth:`save` -- models, optimizers, options and every
         state -- that continues exactly where the saved one stopped. ``overrides`` replace
-        constructor arguments (``generator=``, ``discriminator=``, ``prior=``, ...)."""
+        constructor arguments (``generator=``, ``discriminator=``, ``prior=``, ...). ``GAN.load`` of
+        a :class:`pygan.BiGAN` checkpoint returns a BiGAN."""
         state = _ckpt.load(path, map_location)
         cfg = state["config"]
-        g = overrides.pop("generator", state["modules"]["generator"])
-        d = overrides.pop("discriminator", state["modules"]["discriminator"])
+        saved = cfg.get("class", "GAN")
+        if saved != cls.__name__:
+            classes = {c.__name__: c for c in _subclasses(GAN)}
+            if cls is not GAN or saved not in classes:
+                raise ValueError(f"{path} holds a {saved} checkpoint; load it with {saved}.load")
+            cls = classes[saved]
+        modules = {name: overrides.pop(name, m) for name, m in state["modules"].items()}
         pen = cfg["penalty"]
         kwargs = dict(loss=cfg["loss"], n_critic=cfg["n_critic"], fused=cfg["fused"], capture=cfg["capture"],
                       amp=cfg["amp"], saturating=cfg["saturating"], clip=cfg["clip"], backend=cfg["backend"],
                       penalty=None if pen is None else GradientPenalty(pen["kind"], weight=pen["weight"],
                                                                        center=pen["center"], lazy=pen["lazy"],
                                                                        spread=pen["spread"], backend=cfg["backend"]),
-                      ema=None if cfg["ema"] is None else EMA(g, cfg["ema"]["decay"], rampup=cfg["ema"]["rampup"],
-                                                               backend=cfg["backend"]),
-                      prior=cfg["prior"], seed=state["seed"], **cfg["loss_params"])
+                      ema=None if cfg["ema"] is None else cfg["ema"]["decay"], prior=cfg["prior"], seed=state["seed"], **cfg["loss_params"])
         for name, (opt_cls, defaults) in cfg["optimizers"].items():
             kwargs[name] = (lambda c, kw: (lambda ps: c(ps, **kw)))(opt_cls, defaults)
         kwargs.update(overrides)
-        gan = cls(g, d, **kwargs)
+        gan = cls(**modules, **kwargs)
+        if gan.ema is not None and cfg["ema"] is not None and not isinstance(overrides.get("ema"), EMA):
+            gan.ema.rampup = cfg["ema"]["rampup"]
         gan.load_state_dict(state)
         gan.extra = state.get("extra", {})
         return gan
@@ -648,6 +703,20 @@ class GAN:
             if log is not None:
                 log.close()
         return history
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls] + [s for sub in cls.__subclasses__() for s in _subclasses(sub)]
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module):
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def _is_main() -> bool:

@@ -32,6 +32,10 @@ The saturating generator loss (``saturating=True``) is the minimax one: G descen
 i.e. minimizes minus D's fake term; for the relativistic losses, where both terms depend on G, it is
 :math:`-L_D`.
 
+**Joint generator player** (BiGAN, :func:`joint_generator_loss`): when the generator player also
+produces the real side (pairs :math:`(x, E(x))`), its non-saturating loss is D's loss with the
+labels swapped, and its saturating loss :math:`-L_D`.
+
 **Semantics.** Computation and accumulation are in float32 for float16, bfloat16 and float32
 inputs, and in float64 for float64; the loss has the promoted dtype of the inputs. Reductions are
 deterministic. Terms stay finite for |v| up to 1e4 wherever the true value is finite in the
@@ -51,7 +55,8 @@ from ._terms import LOSS_NAMES, TERM_CODES, LossSpec, loss_spec
 
 __all__ = [
     "LOSS_NAMES", "LossTerms", "MinimaxLosses", "discriminator_loss", "generator_loss",
-    "divergence_estimate", "minimax_losses", "DiscriminatorLoss", "GeneratorLoss", "DivergenceEstimate",
+    "joint_generator_loss", "divergence_estimate", "minimax_losses", "DiscriminatorLoss",
+    "GeneratorLoss", "DivergenceEstimate",
 ]
 
 
@@ -100,6 +105,17 @@ def _run(x0: Tensor, x1: Tensor, terms: tuple[str, str], signs: tuple[float, flo
         return _ops.adversarial_loss(*args, reduction, backend)
     out0, out1 = _ops.adversarial_loss_terms(*args, backend)
     return LossTerms(out0 if fields[0] else None, out1 if fields[1] else None)
+
+
+def _checked(real_logits: Tensor, fake_logits: Tensor, loss: str, params: dict, reduction: str,
+             backend: Optional[str]) -> tuple[LossSpec, int, Tensor, Tensor, str]:
+    """The arguments of a two-sided loss, checked: (spec, reduction code, real, fake, backend)."""
+    spec = loss_spec(loss, params)
+    red = _check_reduction(reduction)
+    real = _check_logits("real_logits", real_logits)
+    fake = _check_logits("fake_logits", fake_logits)
+    _check_pair(real, fake)
+    return spec, red, real, fake, _backend.check_backend(backend)
 
 
 def _needs_grad(*tensors: Optional[Tensor]) -> bool:
@@ -159,12 +175,7 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "ga
         backend: ``"auto"`` (default), ``"cpu"``, ``"cuda"`` or ``"triton"``.
         **params: loss parameters: ``alpha`` for ``loss="alpha"``.
     """
-    spec = loss_spec(loss, params)
-    red = _check_reduction(reduction)
-    real = _check_logits("real_logits", real_logits)
-    fake = _check_logits("fake_logits", fake_logits)
-    _check_pair(real, fake)
-    be = _backend.check_backend(backend)
+    spec, red, real, fake, be = _checked(real_logits, fake_logits, loss, params, reduction, backend)
     if spec.kind == "relativistic":
         return _paired(real, fake, spec.real, 0, spec, red, be)
     if spec.kind == "relativistic_average":
@@ -205,6 +216,29 @@ def generator_loss(fake_logits: Tensor, loss: str = "gan", *, saturating: bool =
     return _relativistic_average(real, fake, (spec.fake, spec.gen), spec, red, be)
 
 
+def joint_generator_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "gan", *,
+                         saturating: bool = False, reduction: str = "mean", backend: Optional[str] = None,
+                         **params: float):
+    r"""The loss of a generator player that produces *both* sides D compares, to be minimized:
+    BiGAN's generator and encoder, whose real pairs :math:`(x, E(x))` move with E and fake pairs
+    :math:`(G(z), z)` with G.
+
+    Non-saturating (default): D's loss with the labels swapped,
+    :math:`L_{GE} = E_P[\ell_f(v_r)] + E_Q[\ell_r(v_f)]` -- for ``"gan"``
+    :math:`E_P[\mathrm{softplus}(v_r)] + E_Q[\mathrm{softplus}(-v_f)]`; the fake side is
+    :func:`generator_loss`'s term, and for ``"hinge"`` (whose G term is :math:`-v_f`) the real side is
+    :math:`+v_r`. ``saturating=True``: the minimax :math:`-L_D`. The relativistic losses already
+    compare both sides: this is :func:`generator_loss` with ``real_logits``. One fused kernel.
+    """
+    spec, red, real, fake, be = _checked(real_logits, fake_logits, loss, params, reduction, backend)
+    if spec.kind in ("relativistic", "relativistic_average"):
+        return generator_loss(fake, loss, saturating=saturating, real_logits=real, reduction=reduction,
+                              backend=be, **params)
+    if saturating:
+        return _run(real, fake, (spec.real, spec.fake), (-1.0, -1.0), spec, red, be)
+    return _run(real, fake, (spec.gen_real, spec.gen), (1.0, 1.0), spec, red, be)
+
+
 def divergence_estimate(real_logits: Tensor, fake_logits: Tensor, loss: str, *,
                         backend: Optional[str] = None, **params: float) -> Tensor:
     r"""The f-GAN variational lower bound :math:`E_P[g_f(v_r)] - E_Q[f^*(g_f(v_f))] \le D_f(P\|Q)`.
@@ -224,32 +258,41 @@ def divergence_estimate(real_logits: Tensor, fake_logits: Tensor, loss: str, *,
 class MinimaxLosses(NamedTuple):
     """Both players' losses at one pair of logit tensors, and the gradients each player
     backpropagates (detached, in the logits' dtypes): D's with respect to the real and the fake
-    logits, G's with respect to the fake logits."""
+    logits, G's with respect to the fake logits, and, for a joint generator player (BiGAN), G's with
+    respect to the real logits (None otherwise)."""
 
     d_loss: Tensor
     g_loss: Tensor
     d_real_grad: Tensor
     d_fake_grad: Tensor
     g_fake_grad: Tensor
+    g_real_grad: Optional[Tensor] = None
 
 
 def minimax_losses(real_logits: Tensor, fake_logits: Tensor, loss: str = "gan", *,
-                   saturating: bool = False, backend: Optional[str] = None, **params: float) -> MinimaxLosses:
+                   saturating: bool = False, joint: bool = False, backend: Optional[str] = None,
+                   **params: float) -> MinimaxLosses:
     r""":func:`discriminator_loss` and :func:`generator_loss` (mean reduction) of the same logits,
     with the upstream gradients :math:`\partial L_D/\partial v_r`, :math:`\partial L_D/\partial v_f`
     and :math:`\partial L_G/\partial v_f`, for a simultaneous update that backpropagates each
     player's gradient through one shared forward (:meth:`pygan.GAN.dg_step`). Each loss comes from the
     fused op in its loss-and-gradient mode, so the gradients cost no second pass over the logits;
     for the relativistic losses G's gradient is the one with respect to the fake logits only (the
-    real logits do not depend on G)."""
+    real logits do not depend on G). With ``joint=True`` the generator player produces both sides
+    (BiGAN): :math:`L_G` is :func:`joint_generator_loss` and ``g_real_grad`` its gradient with
+    respect to the real logits."""
     with torch.enable_grad():
         r = real_logits.detach().requires_grad_(True)
         f = fake_logits.detach().requires_grad_(True)
         d_loss = discriminator_loss(r, f, loss, backend=backend, **params)
         d_r, d_f = torch.autograd.grad(d_loss, (r, f))
-        g_loss = generator_loss(f, loss, saturating=saturating, real_logits=r, backend=backend, **params)
-        (g_f,) = torch.autograd.grad(g_loss, (f,))
-    return MinimaxLosses(d_loss.detach(), g_loss.detach(), d_r, d_f, g_f)
+        if joint:
+            g_loss = joint_generator_loss(r, f, loss, saturating=saturating, backend=backend, **params)
+            g_r, g_f = torch.autograd.grad(g_loss, (r, f))
+        else:
+            g_loss = generator_loss(f, loss, saturating=saturating, real_logits=r, backend=backend, **params)
+            (g_f,), g_r = torch.autograd.grad(g_loss, (f,)), None
+    return MinimaxLosses(d_loss.detach(), g_loss.detach(), d_r, d_f, g_f, g_r)
 
 
 class _LossModule(nn.Module):

@@ -1,10 +1,13 @@
-"""Reference generators and discriminators: MLPs for the toy data sets, DCGAN for images.
+"""Reference generators and discriminators: MLPs for the toy data sets, DCGAN for images; for
+:class:`pygan.BiGAN`, encoders (the discriminators' bodies with ``latent_dim`` outputs) and joint
+discriminators of packed (x, z) pairs.
 
 Discriminators are built from :mod:`pygan.nn`'s fused layers (bias + LeakyReLU in one kernel that
 saves a 1-bit mask), which make gradient penalties cheaper in time and memory. They have no batch
 normalization by default: a gradient penalty is defined per sample, and batch statistics would mix
 the samples (Gulrajani et al. 2017). Every generator has ``latent_dim``, from which
-:class:`pygan.GAN` makes its default prior. Discriminators return logits of shape (batch, 1).
+:class:`pygan.GAN` makes its default prior. Discriminators return logits of shape (batch, 1), and
+``features(x)``, their penultimate activations (batch, features), for representation learning.
 """
 
 from __future__ import annotations
@@ -15,9 +18,13 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from .bigan import split_pair
 from .nn import FusedConv2d, FusedLinear, LeakyReLU
 
-__all__ = ["DCGANDiscriminator", "DCGANGenerator", "MLPDiscriminator", "MLPGenerator", "build"]
+__all__ = [
+    "ConvEncoder", "DCGANDiscriminator", "DCGANGenerator", "JointDCGANDiscriminator", "JointMLPDiscriminator",
+    "MLPDiscriminator", "MLPEncoder", "MLPGenerator", "build", "build_bigan",
+]
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -48,10 +55,10 @@ class MLPGenerator(nn.Module):
 
 class MLPDiscriminator(nn.Module):
     """A sample of ``in_shape`` (flattened) -> ``hidden`` x ``depth`` fused Linear + LeakyReLU(0.2)
-    layers -> one logit."""
+    layers -> ``outputs`` (one logit)."""
 
     def __init__(self, in_shape: Sequence[int] = (2,), hidden: int = 256, depth: int = 3,
-                 slope: float = 0.2, backend: Optional[str] = None) -> None:
+                 slope: float = 0.2, backend: Optional[str] = None, outputs: int = 1) -> None:
         super().__init__()
         self.in_shape = tuple(in_shape)
         layers: list[nn.Module] = []
@@ -59,11 +66,35 @@ class MLPDiscriminator(nn.Module):
         for _ in range(depth):
             layers.append(FusedLinear(width, hidden, slope=slope, backend=backend))
             width = hidden
-        layers.append(FusedLinear(width, 1, slope=None))
+        layers.append(FusedLinear(width, outputs, slope=None))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x.reshape(x.shape[0], -1))
+
+    def features(self, x: Tensor) -> Tensor:
+        """The last hidden layer's activations."""
+        return self.net[:-1](x.reshape(x.shape[0], -1))
+
+
+class MLPEncoder(MLPDiscriminator):
+    """BiGAN's encoder for samples of ``in_shape``: the MLP discriminator's body with ``latent_dim``
+    linear outputs (the code z, unbounded like the normal prior's)."""
+
+    def __init__(self, in_shape: Sequence[int] = (2,), latent_dim: int = 16, hidden: int = 256, depth: int = 3,
+                 slope: float = 0.2, backend: Optional[str] = None) -> None:
+        super().__init__(in_shape, hidden, depth, slope, backend, outputs=latent_dim)
+        self.latent_dim = int(latent_dim)
+
+
+class JointMLPDiscriminator(MLPDiscriminator):
+    """BiGAN's discriminator of packed pairs (:func:`pygan.bigan.pack_pair`) of a sample of
+    ``x_shape`` and a code of ``latent_dim``: an MLP on the concatenated (x, z)."""
+
+    def __init__(self, x_shape: Sequence[int] = (2,), latent_dim: int = 16, hidden: int = 256, depth: int = 3,
+                 slope: float = 0.2, backend: Optional[str] = None) -> None:
+        super().__init__((_numel(x_shape) + int(latent_dim),), hidden, depth, slope, backend)
+        self.x_shape, self.latent_dim = tuple(x_shape), int(latent_dim)
 
 
 def _stages(size: int) -> int:
@@ -104,23 +135,71 @@ class DCGANDiscriminator(nn.Module):
     with gradient penalties)."""
 
     def __init__(self, channels: int = 3, size: int = 64, width: int = 64, batch_norm: bool = False,
-                 backend: Optional[str] = None) -> None:
+                 backend: Optional[str] = None, outputs: int = 1) -> None:
         super().__init__()
         self.in_shape = (channels, size, size)
-        layers: list[nn.Module] = []
-        ch_in, ch = channels, width
-        for stage in range(_stages(size)):
-            if batch_norm and stage > 0:
-                layers += [nn.Conv2d(ch_in, ch, 4, 2, 1, bias=False), nn.BatchNorm2d(ch),
-                           LeakyReLU(0.2, backend=backend)]
-            else:
-                layers.append(FusedConv2d(ch_in, ch, 4, 2, 1, slope=0.2, backend=backend))
-            ch_in, ch = ch, ch * 2
-        layers.append(nn.Conv2d(ch_in, 1, 4, 1, 0))
-        self.net = nn.Sequential(*layers)
+        self.outputs = int(outputs)
+        self.body = _conv_body(channels, size, width, batch_norm, backend)
+        self.head = nn.Conv2d(self.body.out_channels, self.outputs, 4, 1, 0)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).view(x.shape[0], 1)
+        return self.head(self.body(x)).view(x.shape[0], self.outputs)
+
+    def features(self, x: Tensor) -> Tensor:
+        """The last 4x4 feature maps, flattened."""
+        return self.body(x).flatten(1)
+
+
+def _conv_body(channels: int, size: int, width: int, batch_norm: bool = False,
+               backend: Optional[str] = None) -> nn.Sequential:
+    """DCGAN's discriminator stages: stride-2 4x4 convolutions + LeakyReLU(0.2) from ``size`` down to
+    4x4, doubling the channels from ``width``; ``out_channels`` is set on the result."""
+    layers: list[nn.Module] = []
+    ch_in, ch = channels, width
+    for stage in range(_stages(size)):
+        if batch_norm and stage > 0:
+            layers += [nn.Conv2d(ch_in, ch, 4, 2, 1, bias=False), nn.BatchNorm2d(ch),
+                       LeakyReLU(0.2, backend=backend)]
+        else:
+            layers.append(FusedConv2d(ch_in, ch, 4, 2, 1, slope=0.2, backend=backend))
+        ch_in, ch = ch, ch * 2
+    body = nn.Sequential(*layers)
+    body.out_channels = ch_in
+    return body
+
+
+class ConvEncoder(DCGANDiscriminator):
+    """BiGAN's encoder for (channels, size, size) images: the DCGAN discriminator with ``latent_dim``
+    linear outputs."""
+
+    def __init__(self, channels: int = 3, size: int = 64, latent_dim: int = 100, width: int = 64,
+                 backend: Optional[str] = None) -> None:
+        super().__init__(channels, size, width, backend=backend, outputs=latent_dim)
+        self.latent_dim = int(latent_dim)
+
+
+class JointDCGANDiscriminator(nn.Module):
+    """BiGAN's discriminator of packed (image, code) pairs (Donahue et al. 2017): the image through
+    DCGAN's convolution stages, the code through a fused two-layer MLP, their features concatenated
+    through a fused ``hidden`` layer to one logit."""
+
+    def __init__(self, channels: int = 3, size: int = 64, latent_dim: int = 100, width: int = 64,
+                 hidden: int = 512, backend: Optional[str] = None) -> None:
+        super().__init__()
+        self.x_shape, self.latent_dim = (channels, size, size), int(latent_dim)
+        self.x_body = _conv_body(channels, size, width, backend=backend)
+        self.z_body = nn.Sequential(FusedLinear(self.latent_dim, hidden, slope=0.2, backend=backend),
+                                    FusedLinear(hidden, hidden, slope=0.2, backend=backend))
+        self.joint = FusedLinear(self.x_body.out_channels * 16 + hidden, hidden, slope=0.2, backend=backend)
+        self.head = FusedLinear(hidden, 1, slope=None)
+
+    def features(self, pair: Tensor) -> Tensor:
+        """The joint hidden layer's activations."""
+        x, z = split_pair(pair, self.x_shape)
+        return self.joint(torch.cat([self.x_body(x).flatten(1), self.z_body(z)], 1))
+
+    def forward(self, pair: Tensor) -> Tensor:
+        return self.head(self.features(pair))
 
 
 def build(model: str, shape: Sequence[int], *, latent_dim: Optional[int] = None,
@@ -139,4 +218,23 @@ def build(model: str, shape: Sequence[int], *, latent_dim: Optional[int] = None,
         w = width or 64
         return (DCGANGenerator(latent_dim or 100, shape[0], shape[1], w),
                 DCGANDiscriminator(shape[0], shape[1], w))
+    raise ValueError(f"unknown model {model!r}; choose 'mlp' or 'dcgan'")
+
+
+def build_bigan(model: str, shape: Sequence[int], *, latent_dim: Optional[int] = None,
+                width: Optional[int] = None) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """A (generator, encoder, joint discriminator) triple for :class:`pygan.BiGAN`, of family
+    ``model`` ("mlp" or "dcgan") for samples of ``shape``."""
+    shape = tuple(shape)
+    if model == "mlp":
+        image = len(shape) == 3
+        hidden = width or (512 if image else 256)
+        latent = latent_dim or (32 if image else 2)
+        return (MLPGenerator(latent, shape, hidden, tanh=image), MLPEncoder(shape, latent, hidden),
+                JointMLPDiscriminator(shape, latent, hidden))
+    if model == "dcgan":
+        g, _ = build("dcgan", shape, latent_dim=latent_dim, width=width)
+        w = width or 64
+        return (g, ConvEncoder(shape[0], shape[1], g.latent_dim, w),
+                JointDCGANDiscriminator(shape[0], shape[1], g.latent_dim, w))
     raise ValueError(f"unknown model {model!r}; choose 'mlp' or 'dcgan'")

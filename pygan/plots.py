@@ -3,6 +3,8 @@
 - :func:`save_samples`: 2-D points as a scatter over the data's true modes, 1-D samples as a
   histogram, images as a grid.
 - :func:`save_losses`: the logged statistics against the step.
+- :func:`save_reconstructions`: data beside its reconstructions G(E(x)) (BiGAN): image pairs, or
+  points joined to their reconstructions by segments.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-__all__ = ["image_grid", "save_losses", "save_samples"]
+__all__ = ["image_grid", "save_losses", "save_reconstructions", "save_samples"]
 
 
 def _pyplot():
@@ -49,9 +51,7 @@ def save_samples(samples: Tensor, path: Union[str, os.PathLike], *, real: Option
     samples = samples.detach().float().cpu()
     fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
     if samples.dim() == 4:
-        grid = image_grid(samples[:64])
-        ax.imshow(grid.squeeze(-1), cmap="gray" if grid.shape[-1] == 1 else None, interpolation="nearest")
-        ax.axis("off")
+        _show_grid(ax, samples[:64])
     elif samples.dim() == 2 and samples.shape[1] == 2:
         if real is not None:
             r = real.detach().float().cpu()
@@ -71,10 +71,47 @@ def save_samples(samples: Tensor, path: Union[str, os.PathLike], *, real: Option
     else:
         plt.close(fig)
         raise ValueError(f"cannot draw samples of shape {tuple(samples.shape)}: need (n, 1), (n, 2) or (n, C, H, W)")
+    _finish(plt, fig, ax, path, title)
+
+
+def _show_grid(ax, images: Tensor, nrow: Optional[int] = None) -> None:
+    grid = image_grid(images, nrow)
+    ax.imshow(grid.squeeze(-1), cmap="gray" if grid.shape[-1] == 1 else None, interpolation="nearest")
+    ax.axis("off")
+
+
+def _finish(plt, fig, ax, path: Union[str, os.PathLike], title: str) -> None:
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def save_reconstructions(x: Tensor, x_hat: Tensor, path: Union[str, os.PathLike], *, title: str = "") -> None:
+    """Draws data ``x`` beside its reconstructions ``x_hat``: for images, columns of (x, G(E(x)))
+    pairs (up to 32); for 2-D points, each point joined to its reconstruction (up to 300)."""
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x and x_hat must have one shape, got {tuple(x.shape)} and {tuple(x_hat.shape)}")
+    plt = _pyplot()
+    x, x_hat = x.detach().float().cpu(), x_hat.detach().float().cpu()
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=120)
+    if x.dim() == 4:
+        n = min(32, x.shape[0])
+        pairs = torch.stack([x[:n], x_hat[:n]], 1).flatten(0, 1)  # x, G(E(x)), x, G(E(x)), ...
+        _show_grid(ax, pairs, nrow=8)
+        title = (title + "\n" if title else "") + "pairs left to right: x, then G(E(x))"
+    elif x.dim() == 2 and x.shape[1] == 2:
+        n = min(300, x.shape[0])
+        for a, b in zip(x[:n], x_hat[:n]):
+            ax.plot([a[0], b[0]], [a[1], b[1]], c="0.6", lw=0.5)
+        ax.scatter(x[:n, 0], x[:n, 1], s=4, c="tab:blue", label="x")
+        ax.scatter(x_hat[:n, 0], x_hat[:n, 1], s=4, c="tab:orange", label="G(E(x))")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper right", fontsize=7, markerscale=3)
+    else:
+        plt.close(fig)
+        raise ValueError(f"cannot draw reconstructions of shape {tuple(x.shape)}: need (n, 2) or (n, C, H, W)")
+    _finish(plt, fig, ax, path, title)
 
 
 def save_losses(records: Sequence[dict], path: Union[str, os.PathLike],

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # On a GPU machine (no network; its own python3 with torch, triton, pybind11, cmake, nvcc):
 # builds pygan for sm_90, runs the whole test suite on the GPU (cuda and triton backends, gpu
-# marks), then the loss, penalty, training-step and MMD benchmarks and the ring demo (eager and captured,
-# then evaluated);
+# marks), then the loss, penalty, training-step and MMD benchmarks, the ring demo (eager and captured,
+# then evaluated) and a captured conv BiGAN on the digits;
 # logs go to $OUT (or ./runs/gpu).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,8 @@ python3 benchmarks/train_step.py --device cuda --json "$OUT/train_step.json" 2>&
 python3 -m pygan train --data ring --device cuda --out "$OUT/ring" --quiet 2>&1 | tee -a "$OUT/bench.log"
 python3 -m pygan train --data ring --device cuda --capture --out "$OUT/ring-captured" --quiet 2>&1 | tee -a "$OUT/bench.log"
 python3 -m pygan eval --run "$OUT/ring" --device cuda 2>&1 | tee -a "$OUT/bench.log"
+python3 -m pygan train --model bigan-dcgan --data digits --device cuda --capture --out "$OUT/bigan-digits" \
+  --quiet 2>&1 | tee -a "$OUT/bench.log"
 python3 benchmarks/mmd.py --device cuda --json "$OUT/mmd.json" 2>&1 | tee -a "$OUT/bench.log"
 python3 benchmarks/mmd.py --device cuda --backend cuda --sizes 10000 50000 --dims 64 2048 --no-compile \
   --json "$OUT/mmd-cuda.json" 2>&1 | tee -a "$OUT/bench.log"

@@ -40,6 +40,21 @@ def generator_loss(fake, loss, saturating=False, real=None, reduction="mean", **
     return _reduce(None, term, reduction)
 
 
+def joint_generator_loss(real, fake, loss, saturating=False, reduction="mean", **params):
+    """A generator player that moves both sides (BiGAN): the minimax -L_D, or D's loss with the
+    samples' roles swapped (hinge: the Wasserstein terms -v_f + v_r)."""
+    spec = loss_spec(loss, params)
+    if spec.kind.startswith("relativistic"):
+        return generator_loss(fake, loss, saturating, real, reduction, **params)
+    if saturating:
+        out = discriminator_loss(real, fake, loss, "none", **params)
+        return _reduce(-out[0], -out[1], reduction)
+    if loss == "hinge":
+        return _reduce(real.double(), -fake.double(), reduction)
+    on_fake, on_real = discriminator_loss(fake, real, loss, "none", **params)
+    return _reduce(on_real, on_fake, reduction)
+
+
 def penalty_head(g, head, center=1.0, weight=1.0):
     """Float64 ``weight * mean_i phi(||g_i||)`` and the per-sample norms, norm over every
     non-batch dimension (the penalty head's oracle)."""

@@ -272,11 +272,18 @@ def _run(gan, steps, seed0):
     dict(),
     dict(fused=True, ema=0.9, n_critic=2, penalty=pygan.GradientPenalty("wgan-gp", lazy=3), loss="wasserstein"),
     dict(amp="fp16", penalty="r1", ema=0.99),
-], ids=["plain", "fused-ema-lazy-wgan", "fp16"])
+    dict(bigan=True),
+    dict(bigan=True, fused=True, ema=0.9, n_critic=2, penalty=pygan.GradientPenalty("wgan-gp", lazy=3),
+         loss="wasserstein"),
+], ids=["plain", "fused-ema-lazy-wgan", "fp16", "bigan", "bigan-fused-ema-lazy-wgan"])
 def test_n_steps_save_load_n_steps_equals_2n_steps_bit_for_bit(options, tmp_path):
     def fresh():
         g, d = _pair(dtype=torch.float32, hidden=16)
         opts = {k: (copy.deepcopy(v) if isinstance(v, pygan.GradientPenalty) else v) for k, v in options.items()}
+        if opts.pop("bigan", False):
+            e = models.MLPEncoder((2,), 3, hidden=16, depth=2)
+            d = models.JointMLPDiscriminator((2,), 3, hidden=16, depth=2)
+            return pygan.BiGAN(g, e, d, seed=11, **opts)
         return pygan.GAN(g, d, seed=11, **opts)
 
     straight = fresh()
@@ -287,10 +294,10 @@ def test_n_steps_save_load_n_steps_equals_2n_steps_bit_for_bit(options, tmp_path
     first.save(tmp_path / "ck.pt")
     del first
     torch.manual_seed(999)  # the global state must come from the checkpoint, not from here
-    resumed = pygan.GAN.load(tmp_path / "ck.pt")
-    assert resumed.steps == 3
+    resumed = pygan.GAN.load(tmp_path / "ck.pt")  # a BiGAN checkpoint loads as a BiGAN
+    assert resumed.steps == 3 and type(resumed) is type(straight)
     _run(resumed, 3, 3)
-    _assert_params(straight.generator, resumed.generator, tol=0, what="G")
+    _assert_params(straight._g_player, resumed._g_player, tol=0, what="G (and E)")
     _assert_params(straight.discriminator, resumed.discriminator, tol=0, what="D")
     if straight.ema is not None:
         _assert_params(straight.ema.module, resumed.ema.module, tol=0, what="EMA")
@@ -415,12 +422,16 @@ DDP_SCRIPT = r"""
 import sys, torch, torch.distributed as dist
 import pygan
 from pygan import models
-rank, world, out, fused = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
+rank, world, out, fused, bigan = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", sys.argv[5] == "1"
 if world > 1:
     dist.init_process_group("gloo", rank=rank, world_size=world)
 torch.manual_seed(0)
 g = models.MLPGenerator(latent_dim=3, out_shape=(2,), hidden=8, depth=2).double()
-d = models.MLPDiscriminator((2,), hidden=8, depth=2).double()
+if bigan:
+    e = models.MLPEncoder((2,), 3, hidden=8, depth=2).double()
+    d = models.JointMLPDiscriminator((2,), 3, hidden=8, depth=2).double()
+else:
+    d = models.MLPDiscriminator((2,), hidden=8, depth=2).double()
 Z = torch.randn(4, 16, 3, dtype=torch.float64)        # noise of every call, for the combined batch
 R = torch.randn(4, 16, 2, dtype=torch.float64)        # real batches
 m = 16 // world
@@ -429,27 +440,29 @@ def prior(n, device, generator):
     z = Z[calls[0], rank * m:(rank + 1) * m]
     calls[0] += 1
     return z
-gan = pygan.GAN(g, d, prior=prior, fused=fused, penalty=pygan.GradientPenalty("r1", weight=2.0),
-                g_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05), d_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05))
+options = dict(prior=prior, fused=fused, penalty=pygan.GradientPenalty("r1", weight=2.0),
+               g_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05), d_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05))
+gan = pygan.BiGAN(g, e, d, **options) if bigan else pygan.GAN(g, d, **options)
 assert gan.distributed == (world > 1)
 for step in range(2):
     gan.step(R[step, rank * m:(rank + 1) * m])
-torch.save([p.detach() for p in list(g.parameters()) + list(d.parameters())], out)
+torch.save([p.detach() for p in list(gan._g_player.parameters()) + list(d.parameters())], out)
 if world > 1:
     dist.destroy_process_group()
 """
 
 
+@pytest.mark.parametrize("bigan", [False, True], ids=["gan", "bigan"])
 @pytest.mark.parametrize("fused", [False, True])
-def test_ddp_two_processes_equal_one_process_on_the_combined_batch(fused, tmp_path):
+def test_ddp_two_processes_equal_one_process_on_the_combined_batch(fused, bigan, tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29600 + os.getpid() % 1000 + fused),
-               OMP_NUM_THREADS="1")
-    flag = "1" if fused else "0"
-    procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", str(tmp_path / f"p{r}.pt"), flag],
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1",
+               MASTER_PORT=str(29600 + os.getpid() % 1000 * 4 + 2 * bigan + fused), OMP_NUM_THREADS="1")
+    flags = ["1" if fused else "0", "1" if bigan else "0"]
+    procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", str(tmp_path / f"p{r}.pt"), *flags],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in range(2)]
-    procs.append(subprocess.Popen([sys.executable, str(script), "0", "1", str(tmp_path / "single.pt"), flag],
+    procs.append(subprocess.Popen([sys.executable, str(script), "0", "1", str(tmp_path / "single.pt"), *flags],
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     for p in procs:
         out, _ = p.communicate(timeout=240)

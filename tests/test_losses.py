@@ -59,13 +59,18 @@ def _assert_close(out, expect, scale, rtol, what):
 
 
 def _roles(loss):
-    roles = ["D", "G", "G_sat"]
-    return roles
+    # G: the generator; GE: a joint generator player (BiGAN's G and E); *_sat: the minimax forms.
+    if loss == "relativistic":  # GE is G's loss there; pairing needs one shape
+        return ["D", "G", "G_sat"]
+    return ["D", "G", "G_sat", "GE", "GE_sat"]
 
 
 def _run(role, real, fake, loss, reduction, backend, params):
     if role == "D":
         return pygan.discriminator_loss(real, fake, loss, reduction=reduction, backend=backend, **params)
+    if role.startswith("GE"):
+        return pygan.joint_generator_loss(real, fake, loss, saturating=role == "GE_sat", reduction=reduction,
+                                          backend=backend, **params)
     return pygan.generator_loss(fake, loss, saturating=role == "G_sat", real_logits=real,
                                 reduction=reduction, backend=backend, **params)
 
@@ -73,6 +78,8 @@ def _run(role, real, fake, loss, reduction, backend, params):
 def _run_ref(role, real, fake, loss, reduction, params):
     if role == "D":
         return ref.discriminator_loss(real, fake, loss, reduction, **params)
+    if role.startswith("GE"):
+        return ref.joint_generator_loss(real, fake, loss, role == "GE_sat", reduction, **params)
     return ref.generator_loss(fake, loss, saturating=role == "G_sat", real=real, reduction=reduction, **params)
 
 
@@ -86,7 +93,7 @@ def test_matches_float64_reference(backend, loss, params, dtype, rng):
     real0 = _logits(rs, dtype, device, rng)
     fake0 = _logits(fs, dtype, device, rng)
     for role in _roles(loss):
-        uses_real = role == "D" or loss.startswith("relativistic")
+        uses_real = role in ("D", "GE", "GE_sat") or loss.startswith("relativistic")
         for reduction in ("mean", "sum", "none"):
             real = real0.detach().clone().requires_grad_(uses_real)
             fake = fake0.detach().clone().requires_grad_()
@@ -162,7 +169,7 @@ def test_extremes(backend, loss, params, dtype):
         real, fake = x, x.flip(0)
     else:
         real, fake = x, x.clone()
-    for role in ("D", "G_sat"):
+    for role in ("D", "G_sat", "GE"):
         r = real.to(device).clone().requires_grad_()
         f = fake.to(device).clone().requires_grad_()
         out = _run(role, r, f, loss, "none", name, params)
@@ -455,3 +462,55 @@ def test_cuda_graph_capture():
             graph.replay()
             torch.cuda.synchronize()
             torch.testing.assert_close(out, pygan.discriminator_loss(real, fake, "js", backend="cpu" if False else name))
+
+
+@pytest.mark.parametrize("joint", [False, True], ids=["gan", "joint"])
+@pytest.mark.parametrize("loss,params", CASES)
+def test_minimax_losses_give_each_players_gradient(loss, params, joint, rng):
+    """The fused step's losses and upstream gradients equal autograd of the separate losses; the
+    joint (BiGAN) player's include the real side, the plain generator's do not."""
+    n = 6
+    real = _logits((n,), torch.float64, "cpu", rng).requires_grad_()
+    fake = _logits((n,), torch.float64, "cpu", rng).requires_grad_()
+    for saturating in (False, True):
+        ml = pygan.minimax_losses(real, fake, loss, saturating=saturating, joint=joint, **params)
+        d = ref.discriminator_loss(real, fake, loss, **params)
+        if joint:
+            g = ref.joint_generator_loss(real, fake, loss, saturating, **params)
+        else:
+            g = ref.generator_loss(fake, loss, saturating, real, **params)
+        d_r, d_f = torch.autograd.grad(d, (real, fake))
+        g_r, g_f = torch.autograd.grad(g, (real, fake), allow_unused=True)
+        for got, want in ((ml.d_loss, d), (ml.g_loss, g), (ml.d_real_grad, d_r), (ml.d_fake_grad, d_f),
+                          (ml.g_fake_grad, g_f)):
+            torch.testing.assert_close(got, want.detach(), rtol=1e-12, atol=1e-14)
+        if joint:
+            torch.testing.assert_close(ml.g_real_grad, g_r, rtol=1e-12, atol=1e-14)
+        else:
+            assert ml.g_real_grad is None
+
+
+def test_joint_generator_loss_swaps_the_labels():
+    """For "gan" the BiGAN player's loss is BCE with the labels swapped: real pairs labelled fake,
+    fake pairs real; the minimax form is minus D's loss."""
+    real, fake = torch.tensor([0.3, -2.0, 4.0]), torch.tensor([1.5, -0.5])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    swapped = bce(real, torch.zeros(3)) + bce(fake, torch.ones(2))
+    torch.testing.assert_close(pygan.joint_generator_loss(real, fake, "gan"), swapped)
+    torch.testing.assert_close(pygan.joint_generator_loss(real, fake, "gan", saturating=True),
+                               -pygan.discriminator_loss(real, fake, "gan"))
+    torch.testing.assert_close(pygan.joint_generator_loss(real, fake, "hinge"), real.mean() - fake.mean())
+
+
+def test_alpha_conjugate_derivative_at_its_domain_boundary(backend):
+    """alpha > 1: f*(t) is flat at -1/alpha for t <= -1/(alpha - 1) and its derivative is 0 at the
+    boundary itself (a reference that differentiated through log(0) gave nan there)."""
+    name, device = backend
+    for a in (2.0, 3.0):
+        fake = torch.tensor([-1.0 / (a - 1.0), -5.0], dtype=torch.float64, device=device, requires_grad=True)
+        pygan.discriminator_loss(torch.zeros(1, dtype=torch.float64, device=device), fake, "alpha", alpha=a,
+                                 backend=name).backward()
+        f64 = fake.detach().cpu().clone().requires_grad_()
+        ref.discriminator_loss(torch.zeros(1, dtype=torch.float64), f64, "alpha", alpha=a).backward()
+        assert torch.equal(fake.grad.cpu(), torch.zeros(2, dtype=torch.float64))
+        assert torch.equal(f64.grad, torch.zeros(2, dtype=torch.float64))

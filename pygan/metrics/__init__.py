@@ -10,17 +10,22 @@ r"""Measures of what a generator learned, and the two-sample tests behind them.
   f-divergence between 1-D densities by quadrature.
 - :mod:`.fdiv`: :func:`fdiv_estimate`, an f-divergence from samples through a critic trained on the
   f-GAN bound.
+- :mod:`.inference`: :func:`latent_recovery` and :func:`reconstruction_error` of an encoder (BiGAN),
+  and the :func:`linear_probe` / :func:`nearest_neighbor` accuracy of learned features.
 """
 
 from .closed_form import f_divergence_1d, gaussian_pdf, jsd_discrete, kl_gaussians, w1_1d
 from .coverage import ModeCoverage, mode_coverage
 from .fdiv import FDivEstimate, fdiv_estimate
+from .inference import (LatentRecovery, ProbeResult, Reconstruction, feature_probes, latent_recovery, linear_probe,
+                        nearest_neighbor, reconstruction_error)
 from .kernel import KERNELS, KIDResult, MMDResult, kid, median_bandwidth, mmd2
 from .two_sample import C2STResult, TestResult, c2st, mean_difference_test, variance_test
 
 __all__ = [
-    "C2STResult", "FDivEstimate", "KERNELS", "KIDResult", "MMDResult", "ModeCoverage", "TestResult",
-    "c2st", "f_divergence_1d", "fdiv_estimate", "gaussian_pdf", "jsd_discrete", "kid",
-    "kl_gaussians", "median_bandwidth", "mmd2", "mean_difference_test", "mode_coverage",
-    "variance_test", "w1_1d",
+    "C2STResult", "FDivEstimate", "KERNELS", "KIDResult", "LatentRecovery", "MMDResult", "ModeCoverage",
+    "ProbeResult", "Reconstruction", "TestResult", "c2st", "f_divergence_1d", "fdiv_estimate",
+    "feature_probes", "gaussian_pdf", "jsd_discrete", "kid", "kl_gaussians", "latent_recovery",
+    "linear_probe", "mean_difference_test", "median_bandwidth", "mmd2", "mode_coverage",
+    "nearest_neighbor", "reconstruction_error", "variance_test", "w1_1d",
 ]
