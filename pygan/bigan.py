@@ -130,7 +130,7 @@ class BiGAN(GAN):
     def encode(self, x: Tensor, *, ema: bool = True) -> Tensor:
         """E(x) in eval mode (the EMA encoder when there is one and ``ema``), as float32."""
         x = self._check_real(x, "x")
-        player = self.ema.module if (ema and self.ema is not None) else self._g_player
+        player = self._player(ema)
         with _eval_mode(player), self._autocast():
             return player.encoder(x).float()
 
@@ -138,6 +138,6 @@ class BiGAN(GAN):
     def reconstruct(self, x: Tensor, *, ema: bool = True) -> Tensor:
         """G(E(x)) in eval mode (EMA weights when there are and ``ema``), as float32."""
         x = self._check_real(x, "x")
-        player = self.ema.module if (ema and self.ema is not None) else self._g_player
+        player = self._player(ema)
         with _eval_mode(player), self._autocast():
             return player.generator(player.encoder(x)).float()

@@ -70,8 +70,9 @@ def evaluate_inference(bigan: Any, x: Tensor, *, labels: Optional[Tensor] = None
       (E(x)), ``discriminator`` (D's penultimate layer on the pair (x, E(x)), when D has
       ``features``) and ``pixels`` (x itself).
     """
-    def batched(fn, data: Tensor) -> Tensor:
-        return torch.cat([fn(data[i:i + batch_size]) for i in range(0, data.shape[0], batch_size)])
+
+    def batched(fn, *data: Tensor) -> Tensor:
+        return torch.cat([fn(*(t[i:i + batch_size] for t in data)) for i in range(0, data[0].shape[0], batch_size)])
 
     z = bigan.prior(latent_samples, bigan.device, torch.Generator(device=bigan.device).manual_seed(seed))
     z_hat = batched(lambda b: bigan.encode(bigan.generate(b)), z)
@@ -79,17 +80,17 @@ def evaluate_inference(bigan: Any, x: Tensor, *, labels: Optional[Tensor] = None
     held = test_x if test_x is not None else x
     out["reconstruction"] = metrics.reconstruction_error(held, batched(bigan.reconstruct, held)).as_dict()
     if labels is not None and test_x is not None and test_labels is not None:
-        features: dict[str, Any] = {"encoder": bigan.encode}
+        codes = {"train": batched(bigan.encode, x), "test": batched(bigan.encode, test_x)}
+        features = {"encoder": codes}
         d = bigan.discriminator
         if hasattr(d, "features"):
-            def d_features(b: Tensor) -> Tensor:
-                with _eval_mode(d):
-                    return d.features(pack_pair(b, bigan.encode(b))).float()
-            features["discriminator"] = d_features
-        features["pixels"] = lambda b: b
-        out["features"] = {name: metrics.feature_probes(batched(fn, x), labels, batched(fn, test_x),
-                                                        test_labels).as_dict()
-                           for name, fn in features.items()}
+            with _eval_mode(d):
+                features["discriminator"] = {
+                    split: batched(lambda a, c: d.features(pack_pair(a, c)).float(), data, codes[split])
+                    for split, data in (("train", x), ("test", test_x))}
+        features["pixels"] = {"train": x, "test": test_x}
+        out["features"] = {name: metrics.feature_probes(f["train"], labels, f["test"], test_labels).as_dict()
+                           for name, f in features.items()}
     return out
 
 

@@ -271,8 +271,10 @@ class GAN:
         return self._draw(n, None if self._capturing else self.rng)
 
     def _draw(self, n: int, generator: Optional[torch.Generator]) -> Tensor:
-        z = self.prior(n, self.device, generator)
-        # In G's parameter dtype (a float64 model takes float64 noise; autocast handles AMP).
+        return self._in_g_dtype(self.prior(n, self.device, generator))
+
+    def _in_g_dtype(self, z: Tensor) -> Tensor:
+        # Noise in G's parameter dtype (a float64 model takes float64 noise; autocast handles AMP).
         return z.to(self._z_dtype) if z.is_floating_point() and z.dtype != self._z_dtype else z
 
     _capturing = False
@@ -533,7 +535,7 @@ class GAN:
     def sample(self, n: int, *, ema: bool = True, generator: Optional[torch.Generator] = None) -> Tensor:
         """``n`` samples from G in eval mode (from the EMA generator when there is one and ``ema``),
         drawn with ``generator`` (default: a fresh noise draw from the global generator)."""
-        return self.generate(self._draw(n, generator), ema=ema)
+        return self.generate(self.prior(n, self.device, generator), ema=ema)
 
     @torch.no_grad()
     def generate(self, z: Tensor, *, ema: bool = True) -> Tensor:
@@ -543,12 +545,14 @@ class GAN:
             raise TypeError(f"z must be a tensor of noise, got {type(z).__name__}")
         if z.device != self.device:
             raise ValueError(f"z is on {z.device} and the models on {self.device}")
-        if z.is_floating_point() and z.dtype != self._z_dtype:
-            z = z.to(self._z_dtype)
-        player = self.ema.module if (ema and self.ema is not None) else self._g_player
+        player = self._player(ema)
         with _eval_mode(player), self._autocast():
-            out = self._generate(player, z)
+            out = self._generate(player, self._in_g_dtype(z))
         return out.float()
+
+    def _player(self, ema: bool) -> nn.Module:
+        """The generator player to sample from: its EMA copy when there is one and ``ema``."""
+        return self.ema.module if (ema and self.ema is not None) else self._g_player
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that training changes: weights, optimizer and scaler states, the penalty's

@@ -114,14 +114,9 @@ def _chance(test_y: Tensor) -> float:
     return float(torch.bincount(test_y).max()) / test_y.shape[0]
 
 
-def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, *,
-                 l2: float = 1e-3, max_iter: int = 500) -> float:
-    r"""Held-out accuracy of multinomial logistic regression on standardized features: minimizes
-    :math:`\frac1n \sum_i -\log \mathrm{softmax}(W x_i + b)_{y_i} + \frac{l2}{2}\|W\|^2` by L-BFGS
-    (float64, deterministic) on the training split, then classifies the test split."""
+def _linear(tr: Tensor, ytr: Tensor, te: Tensor, yte: Tensor, l2: float, max_iter: int) -> float:
     if not l2 >= 0:
         raise ValueError(f"l2 must be non-negative, got {l2}")
-    tr, ytr, te, yte = _split(train_x, train_y, test_x, test_y)
     k = int(max(ytr.max(), yte.max())) + 1
     w = torch.zeros(tr.shape[1], k, dtype=torch.float64, device=tr.device, requires_grad=True)
     b = torch.zeros(k, dtype=torch.float64, device=tr.device, requires_grad=True)
@@ -141,21 +136,31 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
 
 
 @torch.no_grad()
-def nearest_neighbor(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor) -> float:
-    """Held-out accuracy of the 1-nearest-neighbour rule (Euclidean, standardized features; ties
-    go to the earliest training sample)."""
-    tr, ytr, te, yte = _split(train_x, train_y, test_x, test_y)
+def _nearest(tr: Tensor, ytr: Tensor, te: Tensor, yte: Tensor) -> float:
     hits = 0
     for start in range(0, te.shape[0], 1024):  # O(1024 n) memory
-        block = te[start:start + 1024]
-        nearest = torch.cdist(block, tr).argmin(1)
+        nearest = torch.cdist(te[start:start + 1024], tr).argmin(1)
         hits += int((ytr[nearest] == yte[start:start + 1024]).sum())
     return hits / te.shape[0]
 
 
-def feature_probes(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, **linear) -> ProbeResult:
-    """Both probes of one set of features (``linear`` passes options to :func:`linear_probe`)."""
-    _, _, _, yte = _split(train_x, train_y, test_x, test_y)
-    return ProbeResult(linear_probe(train_x, train_y, test_x, test_y, **linear),
-                       nearest_neighbor(train_x, train_y, test_x, test_y), _chance(yte),
-                       int(train_x[0].numel()))
+def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, *,
+                 l2: float = 1e-3, max_iter: int = 500) -> float:
+    r"""Held-out accuracy of multinomial logistic regression on standardized features: minimizes
+    :math:`\frac1n \sum_i -\log \mathrm{softmax}(W x_i + b)_{y_i} + \frac{l2}{2}\|W\|^2` by L-BFGS
+    (float64, deterministic) on the training split, then classifies the test split."""
+    return _linear(*_split(train_x, train_y, test_x, test_y), l2, max_iter)
+
+
+def nearest_neighbor(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor) -> float:
+    """Held-out accuracy of the 1-nearest-neighbour rule (Euclidean, standardized features; ties
+    go to the earliest training sample)."""
+    return _nearest(*_split(train_x, train_y, test_x, test_y))
+
+
+def feature_probes(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, *,
+                   l2: float = 1e-3, max_iter: int = 500) -> ProbeResult:
+    """Both probes of one set of features, on one standardization (``l2``, ``max_iter``: see
+    :func:`linear_probe`)."""
+    split = _split(train_x, train_y, test_x, test_y)
+    return ProbeResult(_linear(*split, l2, max_iter), _nearest(*split), _chance(split[3]), split[0].shape[1])
