@@ -12,6 +12,12 @@ measured in the same run.
     python benchmarks/losses.py                       # CPU, gan, float32, every size
     python benchmarks/losses.py --device cuda --loss js --dtype bfloat16
     python benchmarks/losses.py --sizes 4096 1048576 --json out.json
+    python benchmarks/losses.py --minimax             # both players' losses and gradients
+
+``--minimax`` times what a simultaneous update needs from one pair of logit tensors: D's loss and
+G's loss with D's gradients for both tensors and G's for the fakes. ``eager`` (and ``compile``) is
+each loss in PyTorch with ``autograd.grad``; ``pygan-2`` the two fused losses, one launch each
+(pygan's path before the minimax kernel); ``pygan`` is ``pygan.minimax_losses``, one launch.
 """
 
 from __future__ import annotations
@@ -40,6 +46,36 @@ def eager_loss(real, fake, loss, params):
     return reference_term(spec.real, real, spec.alpha).mean() + reference_term(spec.fake, fake, spec.alpha).mean()
 
 
+def _two_players(d_fn, g_fn, real, fake):
+    """Both losses and the gradients a simultaneous update backpropagates, by autograd."""
+    r, f = real.detach().requires_grad_(), fake.detach().requires_grad_()
+    d, g = d_fn(r, f), g_fn(f)
+    d_r, d_f = torch.autograd.grad(d, (r, f), retain_graph=True)  # compile may share saved tensors
+    (g_f,) = torch.autograd.grad(g, (f,))
+    return d.detach(), g.detach(), d_r, d_f, g_f
+
+
+def minimax_impls(loss, params, backends, compile_):
+    """name -> fn(real, fake) for --minimax (non-relativistic losses)."""
+    spec = loss_spec(loss, params)
+    if spec.kind.startswith("relativistic"):
+        raise SystemExit("--minimax times the non-relativistic losses")
+
+    def eager(r, f):
+        return _two_players(lambda a, b: eager_loss(a, b, loss, params),
+                            lambda b: reference_term(spec.gen, b, spec.alpha).mean(), r, f)
+
+    impls = {"eager": eager}
+    if compile_:
+        impls["compile"] = torch.compile(eager)
+    for b in backends:
+        impls[f"{b}-2"] = lambda r, f, b=b: _two_players(
+            lambda x, y: pygan.discriminator_loss(x, y, loss, backend=b, **params),
+            lambda y: pygan.generator_loss(y, loss, backend=b, **params), r, f)
+        impls[b] = lambda r, f, b=b: pygan.minimax_losses(r, f, loss, backend=b, **params)
+    return impls
+
+
 def copy_bandwidth_gbs(device):
     """Device-to-device copy bandwidth, counting bytes read plus bytes written."""
     n = 1 << 28
@@ -47,6 +83,19 @@ def copy_bandwidth_gbs(device):
     dst = torch.empty_like(src)
     ms = time_ms(lambda: dst.copy_(src), device)
     return 2 * n / (ms * 1e-3) / 1e9
+
+
+def _add_rows(rows, timings, n, bytes_min, copy_bw):
+    """Table rows of one size; bytes_min is the minimum traffic (each logit read, each gradient
+    written once)."""
+    for name, ms in timings.items():
+        row = {"N": n, "impl": name, "ms": ms, "GB/s": bytes_min / (ms * 1e-3) / 1e9,
+               "vs_eager": timings["eager"] / ms}
+        if "compile" in timings:
+            row["vs_compile"] = timings["compile"] / ms
+        if copy_bw:
+            row["of_copy_bw"] = row["GB/s"] / copy_bw
+        rows.append(row)
 
 
 def run(args):
@@ -75,6 +124,13 @@ def run(args):
                 fn(real, fake).backward()
             return go
 
+        if args.minimax:
+            timings = {}
+            for name, fn in minimax_impls(args.loss, params, backends, compiled is not None).items():
+                timings[name] = time_ms(lambda fn=fn: fn(real0, fake0), device)
+            _add_rows(rows, timings, n, 2 * n * real0.element_size() + 3 * n * 4, copy_bw)
+            print(format_table([r for r in rows if r["N"] == n], header=n == args.sizes[0]), flush=True)
+            continue
         timings = {"eager": time_ms(step(lambda r, f: eager_loss(r, f, args.loss, params)), device)}
         if compiled is not None:
             try:
@@ -89,17 +145,9 @@ def run(args):
                         timings[f"cpu-{isa}"] = time_ms(fn, device)
             else:
                 timings[b] = time_ms(fn, device)
-        bytes_min = 2 * n * real0.element_size()
-        for name, ms in timings.items():
-            row = {"N": n, "impl": name, "ms": ms, "GB/s": bytes_min / (ms * 1e-3) / 1e9,
-                   "vs_eager": timings["eager"] / ms}
-            if "compile" in timings:
-                row["vs_compile"] = timings["compile"] / ms
-            if copy_bw:
-                row["of_copy_bw"] = row["GB/s"] / copy_bw
-            rows.append(row)
+        _add_rows(rows, timings, n, 2 * n * real0.element_size(), copy_bw)
         print(format_table([r for r in rows if r["N"] == n], header=n == args.sizes[0]), flush=True)
-    return {"device": device_name(device), "loss": args.loss, "dtype": args.dtype,
+    return {"device": device_name(device), "minimax": args.minimax, "loss": args.loss, "dtype": args.dtype,
             "torch": torch.__version__, "copy_GB/s": copy_bw, "rows": rows}
 
 
@@ -109,8 +157,10 @@ def main():
     p.add_argument("--alpha", type=float, default=0.5, help="parameter of loss 'alpha'")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "float64"])
     p.add_argument("--sizes", type=int, nargs="+", default=SIZES)
+    p.add_argument("--minimax", action="store_true", help="time both players' losses and gradients")
     args = p.parse_args()
-    timing.main(args, f"losses benchmark: loss={args.loss} dtype={args.dtype}", run)
+    kind = "minimax" if args.minimax else "losses"
+    timing.main(args, f"{kind} benchmark: loss={args.loss} dtype={args.dtype}", run)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,18 @@ void loss_forward_cpu(const Side& s0, const Side& s1, double alpha, int reductio
                       uintptr_t out1, uintptr_t out, int out_dtype, uintptr_t grad0,
                       uintptr_t grad1);
 
+// Minimax: the discriminator's loss (sides d0, d1) and the generator's (g0, g1) over the same logits
+// in one pass: g_k must equal d_k but for term and sign (the generator applies its own terms to the
+// logits D produced; sign 0 leaves a side out). Each loss is MEAN-reduced into its scalar (d_out,
+// g_out, of `out_dtype`) and its gradients for an upstream of one are written in the compute dtype
+// (d_grad_k, g_grad_k): the upstream gradients a simultaneous update backpropagates.
+void minimax_forward_cpu(const Side& d0, const Side& d1, const Side& g0, const Side& g1, double alpha,
+                         uintptr_t d_out, uintptr_t g_out, int out_dtype, uintptr_t d_grad0,
+                         uintptr_t d_grad1, uintptr_t g_grad0, uintptr_t g_grad1);
+
+// The error for a generator side that differs from its discriminator side in more than term and sign.
+void check_minimax_sides(const Side& d0, const Side& d1, const Side& g0, const Side& g1);
+
 // Backward: grad_k[i] = upstream * weight_k * term_k'(x_k[i] - shift_k). For MEAN / SUM the
 // upstream is one value at `up` of `up_dtype`; for NONE it is elementwise, up0 / up1, in each
 // side's dtype. Gradients are written in each side's dtype.
@@ -51,6 +63,10 @@ bool cuda_compiled();
 void loss_forward_cuda(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t out0,
                        uintptr_t out1, uintptr_t out, int out_dtype, uintptr_t grad0,
                        uintptr_t grad1, uintptr_t partials, uintptr_t counter, uintptr_t stream);
+void minimax_forward_cuda(const Side& d0, const Side& d1, const Side& g0, const Side& g1, double alpha,
+                          uintptr_t d_out, uintptr_t g_out, int out_dtype, uintptr_t d_grad0,
+                          uintptr_t d_grad1, uintptr_t g_grad0, uintptr_t g_grad1, uintptr_t partials,
+                          uintptr_t counter, uintptr_t stream);  // partials: 2 per tile
 void loss_backward_cuda(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t up,
                         int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0,
                         uintptr_t grad1, uintptr_t stream);

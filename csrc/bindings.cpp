@@ -45,9 +45,11 @@ PYBIND11_MODULE(_C, m) {
   const auto release = py::call_guard<py::gil_scoped_release>();
   m.def("loss_forward_cpu", &loss_forward_cpu, release);
   m.def("loss_backward_cpu", &loss_backward_cpu, release);
+  m.def("minimax_forward_cpu", &minimax_forward_cpu, release);
   m.def("loss_forward_tiles", &loss_forward_tiles);
   m.def("loss_forward_cuda", &loss_forward_cuda, release);
   m.def("loss_backward_cuda", &loss_backward_cuda, release);
+  m.def("minimax_forward_cuda", &minimax_forward_cuda, release);
 
   m.def("penalty_head_cpu", &penalty_head_cpu, release);
   m.def("penalty_head_backward_cpu", &penalty_head_backward_cpu, release);

@@ -40,9 +40,11 @@ template <class M> struct Derived {
     return select(u == T(1), x, r);
   }
   template <class T> static PYGAN_HD T abs(T x) { return select(x < T(0), -x, x); }
+  // exp(x) for x <= 0 or NaN; a policy may override it with something cheaper than exp.
+  template <class T> static PYGAN_HD T exp_nonpositive(T x) { return M::exp(x); }
   // 1 / (1 + exp(-x)) without overflow for either sign.
   template <class T> static PYGAN_HD T sigmoid(T x) {
-    const T e = M::exp(-abs(x));
+    const T e = M::exp_nonpositive(-abs(x));
     const T r = T(1) / (T(1) + e);
     return select(x >= T(0), r, e * r);
   }
@@ -50,7 +52,7 @@ template <class M> struct Derived {
   template <class T> static PYGAN_HD T log1p_unit(T y) { return M::log1p(y); }
   // log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)); never overflows, exact for large |x|.
   template <class T> static PYGAN_HD T softplus(T x) {
-    return select(x > T(0), x, T(0)) + M::log1p_unit(M::exp(-abs(x))) + (x - x);  // (x - x) keeps NaN
+    return select(x > T(0), x, T(0)) + M::log1p_unit(M::exp_nonpositive(-abs(x))) + (x - x);  // (x - x) keeps NaN
   }
   // log(softplus(x)); for x < -20 softplus(x) = exp(x) to within 1e-9 relative, so the log is x.
   template <class T> static PYGAN_HD T log_softplus(T x) {
@@ -64,7 +66,7 @@ template <class M> struct Derived {
   }
   // sech^2(x) = 1 - tanh^2(x) = 4 e / (1 + e)^2 with e = exp(-2|x|): no cancellation for large |x|.
   template <class T> static PYGAN_HD T sech2(T x) {
-    const T e = M::exp(T(-2) * abs(x));
+    const T e = M::exp_nonpositive(T(-2) * abs(x));
     const T d = T(1) + e;
     return T(4) * e / (d * d);
   }
@@ -86,44 +88,51 @@ struct StdMath : Derived<StdMath> {
 
 #if !defined(__CUDACC__)
 struct VecMath : Derived<VecMath> {
-  // exp: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-6 polynomial, 2^n by the exponent field.
-  static PYGAN_INLINE VecF exp(VecF x) {
-    const VecF hi = 88.7228394f, lo = -103.972084f;
-    VecF xc = select(x > hi, hi, x);
-    xc = select(xc < lo, lo, xc);
-    xc = select(xc != xc, VecF(0.0f), xc);
+  static constexpr float EXP_HI = 88.7228394f;   // exp overflows above
+  static constexpr float EXP_LO = -103.972084f;  // exp is below half the smallest subnormal under
+  // exp of xc in [EXP_LO, EXP_HI] (no NaN): xc = n ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-6
+  // polynomial, 2^n by the exponent field.
+  static PYGAN_INLINE VecF exp_clamped(VecF xc) {
     // floor by truncation of a positive number (xc >= -104 here), then back to n.
     const i32x8 ni = truncate_to_int(xc * 1.44269504088896341f + 128.5f) - 128;
     const VecF n = to_float(ni);
     VecF r = xc - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
-    VecF p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    // 1 + r + r^2 (c0 + c1 r + ... + c5 r^5) in Estrin's scheme: three independent pairs, then r^2
+    // and r^4, a dependency chain of 4 multiply-adds instead of Horner's 7.
+    const VecF r2 = r * r;
+    const VecF p01 = r * 1.6666665459e-1f + 5.0000001201e-1f;
+    const VecF p23 = r * 8.3334519073e-3f + 4.1665795894e-2f;
+    const VecF p45 = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    const VecF p = (r2 * r2) * p45 + (r2 * p23 + p01);
     // 2^n in two factors so that n down to -150 (subnormal results) and up to 128 stay representable.
     const i32x8 n1 = ni >> 1, n2 = ni - n1;
-    VecF out = p * from_bits((n1 + 127) << 23) * from_bits((n2 + 127) << 23);
-    out = select(x > hi, infinity<VecF>(), out);
-    out = select(x < lo, VecF(0.0f), out);
+    return (r2 * p + r + 1.0f) * from_bits((n1 + 127) << 23) * from_bits((n2 + 127) << 23);
+  }
+  static PYGAN_INLINE VecF exp(VecF x) {
+    VecF xc = select(x > EXP_HI, VecF(EXP_HI), x);
+    xc = select(xc < EXP_LO, VecF(EXP_LO), xc);
+    xc = select(xc != xc, VecF(0.0f), xc);
+    VecF out = exp_clamped(xc);
+    out = select(x > EXP_HI, infinity<VecF>(), out);
+    out = select(x < EXP_LO, VecF(0.0f), out);
     return select(x != x, x, out);
   }
-  // log1p(y) = 2 atanh(s), s = y / (2 + y) in [0, 1/3] for y in [0, 1]: the odd series up to s^13
-  // leaves a relative error below 2e-8 (the next term, s^15 / 15, over the sum), with one division
-  // and no exponent handling; the softplus of every GAN loss goes through here.
+  // exp(x) for x <= 0 (or NaN): the exp of every sigmoid and softplus, which call it on -|x|. Half
+  // the range checks: no overflow, and one compare clamps both NaN (kept by the last select) and
+  // x < EXP_LO, whose results (at most the smallest subnormal, 1.4e-45) stay instead of becoming 0.
+  static PYGAN_INLINE VecF exp_nonpositive(VecF x) {
+    const VecF out = exp_clamped(select(x > EXP_LO, x, VecF(EXP_LO)));
+    return select(x != x, x, out);
+  }
+  // log1p(y) = 2 atanh(s), s = y / (2 + y) in [0, 1/3] for y in [0, 1]: atanh(s) / s as a degree-4
+  // minimax polynomial in t = s^2 on [0, 1/9] (relative error 4e-9, below float32 rounding), with
+  // one division and no exponent handling; the softplus of every GAN loss goes through here.
   static PYGAN_INLINE VecF log1p_unit(VecF y) {
     const VecF s = y / (y + 2.0f);
     const VecF t = s * s;
-    VecF p = 1.0f / 13.0f;
-    p = p * t + 1.0f / 11.0f;
-    p = p * t + 1.0f / 9.0f;
-    p = p * t + 1.0f / 7.0f;
-    p = p * t + 1.0f / 5.0f;
-    p = p * t + 1.0f / 3.0f;
-    p = p * t + 1.0f;
+    const VecF t2 = t * t;  // Estrin's scheme (see exp_clamped)
+    const VecF p = t2 * (t2 * 0.140891733f + (t * 0.139803050f + 0.200124544f)) + (t * 0.333331574f + 1.0f);
     return (s + s) * p;
   }
   // log: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log(m) by a degree-9 polynomial in m - 1.

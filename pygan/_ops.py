@@ -4,7 +4,8 @@
 ``pygan::adversarial_loss`` returns the reduced scalar (mean or sum); ``pygan::adversarial_loss_terms``
 the elementwise terms of both sides; ``pygan::adversarial_loss_backward`` the gradients of either,
 recomputing the terms from the logits (one read of each logit and one write of each gradient, no
-saved intermediates). ``pygan::adversarial_loss_and_grad`` is the training path: one pass returns
+saved intermediates). ``pygan::adversarial_minimax`` gives both players' losses and upstream
+gradients from one pass (the fused simultaneous step). ``pygan::adversarial_loss_and_grad`` is the training path: one pass returns
 the reduced loss and its gradients for an upstream of one (in the compute dtype, so that a large
 upstream such as a loss scale meets unrounded values), and backward is a multiply. The ops allocate their outputs through PyTorch's allocator and never
 synchronize with the host. Inputs arrive validated and contiguous (pygan.losses checks them).
@@ -54,11 +55,29 @@ def _c_side(x: Tensor, term: int, sign: float, shift: Optional[Tensor]):
 
 
 def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
-             out0, out1, out, grad0=None, grad1=None):
+             out0, out1, out, grad0=None, grad1=None, minimax=None):
     """Runs the forward kernel of ``backend``; writes out0/out1 (reduction 0) or out, and grad0 and
-    grad1 (the gradients for an upstream of one, compute dtype) when given."""
+    grad1 (the gradients for an upstream of one, compute dtype) when given. ``minimax``, with a mean
+    reduction and gradients: ((gterm0, gterm1), (gsign0, gsign1), g_out, g_grad0, g_grad1), a second
+    loss on the same logits in the same pass; a side without g_grad is out of it (its sign is 0)."""
     device = x0.device
     name = _backend.resolve(backend, device)
+    if minimax and name in ("cpu", "cuda"):
+        (gterm0, gterm1), (gsign0, gsign1), g_out, g_grad0, g_grad1 = minimax
+        c, _ = _backend._load_c()
+        sides = (_c_side(x0, term0, sign0, shift0), _c_side(x1, term1, sign1, shift1),
+                 _c_side(x0, gterm0, gsign0, shift0), _c_side(x1, gterm1, gsign1, shift1))
+        args = (*sides, alpha, out.data_ptr(), g_out.data_ptr(), DTYPE_CODES[out.dtype], _ptr(grad0),
+                _ptr(grad1), _ptr(g_grad0), _ptr(g_grad1))
+        if name == "cpu":
+            c.minimax_forward_cpu(*args)
+            return
+        tiles = c.loss_forward_tiles(x0.numel(), x1.numel())
+        partials = torch.empty(2 * max(tiles, 1), dtype=compute_dtype(x0.dtype, x1.dtype), device=device)
+        with torch.cuda.device(device):
+            c.minimax_forward_cuda(*args, partials.data_ptr(), _counter(device).data_ptr(),
+                                   torch.cuda.current_stream(device).cuda_stream)
+        return
     if name == "cpu":
         c, _ = _backend._load_c()
         c.loss_forward_cpu(_c_side(x0, term0, sign0, shift0), _c_side(x1, term1, sign1, shift1),
@@ -85,9 +104,17 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
     block = k.BLOCK
     tiles0, tiles1 = math.ceil(x0.numel() / block), math.ceil(x1.numel() / block)
     tiles = tiles0 + tiles1
-    partials = torch.empty(max(tiles, 1), dtype=acc, device=device)
+    partials = torch.empty(max(tiles, 1) * (2 if minimax else 1), dtype=acc, device=device)
     counter = _counter(device)
     dummy = partials  # stands in for absent pointers; never read
+    if minimax:
+        (gterm0, gterm1), (gsign0, gsign1), g_out, g_grad0, g_grad1 = minimax
+        minimax_args = (gsign0, g_grad0 if g_grad0 is not None else dummy, gsign1,
+                        g_grad1 if g_grad1 is not None else dummy, g_out)
+        minimax_flags = dict(TWO=True, GTERM0=gterm0, GTERM1=gterm1, G0=g_grad0 is not None,
+                             G1=g_grad1 is not None)
+    else:
+        minimax_args, minimax_flags = (0.0, dummy, 0.0, dummy, dummy), {}
     with _backend.device_context(device):
         k.forward_kernel[(tiles,)](
             x0, x0.numel(), shift0 if shift0 is not None else dummy, sign0, out0,
@@ -95,8 +122,9 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
             x1, x1.numel(), shift1 if shift1 is not None else dummy, sign1, out1,
             grad1 if grad1 is not None else dummy,
             out if out is not None else dummy, partials, counter, alpha, tiles0,
+            *minimax_args,
             HAS_SH0=shift0 is not None, HAS_SH1=shift1 is not None, TERM0=term0, TERM1=term1,
-            REDUCE=reduction != 0, MEAN=reduction == 1, GRAD=grad0 is not None,
+            REDUCE=reduction != 0, MEAN=reduction == 1, GRAD=grad0 is not None, **minimax_flags,
             ACC=_backend.triton_acc(acc),
             STEPS=4 if acc == torch.float64 else 3, BLOCK=block,
         )
@@ -217,6 +245,46 @@ def _(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, back
     return torch.empty_like(x0), torch.empty_like(x1)
 
 
+def minimax(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor], term0: int,
+            term1: int, sign0: float, sign1: float, gterm0: int, gterm1: int, gsign0: float,
+            gsign1: float, alpha: float, backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Two mean losses of the same logits in one pass: D's (terms term_k, signs sign_k) and G's
+    (gterm_k, gsign_k), and each one's gradients for an upstream of one, in the compute dtype:
+    ``(d_loss, g_loss, d_grad0, d_grad1, g_grad0, g_grad1)``. A side with gsign 0 is out of G's
+    loss; its G gradient is an empty tensor (nothing computed, nothing allocated). The gradients are with respect to x_k - shift_k (the shifts are
+    constants here)."""
+    out_dtype, acc = _out_dtype(x0, x1), compute_dtype(x0.dtype, x1.dtype)
+    d_out = torch.empty((), dtype=out_dtype, device=x0.device)
+    g_out = torch.empty((), dtype=out_dtype, device=x0.device)
+    d_grads = [torch.empty(x.shape, dtype=acc, device=x.device) for x in (x0, x1)]
+    g_grads = [torch.empty(x.shape if sign else (0,), dtype=acc, device=x.device)
+               for x, sign in ((x0, gsign0), (x1, gsign1))]
+    _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, 1, backend, x0, x1, d_out,
+             *d_grads, minimax=((gterm0, gterm1), (gsign0, gsign1), g_out,
+                                *(g if sign else None for g, sign in zip(g_grads, (gsign0, gsign1)))))
+    return d_out, g_out, *d_grads, *g_grads
+
+
+@torch.library.custom_op("pygan::adversarial_minimax", mutates_args=())
+def adversarial_minimax(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],
+                        term0: int, term1: int, sign0: float, sign1: float, gterm0: int, gterm1: int,
+                        gsign0: float, gsign1: float, alpha: float,
+                        backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """:func:`minimax` as a registered op (for torch.compile and CUDA graphs). Its outputs are
+    values, not differentiable functions of the inputs."""
+    return minimax(x0, x1, shift0, shift1, term0, term1, sign0, sign1, gterm0, gterm1, gsign0, gsign1,
+                   alpha, backend)
+
+
+@adversarial_minimax.register_fake
+def _(x0, x1, shift0, shift1, term0, term1, sign0, sign1, gterm0, gterm1, gsign0, gsign1, alpha, backend):
+    out_dtype, acc = _out_dtype(x0, x1), compute_dtype(x0.dtype, x1.dtype)
+    return (x0.new_empty((), dtype=out_dtype), x0.new_empty((), dtype=out_dtype),
+            x0.new_empty(x0.shape, dtype=acc), x1.new_empty(x1.shape, dtype=acc),
+            x0.new_empty(x0.shape if gsign0 else (0,), dtype=acc),
+            x1.new_empty(x1.shape if gsign1 else (0,), dtype=acc))
+
+
 _ARGS = ("term0", "term1", "sign0", "sign1", "alpha")
 
 
@@ -273,7 +341,10 @@ def _backward_with_grad(ctx, grad, _grad0=None, _grad1=None, *, in_place=False):
     if in_place:
         # Eager: scale the saved gradients in place and hand them over, so that autograd can keep
         # them as .grad without a copy (nothing else holds them). Traced graphs stay functional.
-        g0, g1 = grads[0].mul_(up).to(x0.dtype), grads[1].mul_(up).to(x1.dtype)
+        # An upstream of exactly 1 (loss.backward()) needs no pass at all; on the CPU reading it is free.
+        if up.device.type != "cpu" or up.item() != 1.0:
+            grads[0].mul_(up), grads[1].mul_(up)
+        g0, g1 = grads[0].to(x0.dtype), grads[1].to(x1.dtype)
     else:
         g0, g1 = (up * grads[0]).to(x0.dtype), (up * grads[1]).to(x1.dtype)
     del grads

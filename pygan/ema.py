@@ -61,10 +61,17 @@ class EMA(nn.Module):
         """One averaging step towards ``model``'s current weights (same architecture as at
         construction)."""
         model = _unwrap(model)
-        self.num_updates += 1
-        t = self.num_updates
-        beta = torch.clamp((1 + t) / (10 + t), max=self.decay) if self.rampup else torch.full_like(t, self.decay)
-        torch.sub(1.0, beta, out=self.weight)
+        if self.num_updates.device.type == "cpu" and not torch.compiler.is_compiling():
+            # The counter is host memory here: the same float64 arithmetic in Python, without the
+            # five small tensor ops (each costs more than the update of a small model).
+            t = float(self.num_updates) + 1.0
+            self.num_updates.fill_(t)
+            self.weight.fill_(1.0 - (min((1.0 + t) / (10.0 + t), self.decay) if self.rampup else self.decay))
+        else:  # device arithmetic: no host sync, and a captured CUDA graph replays it
+            self.num_updates += 1
+            t = self.num_updates
+            beta = torch.clamp((1 + t) / (10 + t), max=self.decay) if self.rampup else torch.full_like(t, self.decay)
+            torch.sub(1.0, beta, out=self.weight)
         dst = [p.detach() for p in self.module.parameters()]
         src = [p.detach() for p in model.parameters()]
         if len(dst) != len(src) or any(d.shape != s.shape or d.dtype != s.dtype for d, s in zip(dst, src)):

@@ -141,9 +141,7 @@ def _paired(a: Tensor, b: Tensor, term: str, side: int, spec: LossSpec, reductio
     """Relativistic pairing: ``term`` at a - b on side ``side`` of the op. The difference is formed
     in the compute dtype (a float16 difference would round away up to 2^-11 of it), and the result
     comes back in the inputs' promoted dtype like every other loss."""
-    if a.shape != b.shape:
-        raise ValueError("loss 'relativistic' pairs real and fake logits one to one: real_logits and "
-                         f"fake_logits must have one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    _paired_shapes(a, b)
     dtype = torch.promote_types(a.dtype, b.dtype)
     compute = _ops.compute_dtype(dtype)
     diff = a.to(compute) - b.to(compute)
@@ -155,6 +153,12 @@ def _paired(a: Tensor, b: Tensor, term: str, side: int, spec: LossSpec, reductio
     if reduction:
         return out.to(dtype)
     return LossTerms(*(None if t is None else t.to(dtype) for t in out))
+
+
+def _paired_shapes(a: Tensor, b: Tensor) -> None:
+    if a.shape != b.shape:
+        raise ValueError("loss 'relativistic' pairs real and fake logits one to one: real_logits and "
+                         f"fake_logits must have one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
 def _empty_like_side(x: Tensor) -> Tensor:
@@ -275,24 +279,59 @@ def minimax_losses(real_logits: Tensor, fake_logits: Tensor, loss: str = "gan", 
     r""":func:`discriminator_loss` and :func:`generator_loss` (mean reduction) of the same logits,
     with the upstream gradients :math:`\partial L_D/\partial v_r`, :math:`\partial L_D/\partial v_f`
     and :math:`\partial L_G/\partial v_f`, for a simultaneous update that backpropagates each
-    player's gradient through one shared forward (:meth:`pygan.GAN.dg_step`). Each loss comes from the
-    fused op in its loss-and-gradient mode, so the gradients cost no second pass over the logits;
-    for the relativistic losses G's gradient is the one with respect to the fake logits only (the
-    real logits do not depend on G). With ``joint=True`` the generator player produces both sides
+    player's gradient through one shared forward (:meth:`pygan.GAN.dg_step`). One kernel launch
+    evaluates both players' terms on each logit it loads and writes both losses and all the
+    gradients (``pygan::adversarial_minimax``). For the relativistic losses G's gradient is the
+    one with respect to the fake logits only (the real logits do not depend on G). With ``joint=True`` the generator player produces both sides
     (BiGAN): :math:`L_G` is :func:`joint_generator_loss` and ``g_real_grad`` its gradient with
     respect to the real logits."""
-    with torch.enable_grad():
-        r = real_logits.detach().requires_grad_(True)
-        f = fake_logits.detach().requires_grad_(True)
-        d_loss = discriminator_loss(r, f, loss, backend=backend, **params)
-        d_r, d_f = torch.autograd.grad(d_loss, (r, f))
-        if joint:
-            g_loss = joint_generator_loss(r, f, loss, saturating=saturating, backend=backend, **params)
-            g_r, g_f = torch.autograd.grad(g_loss, (r, f))
+    spec, _, real, fake, be = _checked(real_logits, fake_logits, loss, params, "mean", backend)
+    real, fake = real.detach(), fake.detach()
+    dtype = torch.promote_types(real.dtype, fake.dtype)
+    terms = (spec.real, spec.fake)
+    if spec.kind == "relativistic":
+        # One side, d = v_r - v_f. G's term at v_f - v_r is gen(-d) = softplus(d), which is D's fake
+        # term at d; the minimax G descends on -L_D.
+        _paired_shapes(real, fake)
+        compute = _ops.compute_dtype(dtype)
+        d = real.to(compute) - fake.to(compute)
+        g_term, g_sign = (spec.real, -1.0) if saturating else (spec.fake, 1.0)
+        out = _minimax(d, _empty_like_side(d), None, None, (spec.real, spec.real), (1.0, 0.0),
+                       (g_term, g_term), (g_sign, 0.0), spec, be)
+        d_loss, g_loss, d_d, _, g_d, _ = out
+        d_r, d_f, g_r, g_f = d_d, -d_d, g_d, -g_d
+    else:
+        g_terms, g_signs = _generator_terms(spec, saturating, joint)
+        if spec.kind == "relativistic_average":
+            compute = _ops.compute_dtype(dtype)
+            r, f = real.to(compute), fake.to(compute)
+            out = _minimax(r, f, f.mean(), r.mean(), terms, (1.0, 1.0), g_terms, g_signs, spec, be)
+            d_loss, g_loss, d_r, d_f, g_r, g_f = out
+            # Each side is shifted by the other's mean: d/dv_r of a fake term is -1/n_r of its gradient.
+            d_r, d_f = d_r - d_f.sum() / d_r.numel(), d_f - d_r.sum() / d_f.numel()
+            g_r, g_f = g_r - g_f.sum() / g_r.numel(), g_f - g_r.sum() / g_f.numel()
         else:
-            g_loss = generator_loss(f, loss, saturating=saturating, real_logits=r, backend=backend, **params)
-            (g_f,), g_r = torch.autograd.grad(g_loss, (f,)), None
-    return MinimaxLosses(d_loss.detach(), g_loss.detach(), d_r, d_f, g_f, g_r)
+            d_loss, g_loss, d_r, d_f, g_r, g_f = _minimax(real, fake, None, None, terms, (1.0, 1.0), g_terms,
+                                                          g_signs, spec, be)
+    return MinimaxLosses(d_loss.to(dtype), g_loss.to(dtype), d_r.to(real.dtype), d_f.to(fake.dtype),
+                         g_f.to(fake.dtype), g_r.to(real.dtype) if joint else None)
+
+
+def _generator_terms(spec: LossSpec, saturating: bool, joint: bool) -> tuple[tuple[str, str], tuple[float, float]]:
+    """G's (term, sign) on the real and the fake side, on the logits (and shifts) of D's loss."""
+    if spec.kind == "relativistic_average":  # G's view swaps the sides' roles (see generator_loss)
+        return ((spec.real, spec.fake), (-1.0, -1.0)) if saturating else ((spec.fake, spec.gen), (1.0, 1.0))
+    if joint:
+        return ((spec.real, spec.fake), (-1.0, -1.0)) if saturating else ((spec.gen_real, spec.gen), (1.0, 1.0))
+    return ((spec.fake, spec.fake), (0.0, -1.0)) if saturating else ((spec.gen, spec.gen), (0.0, 1.0))
+
+
+def _minimax(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],
+             terms: tuple[str, str], signs: tuple[float, float], g_terms: tuple[str, str],
+             g_signs: tuple[float, float], spec: LossSpec, backend: str):
+    op = _ops.adversarial_minimax if torch.compiler.is_compiling() else _ops.minimax
+    return op(x0, x1, shift0, shift1, TERM_CODES[terms[0]], TERM_CODES[terms[1]], *signs,
+              TERM_CODES[g_terms[0]], TERM_CODES[g_terms[1]], *g_signs, spec.alpha, backend)
 
 
 class _LossModule(nn.Module):

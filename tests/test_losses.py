@@ -341,6 +341,8 @@ def test_custom_ops_pass_opcheck(rng):
     torch.library.opcheck(_ops.adversarial_loss, (real, fake, shift, None, t0, t1, 1.0, 1.0, 0.0, 1, "auto"))
     torch.library.opcheck(_ops.adversarial_loss_terms, (real, fake, None, shift, t0, t1, 1.0, -1.0, 0.0, "auto"))
     torch.library.opcheck(_ops.adversarial_loss_and_grad, (real, fake, shift, None, t0, t1, 1.0, 1.0, 0.0, 2, "auto"))
+    torch.library.opcheck(_ops.adversarial_minimax, (real.detach(), fake.detach(), None, shift.detach(), t0, t1,
+                                                     1.0, 1.0, t0, t0, 0.0, 1.0, 0.0, "auto"))
 
 
 def _grads(loss_fn, *xs):
@@ -438,6 +440,18 @@ def test_torch_compile_fullgraph(loss, rng):
     torch.testing.assert_close(fake.grad, f2.grad)
 
 
+@pytest.mark.parametrize("loss", ["gan", "relativistic", "relativistic_average"])
+def test_minimax_under_torch_compile(loss, rng):
+    """minimax_losses traces with fullgraph=True (the registered op) and matches eager."""
+    torch._dynamo.reset()
+    fn = torch.compile(lambda r, f: tuple(pygan.minimax_losses(r, f, loss, joint=True)), fullgraph=True,
+                       backend="aot_eager")
+    real = _logits((16, 1), torch.float32, "cpu", rng)
+    fake = _logits((16, 1), torch.float32, "cpu", rng)
+    for got, want in zip(fn(real, fake), pygan.minimax_losses(real, fake, loss, joint=True)):
+        torch.testing.assert_close(got, want)
+
+
 @pytest.mark.slow
 def test_torch_compile_inductor(rng):
     torch._dynamo.reset()
@@ -488,6 +502,81 @@ def test_minimax_losses_give_each_players_gradient(loss, params, joint, rng):
             torch.testing.assert_close(ml.g_real_grad, g_r, rtol=1e-12, atol=1e-14)
         else:
             assert ml.g_real_grad is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
+@pytest.mark.parametrize("loss,params", CASES)
+def test_minimax_kernel_matches_float64_reference(backend, loss, params, dtype, rng):
+    """The one-launch minimax op on every backend and dtype: both losses and every gradient against
+    float64 autograd of the reference losses, for plain and joint, saturating and not; the shapes
+    (PatchGAN maps, odd sizes, batch 1) and the tolerances of the single-loss test."""
+    name, device = backend
+    rs, fs = _shapes(loss, rng)
+    real, fake = _logits(rs, dtype, device, rng), _logits(fs, dtype, device, rng)
+    real64 = real.double().cpu().requires_grad_()
+    fake64 = fake.double().cpu().requires_grad_()
+    for joint in (False, True):
+        for saturating in (False, True):
+            ml = pygan.minimax_losses(real, fake, loss, saturating=saturating, joint=joint, backend=name,
+                                      **params)
+            what = f"{loss} joint={joint} saturating={saturating} {dtype} seed={rng.initial_seed()}"
+            d = ref.discriminator_loss(real64, fake64, loss, **params)
+            if joint:
+                g = ref.joint_generator_loss(real64, fake64, loss, saturating, **params)
+                g_role = "GE_sat" if saturating else "GE"
+            else:
+                g = ref.generator_loss(fake64, loss, saturating, real64, **params)
+                g_role = "G_sat" if saturating else "G"
+            d_r, d_f = torch.autograd.grad(d, (real64, fake64))
+            g_r, g_f = torch.autograd.grad(g, (real64, fake64), allow_unused=True)
+            for got, want, role in ((ml.d_loss, d, "D"), (ml.g_loss, g, g_role)):
+                assert got.dtype == dtype and got.shape == () and got.device.type == device, what
+                scale = _scale(_run_ref(role, real64.detach(), fake64.detach(), loss, "none", params))
+                _assert_close(got.cpu(), want.detach(), float(scale), RTOL[dtype], f"{what} {role} loss")
+            grads = [(ml.d_real_grad, d_r, "D real"), (ml.d_fake_grad, d_f, "D fake"),
+                     (ml.g_fake_grad, g_f, "G fake")]
+            if joint:
+                grads.append((ml.g_real_grad, g_r, "G real"))
+            else:
+                assert ml.g_real_grad is None
+            for got, want, label in grads:
+                assert got.dtype == dtype and got.shape == want.shape, f"{what} {label}"
+                _assert_close(got.cpu(), want, 0.0, 5 * RTOL[dtype], f"{what} grad {label}")
+
+
+def test_minimax_is_one_kernel_launch(monkeypatch, rng):
+    """minimax_losses runs the two losses in one call of the CPU kernel (not one per player)."""
+    from pygan import _backend
+
+    c, _ = _backend._load_c()
+    calls = []
+
+    class Counting:
+        def __getattr__(self, attr):
+            fn = getattr(c, attr)
+            if attr.endswith("_cpu"):
+                return lambda *a: (calls.append(attr), fn(*a))[1]
+            return fn
+
+    monkeypatch.setattr(_backend, "_load_c", lambda: (Counting(), None))
+    real, fake = _logits((64,), torch.float32, "cpu", rng), _logits((48,), torch.float32, "cpu", rng)
+    for loss in ("gan", "hinge", "relativistic_average"):
+        calls.clear()
+        pygan.minimax_losses(real, fake, loss, joint=loss == "hinge", backend="cpu")
+        assert calls == ["minimax_forward_cpu"], (loss, calls)
+
+
+def test_minimax_sides_must_share_their_logits():
+    """The C++ entry point refuses a generator side that is not its discriminator side re-termed."""
+    from pygan import _backend
+
+    c, _ = _backend._load_c()
+    x, y = torch.randn(5), torch.randn(5)
+    d0, d1 = c.Side(x.data_ptr(), 5, 0, 10, 1.0), c.Side(y.data_ptr(), 5, 0, 11, 1.0)
+    g1 = c.Side(x.data_ptr(), 5, 0, 10, 1.0)  # the real logits where the fake ones belong
+    out = torch.empty(2)
+    with pytest.raises(ValueError, match="generator side must be its discriminator side"):
+        c.minimax_forward_cpu(d0, d1, d0, g1, 0.0, out.data_ptr(), out.data_ptr() + 4, 0, 0, 0, 0, 0)
 
 
 def test_joint_generator_loss_swaps_the_labels():

@@ -64,29 +64,100 @@ void set_cpu_isa(const std::string& name) {
   active_kernels() = find_kernels(name, "cpu isa");
 }
 
+namespace {
+
+// Both sides' chunks as one list of work items, so that one parallel region covers the whole loss.
+struct SideChunks {
+  const Side* sides[2];
+  int64_t first[3];  // items of side j are [first[j], first[j + 1])
+
+  SideChunks(const Side& s0, const Side& s1) : sides{&s0, &s1} {
+    first[0] = 0;
+    for (int j = 0; j < 2; ++j) first[j + 1] = first[j] + (sides[j]->n + CHUNK - 1) / CHUNK;
+  }
+  int64_t items() const { return first[2]; }
+  int64_t work() const { return sides[0]->n + sides[1]->n; }
+  // Calls fn(side index, lo, hi) for work item `item`.
+  template <class F> void run(int64_t item, F&& fn) const {
+    const int j = item < first[1] ? 0 : 1;
+    const int64_t lo = (item - first[j]) * CHUNK;
+    fn(j, lo, std::min(sides[j]->n, lo + CHUNK));
+  }
+};
+
+// One loss of a forward call: its sides (terms and signs), their weights and gradient outputs.
+struct Pass {
+  const Side* sides[2];
+  double weights[2];
+  uintptr_t grads[2];
+};
+
+// Runs `n_passes` losses over both sides' chunks in one parallel region and returns each reduced
+// loss in totals[p]. A chunk's passes run back to back, so every pass after the first reads its
+// logits from cache: one trip through memory for any number of losses of the same logits.
+void forward_passes(const Pass* passes, int n_passes, double alpha, int reduction, uintptr_t out0,
+                    uintptr_t out1, double* totals) {
+  const ChunkKernels& k = *active_kernels().load();
+  const SideChunks chunks(*passes[0].sides[0], *passes[0].sides[1]);
+  const uintptr_t outs[2] = {out0, out1};
+  std::vector<double> partial(chunks.items() * n_passes, 0.0);
+  parallel_items(chunks.items(), chunks.work() * n_passes, [&](int64_t c) {
+    chunks.run(c, [&](int j, int64_t lo, int64_t hi) {
+      for (int p = 0; p < n_passes; ++p) {
+        const Pass& q = passes[p];
+        // A side out of this loss (sign 0) whose gradient nobody wants: nothing to compute.
+        if (reduction != NONE && q.sides[j]->sign == 0.0 && !q.grads[j]) continue;
+        partial[c * n_passes + p] =
+            k.forward(*q.sides[j], alpha, reduction, outs[j], q.grads[j], q.weights[j], lo, hi);
+      }
+    });
+  });
+  for (int p = 0; p < n_passes; ++p) {
+    totals[p] = 0.0;
+    for (int j = 0; j < 2; ++j) {
+      double sum = 0.0;  // chunk order: the same result for any thread count
+      for (int64_t c = chunks.first[j]; c < chunks.first[j + 1]; ++c) sum += partial[c * n_passes + p];
+      totals[p] += sum * passes[p].weights[j];
+    }
+  }
+}
+
+Pass make_pass(const Side& s0, const Side& s1, int reduction, uintptr_t grad0, uintptr_t grad1) {
+  return Pass{{&s0, &s1},
+              {side_weight(s0, reduction), side_weight(s1, reduction)},
+              {reduction == NONE ? 0 : grad0, reduction == NONE ? 0 : grad1}};
+}
+
+}  // namespace
+
 void loss_forward_cpu(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t out0,
                       uintptr_t out1, uintptr_t out, int out_dtype, uintptr_t grad0,
                       uintptr_t grad1) {
-  const ChunkKernels& k = *active_kernels().load();
-  double total = 0.0;
-  const Side* sides[2] = {&s0, &s1};
-  const uintptr_t outs[2] = {out0, out1};
-  const uintptr_t grads[2] = {reduction == NONE ? 0 : grad0, reduction == NONE ? 0 : grad1};
-  for (int j = 0; j < 2; ++j) {
-    const Side& s = *sides[j];
-    if (s.n == 0) continue;
-    const int64_t n_chunks = (s.n + CHUNK - 1) / CHUNK;
-    const double w = side_weight(s, reduction);
-    std::vector<double> partial(n_chunks, 0.0);
-    parallel_chunks(s.n, [&](int64_t c) {
-      partial[c] = k.forward(s, alpha, reduction, outs[j], grads[j], w, c * CHUNK,
-                             std::min(s.n, (c + 1) * CHUNK));
-    });
-    double sum = 0.0;
-    for (double p : partial) sum += p;  // chunk order: the same result for any thread count
-    total += sum * w;
-  }
+  const Pass pass = make_pass(s0, s1, reduction, grad0, grad1);
+  double total;
+  forward_passes(&pass, 1, alpha, reduction, out0, out1, &total);
   if (reduction != NONE) store_as<double>(reinterpret_cast<void*>(out), 0, out_dtype, total);
+}
+
+void check_minimax_sides(const Side& d0, const Side& d1, const Side& g0, const Side& g1) {
+  const Side* pairs[2][2] = {{&d0, &g0}, {&d1, &g1}};
+  for (const auto& pair : pairs) {
+    const Side &d = *pair[0], &g = *pair[1];
+    if (d.x != g.x || d.n != g.n || d.dtype != g.dtype || d.shift != g.shift)
+      throw std::invalid_argument("minimax: a generator side must be its discriminator side (same "
+                                  "logits, size, dtype and shift) with another term and sign");
+  }
+}
+
+void minimax_forward_cpu(const Side& d0, const Side& d1, const Side& g0, const Side& g1, double alpha,
+                         uintptr_t d_out, uintptr_t g_out, int out_dtype, uintptr_t d_grad0,
+                         uintptr_t d_grad1, uintptr_t g_grad0, uintptr_t g_grad1) {
+  check_minimax_sides(d0, d1, g0, g1);
+  const Pass passes[2] = {make_pass(d0, d1, MEAN, d_grad0, d_grad1), make_pass(g0, g1, MEAN, g_grad0, g_grad1)};
+  double totals[2];
+  forward_passes(passes, 2, alpha, MEAN, 0, 0, totals);
+  store_as<double>(reinterpret_cast<void*>(d_out), 0, out_dtype, totals[0]);
+  store_as<double>(reinterpret_cast<void*>(g_out), 0, out_dtype, totals[1]);
 }
 
 void loss_backward_cpu(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t up,
@@ -94,17 +165,15 @@ void loss_backward_cpu(const Side& s0, const Side& s1, double alpha, int reducti
   const ChunkKernels& k = *active_kernels().load();
   const double up_scalar =
       reduction == NONE ? 1.0 : load_as<double>(reinterpret_cast<const void*>(up), 0, up_dtype);
-  const Side* sides[2] = {&s0, &s1};
+  const SideChunks chunks(s0, s1);
   const uintptr_t ups[2] = {reduction == NONE ? up0 : 0, reduction == NONE ? up1 : 0};
   const uintptr_t grads[2] = {grad0, grad1};
-  for (int j = 0; j < 2; ++j) {
-    const Side& s = *sides[j];
-    if (s.n == 0) continue;
-    const double scale = up_scalar * side_weight(s, reduction);
-    parallel_chunks(s.n, [&](int64_t c) {
-      k.backward(s, alpha, scale, ups[j], grads[j], c * CHUNK, std::min(s.n, (c + 1) * CHUNK));
+  const double scales[2] = {up_scalar * side_weight(s0, reduction), up_scalar * side_weight(s1, reduction)};
+  parallel_items(chunks.items(), chunks.work(), [&](int64_t c) {
+    chunks.run(c, [&](int j, int64_t lo, int64_t hi) {
+      k.backward(*chunks.sides[j], alpha, scales[j], ups[j], grads[j], lo, hi);
     });
-  }
+  });
 }
 
 }  // namespace pygan

@@ -104,21 +104,24 @@ double forward_f32(const Side& s, double alpha, int reduction, uintptr_t out, ui
   }
   float* g = reinterpret_cast<float*>(grad);  // compute dtype, whatever the storage
   const VecF gs = float(gscale);
-  VecF acc[2] = {VecF(0.0f), VecF(0.0f)};
+  VecF acc0 = 0.0f, acc1 = 0.0f;  // named, not an array indexed by parity: they stay in registers
   int64_t i = lo;
-  for (int k = 0; i + VEC_WIDTH <= hi; i += VEC_WIDTH, ++k) {
+  for (; i + 2 * VEC_WIDTH <= hi; i += 2 * VEC_WIDTH) {
     term<C, VecMath>(load_lanes<S>(x + i, VEC_WIDTH) - shift, a, v, d);
-    acc[k & 1] += v;
+    acc0 += v;
     if (g) (gs * d).store(g + i);
+    term<C, VecMath>(load_lanes<S>(x + i + VEC_WIDTH, VEC_WIDTH) - shift, a, v, d);
+    acc1 += v;
+    if (g) (gs * d).store(g + i + VEC_WIDTH);
   }
-  if (i < hi) {
-    const int count = int(hi - i);
+  for (; i < hi; i += VEC_WIDTH) {
+    const int count = hi - i < VEC_WIDTH ? int(hi - i) : VEC_WIDTH;
     term<C, VecMath>(load_lanes<S>(x + i, count) - shift, a, v, d);
-    acc[0] += select(lane_index() < VecF(count), v, VecF(0.0f));
+    acc0 += select(lane_index() < VecF(count), v, VecF(0.0f));
     if (g) store_lanes<float>(g + i, gs * d, count);
   }
   double sum = 0.0;
-  for (int l = 0; l < VEC_WIDTH; ++l) sum += double(acc[0][l]) + double(acc[1][l]);
+  for (int l = 0; l < VEC_WIDTH; ++l) sum += double(acc0[l]) + double(acc1[l]);
   return sum;
 }
 

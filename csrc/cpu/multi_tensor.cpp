@@ -24,10 +24,16 @@ void multi_tensor_cpu(const MultiTensorArgs& a) {
     dispatch_dtype(a.dtypes[t], [&](auto tag) {
       constexpr int DT = decltype(tag)::value;
       using Acc = std::conditional_t<DT == F64, double, float>;
-      const Acc bound = Acc(a.bound), wa = Acc(w);
-      for (int64_t i = lo; i < hi; ++i)
-        store_as<Acc>(d, i, DT, multi_tensor_value<Acc>(a.op, load_as<Acc>(d, i, DT),
-                                                         load_as<Acc>(s, i, DT), bound, wa));
+      // The op as a compile-time constant: the loop body is then branch-free and vectorizes.
+      auto loop = [&](auto op_tag) {
+        constexpr int OP = decltype(op_tag)::value;
+        const Acc bound = Acc(a.bound), wa = Acc(w);
+        for (int64_t i = lo; i < hi; ++i)
+          store_as<Acc>(d, i, DT, multi_tensor_value<Acc>(OP, load_as<Acc>(d, i, DT),
+                                                           load_as<Acc>(s, i, DT), bound, wa));
+      };
+      if (a.op == LERP) loop(std::integral_constant<int, LERP>{});
+      else loop(std::integral_constant<int, CLIP>{});
     });
   });
 }

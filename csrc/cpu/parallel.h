@@ -45,7 +45,9 @@ template <class F> void parallel_items(int64_t n_items, int64_t work, F&& fn) {
     return;
   }
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) num_threads(threads)
+  // Round-robin (chunk size 1): items may differ in cost (a minimax loss runs two passes over the
+  // fake side's chunks, one over the real side's), and neighbours tend to cost alike.
+#pragma omp parallel for schedule(static, 1) num_threads(threads)
   for (int64_t c = 0; c < n_items; ++c) fn(c);
 #else
   std::atomic<int64_t> next{0};

@@ -22,6 +22,9 @@ bool cuda_compiled() { return false; }
 int64_t loss_forward_tiles(int64_t, int64_t) { unavailable(); }
 void loss_forward_cuda(const Side&, const Side&, double, int, uintptr_t, uintptr_t, uintptr_t, int,
                        uintptr_t, uintptr_t, uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
+void minimax_forward_cuda(const Side&, const Side&, const Side&, const Side&, double, uintptr_t,
+                          uintptr_t, int, uintptr_t, uintptr_t, uintptr_t, uintptr_t, uintptr_t,
+                          uintptr_t, uintptr_t) { unavailable(); }
 void loss_backward_cuda(const Side&, const Side&, double, int, uintptr_t, int, uintptr_t, uintptr_t,
                         uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
 int64_t penalty_head_blocks(int64_t, int64_t) { unavailable(); }

@@ -23,28 +23,36 @@ template <int THREADS, class Acc> __device__ Acc block_sum(Acc v) {
   return v;
 }
 
-// The deterministic one-launch reduction's last step: every block calls this with its partial in
-// thread 0; the last block to arrive (an atomic ticket after a fence) adds the partials in block
-// order, hands the sum to store() in thread 0 and resets the ticket counter for the next launch.
-template <int THREADS, class Acc, class Store>
-__device__ void finish_in_last_block(Acc partial, Acc* partials, unsigned* counter, Store store) {
+// The deterministic one-launch reduction's last step, for K sums at once: every block calls this
+// with its K partials in thread 0 (partial k goes to partials[k * gridDim.x + block]); the last block
+// to arrive (an atomic ticket after a fence) adds each sum's partials in block order, hands them to
+// store(k, sum) in thread 0 and resets the ticket counter for the next launch.
+template <int THREADS, int K, class Acc, class Store>
+__device__ void finish_in_last_block(const Acc (&partial)[K], Acc* partials, unsigned* counter, Store store) {
   __shared__ bool last;
   if (threadIdx.x == 0) {
-    partials[blockIdx.x] = partial;
+    for (int k = 0; k < K; ++k) partials[int64_t(k) * gridDim.x + blockIdx.x] = partial[k];
     __threadfence();
     last = atomicAdd(counter, 1u) == gridDim.x - 1;
   }
   __syncthreads();
   if (!last) return;
   __threadfence();
-  Acc sum = 0;
   const volatile Acc* p = partials;
-  for (int64_t k = threadIdx.x; k < int64_t(gridDim.x); k += THREADS) sum += p[k];
-  sum = block_sum<THREADS>(sum);
-  if (threadIdx.x == 0) {
-    store(sum);
-    *counter = 0u;
+  for (int k = 0; k < K; ++k) {
+    Acc sum = 0;
+    for (int64_t b = threadIdx.x; b < int64_t(gridDim.x); b += THREADS) sum += p[int64_t(k) * gridDim.x + b];
+    sum = block_sum<THREADS>(sum);
+    if (threadIdx.x == 0) store(k, sum);
   }
+  if (threadIdx.x == 0) *counter = 0u;
+}
+
+// The same for one sum.
+template <int THREADS, class Acc, class Store>
+__device__ void finish_in_last_block(Acc partial, Acc* partials, unsigned* counter, Store store) {
+  const Acc one[1] = {partial};
+  finish_in_last_block<THREADS, 1>(one, partials, counter, [&](int, Acc sum) { store(sum); });
 }
 
 inline void check_launch(const char* what) {
