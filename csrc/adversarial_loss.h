@@ -24,6 +24,20 @@ inline double side_weight(const Side& s, int reduction) {
   return reduction == MEAN ? (s.n > 0 ? s.sign / double(s.n) : 0.0) : s.sign;
 }
 
+// One loss of a forward call, as CPU and CUDA loops take it: both sides (terms and signs), their
+// weights for `reduction` (W: double on the CPU, the compute type on CUDA) and their gradient
+// outputs (none for NONE, which writes terms instead).
+template <class W> struct LossPass {
+  Side sides[2];
+  W weights[2];
+  uintptr_t grads[2];
+
+  LossPass(const Side& s0, const Side& s1, int reduction, uintptr_t grad0, uintptr_t grad1)
+      : sides{s0, s1},
+        weights{W(side_weight(s0, reduction)), W(side_weight(s1, reduction))},
+        grads{reduction == NONE ? 0 : grad0, reduction == NONE ? 0 : grad1} {}
+};
+
 // Forward. NONE: out0 / out1 get the elementwise terms in each side's dtype.
 // MEAN / SUM: `out` gets the scalar loss in `out_dtype`; when grad0 / grad1 are not null the same
 // pass writes the loss's gradient for an upstream of one, weight_k * term_k'(x_k[i] - shift_k), in

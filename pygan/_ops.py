@@ -62,53 +62,36 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
     loss on the same logits in the same pass; a side without g_grad is out of it (its sign is 0)."""
     device = x0.device
     name = _backend.resolve(backend, device)
-    if minimax and name in ("cpu", "cuda"):
-        (gterm0, gterm1), (gsign0, gsign1), g_out, g_grad0, g_grad1 = minimax
-        c, _ = _backend._load_c()
-        sides = (_c_side(x0, term0, sign0, shift0), _c_side(x1, term1, sign1, shift1),
-                 _c_side(x0, gterm0, gsign0, shift0), _c_side(x1, gterm1, gsign1, shift1))
-        args = (*sides, alpha, out.data_ptr(), g_out.data_ptr(), DTYPE_CODES[out.dtype], _ptr(grad0),
-                _ptr(grad1), _ptr(g_grad0), _ptr(g_grad1))
-        if name == "cpu":
-            c.minimax_forward_cpu(*args)
-            return
-        tiles = c.loss_forward_tiles(x0.numel(), x1.numel())
-        partials = torch.empty(2 * max(tiles, 1), dtype=compute_dtype(x0.dtype, x1.dtype), device=device)
-        with torch.cuda.device(device):
-            c.minimax_forward_cuda(*args, partials.data_ptr(), _counter(device).data_ptr(),
-                                   torch.cuda.current_stream(device).cuda_stream)
-        return
-    if name == "cpu":
-        c, _ = _backend._load_c()
-        c.loss_forward_cpu(_c_side(x0, term0, sign0, shift0), _c_side(x1, term1, sign1, shift1),
-                           alpha, reduction, out0.data_ptr(), out1.data_ptr(),
-                           out.data_ptr() if out is not None else 0,
-                           DTYPE_CODES[out.dtype] if out is not None else 0,
-                           _ptr(grad0), _ptr(grad1))
-        return
     acc = compute_dtype(x0.dtype, x1.dtype)
-    if name == "cuda":
-        c, _ = _backend._load_c()
-        tiles = c.loss_forward_tiles(x0.numel(), x1.numel())
-        partials = torch.empty(max(tiles, 1), dtype=acc, device=device)
-        with torch.cuda.device(device):
-            c.loss_forward_cuda(_c_side(x0, term0, sign0, shift0), _c_side(x1, term1, sign1, shift1),
-                                alpha, reduction, out0.data_ptr(), out1.data_ptr(),
-                                out.data_ptr() if out is not None else 0,
-                                DTYPE_CODES[out.dtype] if out is not None else 0,
-                                _ptr(grad0), _ptr(grad1), partials.data_ptr(),
-                                _counter(device).data_ptr(),
-                                torch.cuda.current_stream(device).cuda_stream)
+    passes = 2 if minimax else 1  # the one-launch reductions' partial sums: one set per loss
+    if minimax:
+        (gterm0, gterm1), (gsign0, gsign1), g_out, g_grad0, g_grad1 = minimax
+    if name in ("cpu", "cuda"):
+        sides = (_c_side(x0, term0, sign0, shift0), _c_side(x1, term1, sign1, shift1))
+        if minimax:
+            kernel = "minimax_forward"
+            args = (*sides, _c_side(x0, gterm0, gsign0, shift0), _c_side(x1, gterm1, gsign1, shift1),
+                    alpha, out.data_ptr(), g_out.data_ptr(), DTYPE_CODES[out.dtype], _ptr(grad0),
+                    _ptr(grad1), _ptr(g_grad0), _ptr(g_grad1))
+        else:
+            kernel = "loss_forward"
+            args = (*sides, alpha, reduction, out0.data_ptr(), out1.data_ptr(), _ptr(out),
+                    DTYPE_CODES[out.dtype] if out is not None else 0, _ptr(grad0), _ptr(grad1))
+        if name == "cuda":
+            c, _ = _backend._load_c()
+            tiles = c.loss_forward_tiles(x0.numel(), x1.numel())
+            partials = torch.empty(max(tiles, 1) * passes, dtype=acc, device=device)
+            args += (partials.data_ptr(), _counter(device).data_ptr())
+        _backend.call_c(name, device, kernel, *args)
         return
     k, _ = _backend._load_triton()
     block = k.BLOCK
     tiles0, tiles1 = math.ceil(x0.numel() / block), math.ceil(x1.numel() / block)
     tiles = tiles0 + tiles1
-    partials = torch.empty(max(tiles, 1) * (2 if minimax else 1), dtype=acc, device=device)
+    partials = torch.empty(max(tiles, 1) * passes, dtype=acc, device=device)
     counter = _counter(device)
     dummy = partials  # stands in for absent pointers; never read
     if minimax:
-        (gterm0, gterm1), (gsign0, gsign1), g_out, g_grad0, g_grad1 = minimax
         minimax_args = (gsign0, g_grad0 if g_grad0 is not None else dummy, gsign1,
                         g_grad1 if g_grad1 is not None else dummy, g_out)
         minimax_flags = dict(TWO=True, GTERM0=gterm0, GTERM1=gterm1, G0=g_grad0 is not None,

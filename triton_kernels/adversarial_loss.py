@@ -29,13 +29,20 @@ def _tile_logits(x_ptr, n, shift_ptr, tile, HAS_SHIFT: tl.constexpr, ACC: tl.con
 
 
 @triton.jit
+def _side_weight(sign, n, MEAN: tl.constexpr, ACC: tl.constexpr):
+    """A side's weight: sign / n for a mean, sign for a sum (csrc/adversarial_loss.h side_weight)."""
+    w = tl.cast(sign, ACC)
+    if MEAN:
+        w = w / tl.cast(n, ACC)
+    return w
+
+
+@triton.jit
 def _side_loss(u, offs, mask, n, sign, out_ptr, grad_ptr, alpha, TERM: tl.constexpr,
                REDUCE: tl.constexpr, MEAN: tl.constexpr, GRAD: tl.constexpr, ACC: tl.constexpr,
                STEPS: tl.constexpr):
     v, d = term(u, tl.cast(alpha, ACC), TERM, STEPS)
-    w = tl.cast(sign, ACC)
-    if MEAN:
-        w = w / tl.cast(n, ACC)
+    w = _side_weight(sign, n, MEAN, ACC)
     if REDUCE:
         total = tl.sum(tl.where(mask, v, 0.0), axis=0) * w
         if GRAD:  # the loss's gradient for an upstream of one, from the same pass
@@ -94,9 +101,7 @@ def _backward_side(x_ptr, n, shift_ptr, sign, up_scalar, up_ptr, grad_ptr, alpha
                    MEAN: tl.constexpr, ACC: tl.constexpr, STEPS: tl.constexpr, BLOCK: tl.constexpr):
     offs, mask, u = _tile_logits(x_ptr, n, shift_ptr, tile, HAS_SHIFT, ACC, BLOCK)
     v, d = term(u, tl.cast(alpha, ACC), TERM, STEPS)
-    w = tl.cast(sign, ACC)
-    if MEAN:
-        w = w / tl.cast(n, ACC)
+    w = _side_weight(sign, n, MEAN, ACC)
     if REDUCE:
         g = up_scalar * w * d
     else:

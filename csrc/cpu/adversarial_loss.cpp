@@ -85,12 +85,7 @@ struct SideChunks {
   }
 };
 
-// One loss of a forward call: its sides (terms and signs), their weights and gradient outputs.
-struct Pass {
-  const Side* sides[2];
-  double weights[2];
-  uintptr_t grads[2];
-};
+using Pass = LossPass<double>;
 
 // Runs `n_passes` losses over both sides' chunks in one parallel region and returns each reduced
 // loss in totals[p]. A chunk's passes run back to back, so every pass after the first reads its
@@ -98,7 +93,7 @@ struct Pass {
 void forward_passes(const Pass* passes, int n_passes, double alpha, int reduction, uintptr_t out0,
                     uintptr_t out1, double* totals) {
   const ChunkKernels& k = *active_kernels().load();
-  const SideChunks chunks(*passes[0].sides[0], *passes[0].sides[1]);
+  const SideChunks chunks(passes[0].sides[0], passes[0].sides[1]);
   const uintptr_t outs[2] = {out0, out1};
   std::vector<double> partial(chunks.items() * n_passes, 0.0);
   parallel_items(chunks.items(), chunks.work() * n_passes, [&](int64_t c) {
@@ -106,9 +101,9 @@ void forward_passes(const Pass* passes, int n_passes, double alpha, int reductio
       for (int p = 0; p < n_passes; ++p) {
         const Pass& q = passes[p];
         // A side out of this loss (sign 0) whose gradient nobody wants: nothing to compute.
-        if (reduction != NONE && q.sides[j]->sign == 0.0 && !q.grads[j]) continue;
+        if (reduction != NONE && q.sides[j].sign == 0.0 && !q.grads[j]) continue;
         partial[c * n_passes + p] =
-            k.forward(*q.sides[j], alpha, reduction, outs[j], q.grads[j], q.weights[j], lo, hi);
+            k.forward(q.sides[j], alpha, reduction, outs[j], q.grads[j], q.weights[j], lo, hi);
       }
     });
   });
@@ -122,18 +117,12 @@ void forward_passes(const Pass* passes, int n_passes, double alpha, int reductio
   }
 }
 
-Pass make_pass(const Side& s0, const Side& s1, int reduction, uintptr_t grad0, uintptr_t grad1) {
-  return Pass{{&s0, &s1},
-              {side_weight(s0, reduction), side_weight(s1, reduction)},
-              {reduction == NONE ? 0 : grad0, reduction == NONE ? 0 : grad1}};
-}
-
 }  // namespace
 
 void loss_forward_cpu(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t out0,
                       uintptr_t out1, uintptr_t out, int out_dtype, uintptr_t grad0,
                       uintptr_t grad1) {
-  const Pass pass = make_pass(s0, s1, reduction, grad0, grad1);
+  const Pass pass(s0, s1, reduction, grad0, grad1);
   double total;
   forward_passes(&pass, 1, alpha, reduction, out0, out1, &total);
   if (reduction != NONE) store_as<double>(reinterpret_cast<void*>(out), 0, out_dtype, total);
@@ -153,7 +142,7 @@ void minimax_forward_cpu(const Side& d0, const Side& d1, const Side& g0, const S
                          uintptr_t d_out, uintptr_t g_out, int out_dtype, uintptr_t d_grad0,
                          uintptr_t d_grad1, uintptr_t g_grad0, uintptr_t g_grad1) {
   check_minimax_sides(d0, d1, g0, g1);
-  const Pass passes[2] = {make_pass(d0, d1, MEAN, d_grad0, d_grad1), make_pass(g0, g1, MEAN, g_grad0, g_grad1)};
+  const Pass passes[2] = {Pass(d0, d1, MEAN, d_grad0, d_grad1), Pass(g0, g1, MEAN, g_grad0, g_grad1)};
   double totals[2];
   forward_passes(passes, 2, alpha, MEAN, 0, 0, totals);
   store_as<double>(reinterpret_cast<void*>(d_out), 0, out_dtype, totals[0]);

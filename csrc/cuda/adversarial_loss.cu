@@ -34,12 +34,7 @@ template <class Acc> __device__ Acc shift_of(const Side& s) {
                  : Acc(0);
 }
 
-// One loss of a forward launch: its sides (terms and signs), weights and gradient outputs.
-template <class Acc> struct Pass {
-  Side sides[2];
-  Acc weights[2];
-  uintptr_t grads[2];
-};
+template <class Acc> using Pass = LossPass<Acc>;
 
 // PASSES losses of the same logits (1, or 2 for minimax): each thread loads its ITEMS logits once and
 // evaluates every pass's term on them; pass p's partial sums go to partials[p * gridDim.x + tile].
@@ -118,13 +113,6 @@ int64_t loss_forward_tiles(int64_t n0, int64_t n1) { return tiles_of(n0) + tiles
 
 namespace {
 
-template <class Acc> Pass<Acc> make_pass(const Side& s0, const Side& s1, int reduction, uintptr_t grad0,
-                                         uintptr_t grad1) {
-  return Pass<Acc>{{s0, s1},
-                   {Acc(side_weight(s0, reduction)), Acc(side_weight(s1, reduction))},
-                   {reduction == NONE ? 0 : grad0, reduction == NONE ? 0 : grad1}};
-}
-
 // Launches PASSES losses: (d0, d1) always, (g0, g1) as the second when PASSES is 2.
 template <int PASSES>
 void launch_forward(const Side& d0, const Side& d1, const Side& g0, const Side& g1, double alpha,
@@ -137,7 +125,7 @@ void launch_forward(const Side& d0, const Side& d1, const Side& g0, const Side& 
   auto go = [&](auto zero) {
     using Acc = decltype(zero);
     forward_kernel<Acc, PASSES><<<unsigned(tiles), THREADS, 0, st>>>(
-        make_pass<Acc>(d0, d1, reduction, d_grad0, d_grad1), make_pass<Acc>(g0, g1, reduction, g_grad0, g_grad1),
+        Pass<Acc>(d0, d1, reduction, d_grad0, d_grad1), Pass<Acc>(g0, g1, reduction, g_grad0, g_grad1),
         Acc(alpha), reduction, tiles0, out0, out1, out_a, out_b, out_dtype, reinterpret_cast<Acc*>(partials),
         reinterpret_cast<unsigned*>(counter));
   };
