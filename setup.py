@@ -1,5 +1,9 @@
 """Builds pygan._C with CMake (see CMakeLists.txt); metadata lives in pyproject.toml.
 
+The CMake build folder is build/<extension>-<python tag>/ in the source tree and outlives the
+install, so a repeated ``pip install -e .`` (or ``cmake --build`` in that folder, which
+scripts/setup.sh runs when nothing but sources changed) recompiles only what changed.
+
 Environment:
   PYGAN_CUDA=0            skip the CUDA kernels even when nvcc is found
   PYGAN_CUDA_ARCHS=90     CUDA architectures (CMake syntax), default "80-real;90-real;90-virtual"
@@ -31,21 +35,29 @@ class CMakeBuild(build_ext):
         if cmake is None:
             raise RuntimeError("pygan needs CMake >= 3.18 to build its kernels: install cmake")
         out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
-        build_dir = Path(self.build_temp).resolve() / ext.name
+        # Not build_temp: pip's editable builds put that in a fresh temporary folder every time.
+        build_dir = ROOT / "build" / f"{ext.name}-{sys.implementation.cache_tag}"
         build_dir.mkdir(parents=True, exist_ok=True)
+        # CMake writes the module into the build folder (a stable path, so that scripts/setup.sh can
+        # rebuild it with `cmake --build` alone) and it is copied to where setuptools wants it.
+        lib_dir = build_dir / "lib"
         args = [
-            f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={out_dir}",
+            f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={lib_dir}",
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
             "-DCMAKE_BUILD_TYPE=Release",
         ]
-        if os.environ.get("PYGAN_CUDA", "1").lower() in ("0", "off", "false", "no"):
-            args.append("-DPYGAN_CUDA=OFF")
-        if "PYGAN_CUDA_ARCHS" in os.environ:
-            args.append(f"-DCMAKE_CUDA_ARCHITECTURES={os.environ['PYGAN_CUDA_ARCHS']}")
+        # Every setting is passed on each configure: the build folder's CMake cache would otherwise
+        # keep the values of an earlier build.
+        cuda = os.environ.get("PYGAN_CUDA", "1").lower() not in ("0", "off", "false", "no")
+        args.append(f"-DPYGAN_CUDA={'ON' if cuda else 'OFF'}")
+        archs = os.environ.get("PYGAN_CUDA_ARCHS", "80-real;90-real;90-virtual")
+        args.append(f"-DCMAKE_CUDA_ARCHITECTURES={archs}")
         jobs = os.environ.get("PYGAN_BUILD_JOBS", str(os.cpu_count() or 1))
         subprocess.run([cmake, str(ROOT), *args], cwd=build_dir, check=True)
         subprocess.run([cmake, "--build", ".", "--parallel", jobs], cwd=build_dir, check=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(lib_dir / Path(self.get_ext_filename(ext.name)).name, out_dir)
 
 
 setup(

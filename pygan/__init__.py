@@ -13,7 +13,7 @@ from . import data, divergences, losses, metrics, models, penalties
 from ._backend import available as available_backends
 from .bigan import BiGAN
 from .ema import EMA
-from .gan import GAN, Normal, Uniform
+from .gan import GAN, Normal, TrainingDiverged, Uniform
 from .penalties import GradientPenalty, clip_weights_, gradient_penalty
 from .losses import (
     LOSS_NAMES,
@@ -31,7 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BiGAN", "EMA", "GAN", "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss",
-    "GradientPenalty", "Normal", "Uniform", "available_backends", "clip_weights_", "data",
+    "GradientPenalty", "Normal", "TrainingDiverged", "Uniform", "available_backends", "clip_weights_", "data",
     "discriminator_loss", "divergence_estimate", "divergences", "generator_loss", "gradient_penalty",
     "joint_generator_loss", "losses", "metrics", "minimax_losses", "models", "penalties",
 ]

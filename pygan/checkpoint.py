@@ -1,22 +1,38 @@
-"""Checkpoint files: written atomically, with every random-number state needed to resume exactly.
+"""Checkpoint files: written atomically, read safely, with every random-number state needed to
+resume exactly.
 
 :func:`atomic_save` writes to a temporary file in the target's directory, flushes it to disk and
 renames it over the target, so a crash mid-write leaves the previous checkpoint intact (a rename
 within one file system is atomic).
+
+:func:`load` reads with ``torch.load(weights_only=True)``: tensors, numbers, strings and containers
+only, never code. What a checkpoint cannot say as plain data -- a network that is not one of
+:mod:`pygan.models`, a custom prior or optimizer class -- it keeps as a pickled blob (bytes) beside
+the plain data; :func:`unpack` opens such a blob only when the caller says the file is trusted.
+pygan's own networks are stored as their class name and constructor arguments
+(:func:`module_spec`) and rebuilt by :func:`build_module` without unpickling anything.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
+from torch import nn
 
-__all__ = ["atomic_save", "load", "rng_state", "set_rng_state"]
+__all__ = ["NotACheckpoint", "atomic_save", "build_module", "load", "module_spec", "pack", "rng_state",
+           "set_rng_state", "unpack"]
+
+
+class NotACheckpoint(ValueError):
+    """The file is damaged, or is not a checkpoint that this pygan writes."""
 
 
 def atomic_save(obj: Any, path: Union[str, os.PathLike]) -> Path:
@@ -45,26 +61,105 @@ def atomic_save(obj: Any, path: Union[str, os.PathLike]) -> Path:
     return path
 
 
-def load(path: Union[str, os.PathLike], map_location=None) -> dict:
-    """Reads a checkpoint written by :func:`atomic_save`. Checkpoints hold pickled modules and
-    optimizer classes, so load only files you trust."""
+def load(path: Union[str, os.PathLike], map_location=None, *, format: Optional[int] = None) -> dict:
+    """Reads a checkpoint of :func:`atomic_save` as plain data (``weights_only=True``: nothing in the
+    file can run code). A missing file is a FileNotFoundError; a damaged or foreign file, or one of
+    another ``format``, a :class:`NotACheckpoint` error naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NotACheckpoint(f"{path} is not a pygan checkpoint, or is damaged ({first})") from None
+    if not isinstance(state, dict) or "format" not in state:
+        raise NotACheckpoint(f"{path} is not a pygan checkpoint (it holds no pygan format tag)")
+    if format is not None and state["format"] != format:
+        raise NotACheckpoint(f"{path} is a pygan checkpoint of format {state['format']!r}; this pygan reads "
+                             f"format {format}")
+    return state
 
+
+# ---------------------------------------------------------------------------------------------
+# Objects that are not plain data
+# ---------------------------------------------------------------------------------------------
+
+def pack(obj: Any) -> dict:
+    """A pickled blob of ``obj`` (bytes, which safe loading reads as data), with its type and repr
+    for messages."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return {"pickle": buf.getvalue(), "type": f"{type(obj).__module__}.{type(obj).__qualname__}",
+            "repr": " ".join(repr(obj).split())[:200]}
+
+
+def unpack(entry: dict, what: str, path: Union[str, os.PathLike], trusted: bool, map_location=None) -> Any:
+    """The object of a :func:`pack` blob; unpickled only when ``trusted`` (unpickling runs code
+    that the file names)."""
+    if not trusted:
+        raise ValueError(
+            f"{path}: the checkpoint's {what} is a {entry['type']} ({entry['repr']}), which only pickle can "
+            f"store, and unpickling runs code from the file. Pass {what}= yourself, or trusted=True for a "
+            "file you trust")
+    return torch.load(io.BytesIO(entry["pickle"]), map_location=map_location, weights_only=False)
+
+
+def module_spec(module: nn.Module) -> dict:
+    """How to rebuild ``module``: a :mod:`pygan.models` network as its class name, constructor
+    arguments, dtype and device (plain data); any other module as a :func:`pack` blob."""
+    from . import models
+
+    kwargs = getattr(module, "init_kwargs", None)
+    name = type(module).__name__
+    dtypes = {t.dtype for t in module.state_dict().values() if t.is_floating_point()}
+    devices = {t.device for t in module.state_dict().values()}
+    if kwargs is not None and models.REBUILDABLE.get(name) is type(module) and len(dtypes) <= 1 and len(devices) <= 1:
+        return {"model": name, "kwargs": dict(kwargs),
+                "dtype": str(dtypes.pop()).removeprefix("torch.") if dtypes else None,
+                "device": str(devices.pop()) if devices else "cpu"}
+    return pack(module)
+
+
+def build_module(spec: dict, what: str, path: Union[str, os.PathLike], trusted: bool, map_location=None) -> nn.Module:
+    """The module of a :func:`module_spec` (its weights come from the checkpoint's state)."""
+    from . import models
+
+    if "pickle" in spec:
+        return unpack(spec, what, path, trusted, map_location)
+    cls = models.REBUILDABLE.get(spec["model"])
+    if cls is None:
+        raise NotACheckpoint(f"{path}: the checkpoint's {what} is a {spec['model']!r}, which this pygan does not "
+                             "have; pass it yourself")
+    module = cls(**spec["kwargs"])
+    if spec["dtype"] is not None:
+        module = module.to(getattr(torch, spec["dtype"]))
+    device = torch.device(spec["device"])
+    if map_location is not None:
+        device = torch.device(map_location) if not callable(map_location) and not isinstance(map_location, dict) else device
+    return module.to(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Random states
+# ---------------------------------------------------------------------------------------------
 
 def rng_state() -> dict:
-    """The global random states: torch's CPU and CUDA generators, Python's and NumPy's."""
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    """The global random states: torch's CPU and CUDA generators, Python's and NumPy's, as plain
+    data."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].cpu())
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

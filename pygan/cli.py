@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,8 +44,8 @@ _TOY = dict(model="mlp", width=128, loss="gan", penalty="r1", penalty_weight=0.1
 DEFAULTS: dict[str, dict] = {
     "ring": _TOY,
     "grid": {**_TOY, "steps": 10000, "ema": 0.999},
-    "swissroll": _TOY,
-    "mixture1d": _TOY,
+    "swiss_roll": _TOY,
+    "mixture_1d": _TOY,
     "digits": dict(model="mlp", width=256, loss="gan", penalty="r1", penalty_weight=1.0, batch_size=128,
                    steps=3000, lr=5e-4, ema=0.995),
 }
@@ -54,40 +56,91 @@ BIGAN_DEFAULTS: dict[tuple[str, str], dict] = {
 }
 MODELS = ("mlp", "dcgan", "bigan", "bigan-dcgan")
 SAMPLES_SHOWN = 2000
+# Options that define a run: on --resume they come from the checkpoint, and a different value is an
+# error (--steps, the logging options, --device and --quiet may change).
+RUN_OPTIONS = ("model", "width", "latent_dim", "loss", "alpha", "penalty", "penalty_weight", "lazy", "clip",
+               "batch_size", "n_critic", "lr", "betas", "saturating", "fused", "capture", "amp", "ema",
+               "backend", "seed")
+
+
+def _number(kind: type, low: float, *, low_open: bool = False, high: float = math.inf, high_open: bool = True):
+    """An argparse type: a finite ``kind`` in the interval, else argparse's usage error naming it."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or value < low or (low_open and value == low) or value > high \
+                or (high_open and value == high):
+            lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+            raise argparse.ArgumentTypeError(f"{text} is outside {lo}{low:g}, {high:g}{hi}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE_INT, COUNT = _number(int, 1), _number(int, 0)
+POSITIVE, NON_NEGATIVE, FINITE = _number(float, 0, low_open=True), _number(float, 0), _number(float, -math.inf)
+
+
+def _defaults_table() -> str:
+    rows = ["defaults per data set (an option given on the command line wins):"]
+    for name, d in DEFAULTS.items():
+        rows.append(f"  {name:11s} " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in d.items()))
+    return "\n".join(rows)
+
+
+TRAIN_EXAMPLES = """examples:
+  python -m pygan train --data ring --out runs/ring
+  python -m pygan train --data grid --out runs/grid --steps 20000 --lr 5e-4
+  python -m pygan train --data ring --loss wasserstein --penalty wgan-gp --n-critic 5 --out runs/wgan
+  python -m pygan train --data ring --out runs/ring --steps 6000 --resume
+  python -m pygan train --model bigan --data digits --out runs/bigan
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="python -m pygan", description="pygan: adversarial training")
+    p.add_argument("--version", action="version", version=f"pygan {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a GAN and write samples, plots, metrics and a checkpoint")
+    t = sub.add_parser("train", help="train a GAN and write samples, plots, metrics and a checkpoint",
+                       description="Train a GAN (or a BiGAN) on a built-in data set and write samples.png, "
+                                   "losses.png, metrics.json, log.jsonl and checkpoint.pt under --out.",
+                       epilog=_defaults_table() + "\n\n" + TRAIN_EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--data", required=True, choices=sorted(pdata.DATASETS), help="the data set")
     t.add_argument("--out", required=True, type=Path, help="output directory")
     t.add_argument("--loss", choices=LOSS_NAMES, help="adversarial loss")
-    t.add_argument("--alpha", type=float, help="parameter of --loss alpha")
+    t.add_argument("--alpha", type=FINITE, help="parameter of --loss alpha (not 0 or 1)")
     t.add_argument("--penalty", choices=PENALTY_KINDS + ("none",), help="gradient penalty")
-    t.add_argument("--penalty-weight", type=float, help="its weight (lambda, or gamma for r1/r2)")
-    t.add_argument("--lazy", type=int, default=1, help="apply the penalty every LAZY D steps")
-    t.add_argument("--clip", type=float, help="clamp D's weights to [-CLIP, CLIP] (original WGAN)")
+    t.add_argument("--penalty-weight", type=NON_NEGATIVE, help="its weight (lambda, or gamma for r1/r2)")
+    t.add_argument("--lazy", type=POSITIVE_INT, help="apply the penalty every LAZY D steps (default 1)")
+    t.add_argument("--clip", type=POSITIVE, help="clamp D's weights to [-CLIP, CLIP] (original WGAN)")
     t.add_argument("--model", choices=MODELS, help="network family; bigan and bigan-dcgan train an encoder too")
-    t.add_argument("--latent-dim", type=int, help="dimension of the noise (and of BiGAN's codes)")
-    t.add_argument("--width", type=int, help="hidden width (mlp) or base channels (dcgan)")
-    t.add_argument("--steps", type=int, help="total training iterations")
-    t.add_argument("--batch-size", type=int, help="samples per D step")
-    t.add_argument("--n-critic", type=int, default=1, help="D steps per G step")
-    t.add_argument("--lr", type=float, help="Adam learning rate of both players")
-    t.add_argument("--betas", type=float, nargs=2, help="Adam betas (default 0.5 0.999; 0 0.9 for wasserstein)")
-    t.add_argument("--saturating", action="store_true", help="minimax (saturating) generator loss")
-    t.add_argument("--fused", action="store_true", help="fused simultaneous D/G step")
-    t.add_argument("--capture", action="store_true", help="CUDA-graph capture of the step (CUDA only)")
+    t.add_argument("--latent-dim", type=POSITIVE_INT, help="dimension of the noise (and of BiGAN's codes)")
+    t.add_argument("--width", type=POSITIVE_INT, help="hidden width (mlp) or base channels (dcgan)")
+    t.add_argument("--steps", type=COUNT, help="total training iterations")
+    t.add_argument("--batch-size", type=POSITIVE_INT, help="samples per D step")
+    t.add_argument("--n-critic", type=POSITIVE_INT, help="D steps per G step (default 1)")
+    t.add_argument("--lr", type=POSITIVE, help="Adam learning rate of both players")
+    t.add_argument("--betas", type=_number(float, 0, high=1), nargs=2,
+                   help="Adam betas (default 0.5 0.999; 0 0.9 for wasserstein)")
+    t.add_argument("--saturating", action="store_true", default=None, help="minimax (saturating) generator loss")
+    t.add_argument("--fused", action="store_true", default=None, help="fused simultaneous D/G step")
+    t.add_argument("--capture", action="store_true", default=None, help="CUDA-graph capture of the step (CUDA only)")
     t.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision")
-    t.add_argument("--ema", type=float, help="EMA decay of G's weights (0 for none)")
-    t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    t.add_argument("--backend", default="auto", choices=("auto", "cpu", "cuda", "triton"))
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--log-every", type=int, default=100)
-    t.add_argument("--sample-every", type=int, default=0, help="also draw samples-STEP.png every N steps")
-    t.add_argument("--checkpoint-every", type=int, default=1000)
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--ema", type=_number(float, 0, high=1), help="EMA decay of G's weights in [0, 1) (0 for none)")
+    t.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when a GPU is visible)")
+    t.add_argument("--backend", choices=("auto", "cpu", "cuda", "triton"),
+                   help="kernel backend for losses, penalties, EMA and D's fused layers (default auto)")
+    t.add_argument("--seed", type=COUNT, help="seed of the weights, noise and batches (default 0)")
+    t.add_argument("--log-every", type=POSITIVE_INT, default=100, help="steps per line of log.jsonl")
+    t.add_argument("--sample-every", type=COUNT, default=0, help="also draw samples-STEP.png every N steps")
+    t.add_argument("--checkpoint-every", type=POSITIVE_INT, default=1000, help="steps between checkpoints")
+    t.add_argument("--resume", action="store_true", help="continue the run in OUT from its checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="start a new run in an OUT that holds one")
     t.add_argument("--quiet", action="store_true", help="no progress line")
 
     e = sub.add_parser("eval", help="two-sample statistics of a run's samples against its data, or of two sample files")
@@ -96,14 +149,36 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--x", type=Path, help="first sample file (.pt, .npy, .csv, .txt); needs --y")
     e.add_argument("--y", type=Path, help="second sample file")
     e.add_argument("--data", choices=sorted(pdata.DATASETS), help="the run's data set (default: from its metrics.json)")
-    e.add_argument("--samples", type=int, default=5000, help="samples drawn from the generator and from the data")
-    e.add_argument("--permutations", type=int, default=200, help="permutations for the p-values")
+    e.add_argument("--samples", type=POSITIVE_INT, default=5000, help="samples drawn from the generator and from the data")
+    e.add_argument("--permutations", type=POSITIVE_INT, default=200, help="permutations for the p-values")
     e.add_argument("--fdiv", default="js", help="comma-separated divergences to estimate with a critic ('' for none)")
     e.add_argument("--out", type=Path, help="output JSON (default: RUN/eval.json, or standard output)")
-    e.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    e.add_argument("--backend", default="auto", choices=("auto", "cpu", "cuda", "triton"))
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when a GPU is visible)")
+    e.add_argument("--backend", default="auto", choices=("auto", "cpu", "cuda", "triton"), help="kernel backend")
+    e.add_argument("--seed", type=COUNT, default=0, help="seed of the samples and permutations")
     return p
+
+
+def _device(name: Optional[str]) -> torch.device:
+    """--device as a device this machine has."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r} is not a device name (cpu, cuda, cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name}: no CUDA GPU is visible to torch here; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s)")
+    elif device.type != "cpu":
+        raise UsageError(f"--device {name}: pygan trains on cpu or cuda")
+    return device
+
+
+class UsageError(ValueError):
+    """A command-line mistake: printed as one line, never a traceback."""
 
 
 def _is_bigan(model: str) -> bool:
@@ -124,8 +199,29 @@ def _settings(args: argparse.Namespace) -> dict:
     if args.penalty is not None and args.penalty_weight is None and args.penalty != DEFAULTS[args.data]["penalty"]:
         s["penalty_weight"] = None  # the new kind's own default weight
     wasserstein = s["loss"] == "wasserstein" or s["penalty"] in ("wgan-gp", "one-sided")
-    s["betas"] = tuple(args.betas) if args.betas else ((0.0, 0.9) if wasserstein else (0.5, 0.999))
+    s["betas"] = list(args.betas) if args.betas else ([0.0, 0.9] if wasserstein else [0.5, 0.999])
+    for key, default in (("alpha", None), ("lazy", 1), ("clip", None), ("n_critic", 1), ("saturating", False),
+                         ("fused", False), ("capture", False), ("amp", None), ("backend", "auto"), ("seed", 0)):
+        value = getattr(args, key)
+        s[key] = default if value is None else value
     return s
+
+
+def _conflicts(args: argparse.Namespace, run: dict) -> list[str]:
+    """The options given on the command line that differ from the resumed run's."""
+    s = _settings(args)
+    out = []
+    for key in RUN_OPTIONS:
+        given = getattr(args, key, None)
+        if given is None or key not in run:
+            continue
+        ours = s[key]
+        if isinstance(ours, (list, tuple)):
+            ours = list(ours)
+        if ours != run[key]:
+            out.append(f"--{key.replace('_', '-')} {given if not isinstance(given, list) else ' '.join(map(str, given))}"
+                       f" (the run has {run[key]})")
+    return out
 
 
 def _draw(gan: GAN, sampler: pdata.Sampler, path: Path, title: str) -> None:
@@ -159,28 +255,49 @@ def _draw_reconstructions(gan: BiGAN, sampler: pdata.Sampler, path: Path, title:
 
 
 def train(args: argparse.Namespace) -> dict:
-    s = _settings(args)
-    device = torch.device(args.device)
+    device = _device(args.device)
     ckpt = args.out / "checkpoint.pt"
-    params = {"alpha": args.alpha} if args.alpha is not None else {}
-    gan = GAN.load(ckpt, map_location=device) if args.resume and ckpt.exists() else None
-    sampler, held_out = _data(args.data, isinstance(gan, BiGAN) if gan else _is_bigan(s["model"]), device)
+    held = [name for name in ("checkpoint.pt", "log.jsonl") if (args.out / name).exists()]
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
+    if held and not (args.resume or args.overwrite):
+        raise UsageError(f"{args.out} already holds a run ({', '.join(held)}): pass --resume to continue it, "
+                         "or --overwrite to start a new run there")
+    gan = GAN.load(ckpt, map_location=device, resume=True) if args.resume and ckpt.exists() else None
     if gan is not None:
+        run = gan.extra.get("cli")
+        if run is None:  # a checkpoint written through the Python API: its options are its own
+            s = _settings(args)
+        else:
+            if run["data"] != args.data:
+                raise UsageError(f"--data {args.data}: the run in {args.out} trains on {run['data']}")
+            bad = _conflicts(args, run["settings"])
+            if bad:
+                raise UsageError("--resume continues the run with its own settings, and these options differ: "
+                                 + "; ".join(bad) + ". Leave them out, or start a new run with --overwrite")
+            s = dict(run["settings"], steps=args.steps if args.steps is not None else run["settings"]["steps"])
         print(f"resuming from {ckpt} at step {gan.steps}", file=sys.stderr)
     else:
-        torch.manual_seed(args.seed)
+        if args.resume:
+            print(f"no checkpoint in {args.out}: starting a new run", file=sys.stderr)
+        s = _settings(args)
+        for name in held:  # --overwrite: nothing of the old run may mix with the new one
+            (args.out / name).unlink()
+    sampler, held_out = _data(args.data, isinstance(gan, BiGAN) if gan else _is_bigan(s["model"]), device)
+    if gan is None:
+        torch.manual_seed(s["seed"])
         penalty = None
         if s["penalty"] not in (None, "none"):
             kw = {} if s["penalty_weight"] is None else {"weight": s["penalty_weight"]}
-            penalty = GradientPenalty(s["penalty"], lazy=args.lazy, backend=args.backend, **kw)
-        opt = lambda ps: torch.optim.Adam(ps, lr=s["lr"], betas=s["betas"], capturable=args.capture)  # noqa: E731
-        gan = _build(s, args, sampler.shape, device, loss=s["loss"], penalty=penalty, n_critic=args.n_critic,
-                     g_optimizer=opt, d_optimizer=opt, fused=args.fused, capture=args.capture, amp=args.amp,
-                     ema=s["ema"] or None, saturating=args.saturating, clip=args.clip, seed=args.seed,
-                     backend=args.backend, **params)
+            penalty = GradientPenalty(s["penalty"], lazy=s["lazy"], backend=s["backend"], **kw)
+        opt = lambda ps: torch.optim.Adam(ps, lr=s["lr"], betas=tuple(s["betas"]), capturable=s["capture"])  # noqa: E731
+        params = {"alpha": s["alpha"]} if s["alpha"] is not None else {}
+        gan = _build(s, args, sampler.shape, device, loss=s["loss"], penalty=penalty, n_critic=s["n_critic"],
+                     g_optimizer=opt, d_optimizer=opt, fused=s["fused"], capture=s["capture"], amp=s["amp"],
+                     ema=s["ema"] or None, saturating=s["saturating"], clip=s["clip"], seed=s["seed"],
+                     backend=s["backend"], **params)
+    gan.extra["cli"] = {"data": args.data, "settings": s}  # what --resume continues with
     args.out.mkdir(parents=True, exist_ok=True)
-    if gan.steps == 0 and (args.out / "log.jsonl").exists():
-        (args.out / "log.jsonl").unlink()  # a fresh run starts a fresh log
     start = time.perf_counter()
     steps_before = gan.steps
     on_sample = None
@@ -191,15 +308,17 @@ def train(args: argparse.Namespace) -> dict:
             progress=not args.quiet, on_sample=on_sample)
     elapsed = time.perf_counter() - start
 
-    records = [json.loads(line) for line in (args.out / "log.jsonl").read_text().splitlines() if line.strip()]
+    log = args.out / "log.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
     title = f"{args.data}: {s['loss']}" + (f" + {s['penalty']}" if s["penalty"] not in (None, "none") else "") \
         + f", {gan.steps} steps"
     _draw(gan, sampler, args.out / "samples.png", title)
     if records:
         plots.save_losses(records, args.out / "losses.png")
-    result = {"data": args.data, "device": str(device), "steps": gan.steps,
+    trained = gan.steps - steps_before
+    result = {"data": args.data, "device": str(device), "steps": gan.steps, "steps_this_run": trained,
               "settings": {k: v for k, v in s.items() if k != "steps"},
-              "seconds": elapsed, "steps_per_s": (gan.steps - steps_before) / elapsed if elapsed > 0 else None,
+              "seconds": elapsed, "steps_per_s": trained / elapsed if elapsed > 0 and trained else None,
               "final": records[-1] if records else {}}
     if hasattr(sampler, "centers"):
         gen = torch.Generator(device=device).manual_seed(1)
@@ -210,10 +329,10 @@ def train(args: argparse.Namespace) -> dict:
         if held_out is not None:
             result["inference"] = evaluate_inference(gan, sampler.data, labels=sampler.labels,
                                                      test_x=held_out.data, test_labels=held_out.labels,
-                                                     seed=args.seed)
+                                                     seed=s["seed"])
         else:
             x = sampler.sample(5000, torch.Generator(device=device).manual_seed(2))
-            result["inference"] = evaluate_inference(gan, x, seed=args.seed)
+            result["inference"] = evaluate_inference(gan, x, seed=s["seed"])
     (args.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -236,7 +355,7 @@ def evaluate_command(args: argparse.Namespace) -> dict:
             if not info.exists():
                 raise SystemExit(f"pygan eval: {info} is missing; pass --data")
             name = json.loads(info.read_text())["data"]
-        device = torch.device(args.device)
+        device = _device(args.device)
         gan = GAN.load(ckpt, map_location=device)
         sampler = pdata.as_sampler(name, device)
         gen = torch.Generator(device=device).manual_seed(args.seed + 1)
@@ -256,26 +375,66 @@ def evaluate_command(args: argparse.Namespace) -> dict:
     return result
 
 
+def _eval_summary(result: dict) -> str:
+    """The report of ``eval`` in a few lines (the JSON file has everything)."""
+    lines = [f"{result['n_fake']} generated against {result['n_real']} real samples ({result['dims']} dims); "
+             "p-values near 0 say the two differ"]
+    for key, label in (("mean_difference", "mean test"), ("variance", "variance test")):
+        if key in result:
+            lines.append(f"  {label}: p = {result[key]['p_value']:.3f}")
+    mmd = result.get("mmd2_gaussian")
+    if mmd:
+        lines.append("  MMD^2 (gaussian): " + ", ".join(
+            f"{v:.2e} at bandwidth {b:.3g} (p = {p:.3f})" for v, b, p in zip(mmd["mmd2"], mmd["bandwidths"], mmd["p_value"])))
+    if "kid" in result:
+        lines.append(f"  KID: {result['kid']['kid']:.2e} +- {result['kid']['kid_std']:.1e}")
+    if "c2st" in result:
+        lines.append(f"  C2ST: held-out accuracy {result['c2st']['accuracy']:.3f} (p = {result['c2st']['p_value']:.3f}; "
+                     "0.5 means indistinguishable)")
+    for key, value in result.items():
+        if key.startswith("fdiv_"):
+            lines.append(f"  {value['divergence']} divergence, critic's lower bound: {value['estimate']:.4f}")
+    cov = result.get("mode_coverage")
+    if cov:
+        lines.append(f"  modes covered {cov['modes']}/{cov['n_modes']}, {100 * cov['high_quality']:.1f}% of samples "
+                     "within 3 std of a mode")
+    return "\n".join(lines)
+
+
+def _train_summary(result: dict, out: Path) -> str:
+    cov = result.get("mode_coverage")
+    resumed = result["steps_this_run"] != result["steps"]
+    summary = f"{result['steps']} steps" + (f" ({result['steps_this_run']} in this run)" if resumed else "")
+    summary += f" in {result['seconds']:.1f} s ({result['steps_per_s'] or 0:.1f} steps/s)"
+    if cov:
+        summary += (f"; modes covered {cov['modes']}/{cov['n_modes']}, "
+                    f"{100 * cov['high_quality']:.1f}% of samples within 3 std of a mode")
+    inference = result.get("inference")
+    if inference:
+        summary += (f"; latent recovery corr {inference['latent_recovery']['correlation']:.3f}, "
+                    f"reconstruction error {inference['reconstruction']['relative']:.3f} of the variance")
+        for name, probe in inference.get("features", {}).items():
+            summary += (f"; {name} features: linear {100 * probe['linear']:.1f}%, "
+                        f"1-NN {100 * probe['nearest_neighbor']:.1f}%")
+    files = [out / name for name in ("samples.png", "reconstructions.png", "losses.png", "metrics.json",
+                                     "log.jsonl", "checkpoint.pt")]
+    return summary + "\nwrote: " + ", ".join(str(f) for f in files if f.exists())
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "eval":
-        evaluate_command(args)
-        return 0
-    if args.command == "train":
-        result = train(args)
-        cov = result.get("mode_coverage")
-        summary = f"{result['steps']} steps in {result['seconds']:.1f} s ({result['steps_per_s'] or 0:.1f} steps/s)"
-        if cov:
-            summary += (f"; modes covered {cov['modes']}/{cov['n_modes']}, "
-                        f"{100 * cov['high_quality']:.1f}% of samples within 3 std of a mode")
-        inference = result.get("inference")
-        if inference:
-            summary += (f"; latent recovery corr {inference['latent_recovery']['correlation']:.3f}, "
-                        f"reconstruction error {inference['reconstruction']['relative']:.3f} of the variance")
-            for name, probe in inference.get("features", {}).items():
-                summary += (f"; {name} features: linear {100 * probe['linear']:.1f}%, "
-                            f"1-NN {100 * probe['nearest_neighbor']:.1f}%")
-        print(summary)
-        print(f"pictures: {args.out / 'samples.png'} and {args.out / 'losses.png'}; "
-              f"metrics: {args.out / 'metrics.json'}; checkpoint: {args.out / 'checkpoint.pt'}")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "eval":
+            result = evaluate_command(args)
+            print(_eval_summary(result))
+        elif args.command == "train":
+            print(_train_summary(train(args), args.out))
+    except (UsageError, ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+        # A mistake in the options or the files, or a run that diverged: one line that says what is
+        # wrong. PYGAN_DEBUG=1 shows the traceback.
+        if os.environ.get("PYGAN_DEBUG"):
+            raise
+        print(f"python -m pygan {args.command}: error: {e}", file=sys.stderr)
+        return 2
     return 0

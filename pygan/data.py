@@ -229,13 +229,14 @@ class LoaderSampler(Sampler):
 
 
 DATASETS: dict[str, Callable[..., Sampler]] = {
-    "ring": ring, "grid": grid, "swissroll": swiss_roll, "mixture1d": mixture_1d, "digits": digits,
+    "ring": ring, "grid": grid, "swiss_roll": swiss_roll, "mixture_1d": mixture_1d, "digits": digits,
 }
 
 
 def as_sampler(data: object, device: Union[str, torch.device] = "cpu") -> Sampler:
     """A sampler on ``device`` for ``data``: a name of :data:`DATASETS`, a :class:`Sampler`, a tensor
-    of samples (rows), or a DataLoader / iterable of batches."""
+    of samples (rows), a NumPy array or nested list of numbers (as float32 rows; a float64 array
+    stays float64), or a DataLoader / iterable of batches."""
     if isinstance(data, str):
         if data not in DATASETS:
             raise ValueError(f"unknown data set {data!r}; choose one of {sorted(DATASETS)}")
@@ -244,6 +245,17 @@ def as_sampler(data: object, device: Union[str, torch.device] = "cpu") -> Sample
         return data if data.device == torch.device(device) else data.to(device)
     if isinstance(data, Tensor):
         return TensorSampler(data, device)
+    if type(data).__module__ == "numpy" and hasattr(data, "dtype"):
+        if data.dtype.kind not in "fiu":
+            raise TypeError(f"data: a NumPy array of numbers is needed, got dtype {data.dtype}")
+        array = torch.from_numpy(data.copy())
+        return TensorSampler(array if array.is_floating_point() else array.float(), device)
+    if isinstance(data, (list, tuple)) and data and not isinstance(data[0], Tensor):
+        try:
+            rows = torch.tensor(data, dtype=torch.float32)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"data: a list must hold rows of numbers of one length ({e})") from None
+        return TensorSampler(rows, device)
     if hasattr(data, "__iter__"):
         return LoaderSampler(data, device)
     raise TypeError(f"data must be a data set name, a Sampler, a tensor or a DataLoader, got {type(data).__name__}")

@@ -39,7 +39,7 @@ def evaluate(fake: Tensor, real: Tensor, *, centers: Optional[Tensor] = None, st
     med = metrics.median_bandwidth(x, y, seed=seed)
     timed("mmd2_gaussian", lambda: metrics.mmd2(x.float(), y.float(), bandwidth=[0.5 * med, med, 2 * med],
                                                  permutations=permutations, seed=seed, backend=backend).as_dict())
-    timed("kid", lambda: metrics.kid(x.float(), y.float(), subsets=20, subset_size=1000, seed=seed,
+    timed("kid", lambda: metrics.kid(x.float(), y.float(), subsets=20, subset_size=min(1000, len(x), len(y)), seed=seed,
                                      backend=backend).as_dict())
     timed("c2st", lambda: {k: v for k, v in metrics.c2st(x, y, steps=c2st_steps, permutations=1000,
                                                          seed=seed).as_dict().items() if k != "train_loss"})

@@ -46,6 +46,7 @@ run through the unwrapped D (see :mod:`pygan.penalties`).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -64,14 +65,15 @@ from .data import Sampler, as_sampler
 from .ema import EMA
 from .losses import discriminator_loss, generator_loss, joint_generator_loss, minimax_losses
 from .penalties import KINDS as PENALTY_KINDS
+from .penalties import NEEDS_FAKE as PENALTY_NEEDS_FAKE
 from .penalties import GradientPenalty, _unwrap, clip_weights_
 
-__all__ = ["GAN", "Normal", "Uniform", "STAT_NAMES"]
+__all__ = ["GAN", "Normal", "Uniform", "STAT_NAMES", "TrainingDiverged"]
 
 STAT_NAMES = ("d_loss", "g_loss", "divergence", "penalty", "d_real", "d_fake")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 WARMUP_STEPS = 3  # eager steps before a CUDA graph is captured (cuDNN / cuBLAS choose their kernels)
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: plain data only (pygan.checkpoint), networks rebuilt from their arguments
 
 
 class Normal:
@@ -237,8 +239,24 @@ class GAN:
         rank = dist.get_rank() if self.distributed else 0
         self.rng.manual_seed(self.seed + 1_000_003 * rank)  # each rank its own noise
         self.steps = 0
+        self.extra: dict[str, Any] = {}  # plain data saved with every checkpoint (see save)
         self._graphs: dict[tuple, tuple] = {}
         self._batch_shape: Optional[tuple] = None
+
+    def __repr__(self) -> str:
+        options = [f"loss={self.loss!r}"] + [f"{k}={v!r}" for k, v in self.loss_params.items()]
+        if self.penalty is not None:
+            options.append(f"penalty={self.penalty.kind}(weight={self.penalty.weight:g}"
+                           + (f", lazy={self.penalty.lazy}" if self.penalty.lazy > 1 else "") + ")")
+        for name, default in (("n_critic", 1), ("fused", False), ("capture", False), ("amp", None),
+                              ("saturating", False), ("clip", None)):
+            if getattr(self, name) != default:
+                options.append(f"{name}={getattr(self, name)!r}")
+        if self.ema is not None:
+            options.append(f"ema={self.ema.decay:g}")
+        g, d = type(self.generator).__name__, type(self.discriminator).__name__
+        return (f"{type(self).__name__}({g}, {d}, {', '.join(options)}, prior={self.prior!r}, "
+                f"device={self.device}, steps={self.steps})")
 
     # -----------------------------------------------------------------------------------------
     # Properties and small pieces
@@ -320,15 +338,21 @@ class GAN:
         if self.penalty is None:
             return None
         with self._autocast():
-            return self.penalty(self.D, real, fake.detach(), scaler=self.d_scaler,
-                                generator=None if self._capturing else self.rng)
+            return self.penalty(self.D, real, fake.detach() if self.penalty.kind in PENALTY_NEEDS_FAKE else None,
+                                scaler=self.d_scaler, generator=None if self._capturing else self.rng)
 
     @staticmethod
     def _backward(loss: Tensor, scaler, inputs: list[Tensor]) -> None:
         (scaler.scale(loss) if scaler is not None else loss).backward(inputs=inputs)
 
-    @staticmethod
-    def _opt_step(opt: torch.optim.Optimizer, scaler) -> None:
+    _skip_nonfinite = False  # fit(nonfinite="skip") sets it for the run
+    skipped_steps = 0
+
+    def _opt_step(self, opt: torch.optim.Optimizer, scaler, loss: Tensor) -> None:
+        if self._skip_nonfinite and not bool(torch.isfinite(loss.detach()).all()):
+            opt.zero_grad(set_to_none=True)  # this player keeps its weights and moments
+            self.skipped_steps += 1
+            return
         if scaler is None:
             opt.step()
         else:
@@ -368,7 +392,7 @@ class GAN:
         total = d_loss if penalty is None else d_loss + penalty
         self.d_optimizer.zero_grad(set_to_none=True)
         self._backward(total, self.d_scaler, self._d_params)
-        self._opt_step(self.d_optimizer, self.d_scaler)
+        self._opt_step(self.d_optimizer, self.d_scaler, total)
         self._after_d_step()
         return self._d_stats(d_loss, penalty, v_r, v_f)
 
@@ -403,7 +427,7 @@ class GAN:
                                     backend=self.backend, **self.loss_params)
         self.g_optimizer.zero_grad(set_to_none=True)
         self._backward(g_loss, self.g_scaler, self._g_params)
-        self._opt_step(self.g_optimizer, self.g_scaler)
+        self._opt_step(self.g_optimizer, self.g_scaler, g_loss)
         self._after_g_step()
         return {"g_loss": g_loss.detach()}
 
@@ -437,8 +461,8 @@ class GAN:
             outputs.append(v_r)
             grads.append(up(ml.g_real_grad, v_r, sg))
         torch.autograd.backward(outputs, grads, inputs=self._g_params)
-        self._opt_step(self.d_optimizer, self.d_scaler)
-        self._opt_step(self.g_optimizer, self.g_scaler)
+        self._opt_step(self.d_optimizer, self.d_scaler, ml.d_loss if penalty is None else ml.d_loss + penalty)
+        self._opt_step(self.g_optimizer, self.g_scaler, ml.g_loss)
         self._after_d_step()
         self._after_g_step()
         stats = self._d_stats(ml.d_loss, penalty, v_r, v_f)
@@ -572,22 +596,42 @@ class GAN:
                 state[name] = getattr(self, name).state_dict()
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
+    def load_state_dict(self, state: dict[str, Any], *, restore_rng: bool = True) -> None:
+        """Restores a :meth:`state_dict`: all of it, or nothing (a state that does not fit this GAN
+        raises and leaves the GAN as it was). ``restore_rng`` also sets the process's global random
+        states (torch, CUDA, Python, NumPy) to the saved ones, as exact resumption needs; the GAN's
+        own noise generator is always restored."""
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            found = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"not a pygan GAN state of format {CHECKPOINT_FORMAT} (found {found!r})")
+        missing = [k for k in ("generator", "discriminator", "g_optimizer", "d_optimizer", "rng", "steps", "seed")
+                   if k not in state]
+        if missing:
+            raise ValueError(f"the GAN state lacks {', '.join(missing)}")
+        for name, module in (("penalty", self.penalty), ("ema", self.ema),
+                             ("d_scaler", self.d_scaler), ("g_scaler", self.g_scaler)):
+            if (name in state) != (module is not None):
+                raise ValueError(f"checkpoint {'has' if name in state else 'lacks'} {name} state, this GAN "
+                                 f"{'has none' if module is None else 'has one'}: build it with the same options")
+        backup = copy.deepcopy(self.state_dict())
+        try:
+            self._load_state(state, restore_rng)
+        except BaseException:
+            self._load_state(backup, restore_rng=False)
+            raise
+
+    def _load_state(self, state: dict[str, Any], restore_rng: bool) -> None:
         self._g_player.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.g_optimizer.load_state_dict(state["g_optimizer"])
         self.d_optimizer.load_state_dict(state["d_optimizer"])
         for name, module in (("penalty", self.penalty), ("ema", self.ema),
                              ("d_scaler", self.d_scaler), ("g_scaler", self.g_scaler)):
-            if (name in state) != (module is not None):
-                raise ValueError(f"checkpoint {'has' if name in state else 'lacks'} {name} state, this GAN "
-                                 f"{'has none' if module is None else 'has one'}: build it with the same options")
             if module is not None:
                 module.load_state_dict(state[name])
-        self.rng.set_state(state["rng"])
-        _ckpt.set_rng_state(state["global_rng"])
+        self.rng.set_state(state["rng"].cpu())
+        if restore_rng:
+            _ckpt.set_rng_state(state["global_rng"])
         self.steps, self.seed = int(state["steps"]), int(state["seed"])
         self._graphs.clear()
 
@@ -596,6 +640,7 @@ class GAN:
         return {"generator": self.generator, "discriminator": self.discriminator}
 
     def _config(self) -> dict[str, Any]:
+        """The constructor's options as plain data (what :meth:`load` rebuilds the GAN from)."""
         return {"class": type(self).__name__, "loss": self.loss, "loss_params": self.loss_params, "n_critic": self.n_critic,
                 "fused": self.fused, "capture": self.capture, "amp": self.amp, "saturating": self.saturating,
                 "clip": self.clip, "backend": self.backend,
@@ -603,49 +648,71 @@ class GAN:
                     "kind": self.penalty.kind, "weight": self.penalty.weight, "center": self.penalty.center,
                     "lazy": self.penalty.lazy, "spread": self.penalty.spread},
                 "ema": None if self.ema is None else {"decay": self.ema.decay, "rampup": self.ema.rampup},
-                "prior": self.prior if isinstance(self.prior, Normal) else None,
-                "optimizers": {n: (type(o), o.defaults) for n, o in
+                "prior": _prior_spec(self.prior),
+                "optimizers": {n: _optimizer_spec(o) for n, o in
                                (("g_optimizer", self.g_optimizer), ("d_optimizer", self.d_optimizer))}}
 
     def save(self, path: Union[str, os.PathLike], **extra: Any) -> Path:
         """Writes a checkpoint atomically (temporary file + rename); :meth:`load` resumes from it
-        exactly. ``extra`` items are stored beside (e.g. the data set's name)."""
+        exactly. ``extra`` items and those of the ``extra`` attribute (plain data: numbers, strings,
+        tensors, lists, dicts) are stored beside, e.g. the data set's name. pygan's own networks are stored as their constructor
+        arguments; other networks, a custom prior or optimizer class as pickled blobs that
+        :meth:`load` opens only for a trusted file."""
         state = self.state_dict()
         state["config"] = self._config()
-        state["modules"] = self._modules()
-        state["extra"] = extra
+        state["modules"] = {name: _ckpt.module_spec(m) for name, m in self._modules().items()}
+        state["extra"] = {**self.extra, **extra}
         return _ckpt.atomic_save(state, path)
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike], *, map_location=None, **overrides: Any) -> "GAN":
-        """A GAN rebuilt from a checkpoint of :meth:`save` -- models, optimizers, options and every
-        state -- that continues exactly where the saved one stopped. ``overrides`` replace
-        constructor arguments (``generator=``, ``discriminator=``, ``prior=``, ...). ``GAN.load`` of
-        a :class:`pygan.BiGAN` checkpoint returns a BiGAN."""
-        state = _ckpt.load(path, map_location)
-        cfg = state["config"]
-        saved = cfg.get("class", "GAN")
+    def load(cls, path: Union[str, os.PathLike], *, map_location=None, trusted: bool = False,
+             resume: bool = False, **overrides: Any) -> "GAN":
+        """A GAN rebuilt from a checkpoint of :meth:`save` -- networks, optimizers, options and every
+        training state -- that continues exactly where the saved one stopped. ``GAN.load`` of a
+        :class:`pygan.BiGAN` checkpoint returns a BiGAN.
+
+        The file is read as plain data (``torch.load(weights_only=True)``), so loading runs no code
+        from it. Parts that only pickle could store -- a network that is not one of
+        :mod:`pygan.models`, a custom prior, an optimizer class outside ``torch.optim`` -- must be
+        passed as ``overrides`` (``generator=``, ``discriminator=``, ``prior=``, ``g_optimizer=``,
+        ...; a passed network gets the checkpoint's weights), or unpickled with ``trusted=True``
+        for a file you trust. Any other constructor argument may be overridden too.
+
+        ``resume=True`` also restores the process's global random states (torch, CUDA, Python,
+        NumPy), for training that continues bit for bit; a plain load (to sample, to evaluate)
+        leaves them alone."""
+        state = _ckpt.load(path, map_location, format=CHECKPOINT_FORMAT)
+        try:
+            cfg, specs = state["config"], state["modules"]
+            saved = cfg.get("class", "GAN")
+        except (KeyError, AttributeError, TypeError) as e:
+            raise _ckpt.NotACheckpoint(f"{path} is not a pygan GAN checkpoint (no {e})") from None
         if saved != cls.__name__:
             classes = {c.__name__: c for c in _subclasses(GAN)}
             if cls is not GAN or saved not in classes:
                 raise ValueError(f"{path} holds a {saved} checkpoint; load it with {saved}.load")
             cls = classes[saved]
-        modules = {name: overrides.pop(name, m) for name, m in state["modules"].items()}
+        with torch.random.fork_rng(devices=[]):  # building the networks draws their (overwritten) initial weights
+            modules = {name: overrides.pop(name) if name in overrides else
+                       _ckpt.build_module(spec, name, path, trusted, map_location) for name, spec in specs.items()}
         pen = cfg["penalty"]
         kwargs = dict(loss=cfg["loss"], n_critic=cfg["n_critic"], fused=cfg["fused"], capture=cfg["capture"],
                       amp=cfg["amp"], saturating=cfg["saturating"], clip=cfg["clip"], backend=cfg["backend"],
                       penalty=None if pen is None else GradientPenalty(pen["kind"], weight=pen["weight"],
                                                                        center=pen["center"], lazy=pen["lazy"],
                                                                        spread=pen["spread"], backend=cfg["backend"]),
-                      ema=None if cfg["ema"] is None else cfg["ema"]["decay"], prior=cfg["prior"], seed=state["seed"], **cfg["loss_params"])
-        for name, (opt_cls, defaults) in cfg["optimizers"].items():
-            kwargs[name] = (lambda c, kw: (lambda ps: c(ps, **kw)))(opt_cls, defaults)
+                      ema=None if cfg["ema"] is None else cfg["ema"]["decay"], seed=state["seed"], **cfg["loss_params"])
+        if "prior" not in overrides:
+            kwargs["prior"] = _prior_from_spec(cfg["prior"], path, trusted)
+        for name, spec in cfg["optimizers"].items():
+            if name not in overrides:
+                kwargs[name] = _optimizer_from_spec(spec, name, path, trusted)
         kwargs.update(overrides)
         gan = cls(**modules, **kwargs)
         if gan.ema is not None and cfg["ema"] is not None and not isinstance(overrides.get("ema"), EMA):
             gan.ema.rampup = cfg["ema"]["rampup"]
-        gan.load_state_dict(state)
-        gan.extra = state.get("extra", {})
+        gan.load_state_dict(state, restore_rng=resume)
+        gan.extra = dict(state.get("extra", {}))
         return gan
 
     # -----------------------------------------------------------------------------------------
@@ -655,58 +722,175 @@ class GAN:
     def fit(self, data: Any, steps: int, *, batch_size: int = 64, out: Union[None, str, os.PathLike] = None,
             log_every: int = 100, sample_every: Optional[int] = None, checkpoint_every: Optional[int] = None,
             resume: bool = False, progress: bool = True,
-            on_sample: Optional[Callable[["GAN", int, Path], None]] = None) -> list[dict]:
+            on_sample: Optional[Callable[["GAN", int, Path], None]] = None,
+            nonfinite: str = "raise") -> list[dict]:
         """Trains until ``self.steps == steps``: a batch of ``batch_size * n_critic`` real samples per
-        step from ``data`` (anything :func:`pygan.data.as_sampler` takes; drawn with the GAN's own
-        generator, so the run resumes exactly).
+        step from ``data`` (anything :func:`pygan.data.as_sampler` takes, NumPy arrays and nested
+        lists of numbers included; drawn with the GAN's own generator, so the run resumes exactly).
 
-        With ``out``: appends a JSON line of mean statistics and steps/s every ``log_every`` steps to
+        With ``out``: writes a JSON line of mean statistics and steps/s every ``log_every`` steps to
         ``out/log.jsonl``, calls ``on_sample(gan, step, out)`` every ``sample_every`` steps (to draw
         pictures), and writes ``out/checkpoint.pt`` atomically every ``checkpoint_every`` steps and at
-        the end; ``resume=True`` first loads ``out/checkpoint.pt`` if it exists. Shows a progress line
-        on stderr. Returns the logged records."""
-        if not isinstance(steps, int) or steps < 0:
+        the end; ``resume=True`` first loads ``out/checkpoint.pt`` if it exists. The log keeps the
+        records of steps up to the GAN's step when training starts (none for a fresh GAN; after a
+        crash, those up to the checkpoint), so every step is logged once. Shows a progress line on
+        stderr. Returns the logged records.
+
+        **Divergence guard.** Every logged record and every checkpoint is checked: a non-finite
+        statistic or weight is never written to a checkpoint (the last good one stays).
+        ``nonfinite="raise"`` (default) then raises :class:`TrainingDiverged` naming the steps,
+        ``"stop"`` ends training there with a warning and returns the records, and ``"skip"``
+        checks every step's losses before the optimizers move (one host sync per step) and skips
+        the update of a player whose loss is not finite (``skipped_steps`` counts them).
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+        _positive_int("batch_size", batch_size)
+        _positive_int("log_every", log_every)
+        for name, every in (("sample_every", sample_every), ("checkpoint_every", checkpoint_every)):
+            if every is not None:
+                _positive_int(name, every)
+        if nonfinite not in NONFINITE:
+            raise ValueError(f"nonfinite must be one of {', '.join(map(repr, NONFINITE))}, got {nonfinite!r}")
+        if nonfinite == "skip" and self.capture:
+            raise ValueError("nonfinite='skip' checks each step on the host, which a captured CUDA graph cannot; "
+                             "use 'raise' or 'stop' with capture=True")
         sampler: Sampler = as_sampler(data, self.device)
         out_dir = Path(out) if out is not None else None
         ckpt = out_dir / "checkpoint.pt" if out_dir is not None else None
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
         if resume and ckpt is not None and ckpt.exists():
-            self.load_state_dict(_ckpt.load(ckpt, self.device))
-        log = open(out_dir / "log.jsonl", "a") if out_dir is not None else None
+            self.load_state_dict(_ckpt.load(ckpt, self.device, format=CHECKPOINT_FORMAT))
+        log = _open_log(out_dir / "log.jsonl", self.steps) if out_dir is not None and _is_main() \
+            and self.steps < steps else None
         bar = _Progress(steps, self.steps, enabled=progress and _is_main())
         history: list[dict] = []
         sums: dict[str, Tensor] = {}
-        count, t0, start = 0, time.perf_counter(), self.steps
+        count, ran, t0, start, checked = 0, 0, time.perf_counter(), self.steps, self.steps
+        self._skip_nonfinite = nonfinite == "skip"
+
+        def diverged(what: str) -> bool:
+            where = f"step {checked + 1}" if self.steps == checked + 1 else f"steps {checked + 1}-{self.steps}"
+            kept = f"; the last good checkpoint ({ckpt}) is kept" if ckpt is not None and ckpt.exists() else ""
+            msg = (f"training diverged: {what} at {where}{kept}. Lower the learning rate, add a gradient "
+                   "penalty, or fit(nonfinite='skip') to skip such updates")
+            if nonfinite == "stop":
+                print(f"pygan: {msg}; stopping", file=sys.stderr)
+                return True
+            raise TrainingDiverged(msg)
+
         try:
             while self.steps < steps:
                 stats = self.step(sampler.sample(batch_size * self.n_critic, self.rng))
-                for k, v in stats.items():
-                    sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
-                count += 1
-                done = self.steps
+                done, ran = self.steps, ran + 1
+                if not (self._skip_nonfinite and not all(bool(torch.isfinite(v).all()) for v in stats.values())):
+                    for k, v in stats.items():  # (a skipped step is left out of the means)
+                        sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
+                    count += 1
+                due_ckpt = ckpt is not None and _is_main() and (
+                    done == steps or (checkpoint_every and done % checkpoint_every == 0))
+                if done % log_every == 0 or done == steps or due_ckpt:
+                    # One host sync: the interval's means, which a non-finite step poisons.
+                    means = {k: float(v) / max(count, 1) for k, v in sums.items()}
+                    bad = [k for k, v in means.items() if not math.isfinite(v)]
+                    if bad and diverged(f"{', '.join(bad)} not finite"):
+                        break
+                    if due_ckpt and not _finite_weights(self):
+                        if diverged("the weights are not finite"):
+                            break
+                    checked = done
                 if done % log_every == 0 or done == steps:
                     elapsed = time.perf_counter() - t0
-                    record = {"step": done, **{k: float(v) / count for k, v in sums.items()},
-                              "steps_per_s": count / elapsed if elapsed > 0 else float("nan")}
+                    record = {"step": done, **means, "steps_per_s": ran / elapsed if elapsed > 0 else float("nan")}
+                    if self.skipped_steps:
+                        record["skipped_steps"] = self.skipped_steps
                     history.append(record)
-                    if log is not None and _is_main():
+                    if log is not None:
                         log.write(json.dumps(record) + "\n")
                         log.flush()
                     bar.update(done, record)
-                    sums, count, t0 = {}, 0, time.perf_counter()
+                    sums, count, ran, t0 = {}, 0, 0, time.perf_counter()
                 if on_sample is not None and sample_every and (done % sample_every == 0 or done == steps):
                     on_sample(self, done, out_dir)
-                if ckpt is not None and checkpoint_every and done % checkpoint_every == 0 and _is_main():
+                if due_ckpt and self.steps > start:
                     self.save(ckpt)
-            if ckpt is not None and _is_main() and self.steps > start:
-                self.save(ckpt)
         finally:
+            self._skip_nonfinite = False
             bar.close()
             if log is not None:
                 log.close()
         return history
+
+
+class TrainingDiverged(RuntimeError):
+    """Training produced a non-finite loss or weight (see :meth:`GAN.fit`'s ``nonfinite``)."""
+
+
+NONFINITE = ("raise", "stop", "skip")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _finite_weights(gan: GAN) -> bool:
+    """Whether every weight of both players (and of the EMA generator) is finite: one host sync."""
+    modules = [gan._g_player, gan.discriminator] + ([gan.ema.module] if gan.ema is not None else [])
+    tensors = [t.detach() for m in modules for t in m.parameters() if t.is_floating_point() and t.numel()]
+    if not tensors:
+        return True
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
+def _open_log(path: Path, steps: int):
+    """``path`` opened for appending, after dropping the records of steps after ``steps`` (a run that
+    resumes from an earlier checkpoint, or a fresh run, logs those steps again)."""
+    if path.exists():
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                if line.strip() and json.loads(line)["step"] <= steps:
+                    kept.append(line + "\n")
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a crash
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
+    return open(path, "a")
+
+
+def _prior_spec(prior: Callable) -> dict:
+    """A prior as plain data: pygan's own by kind and shape, any other callable pickled."""
+    if type(prior) in (Normal, Uniform):
+        return {"kind": type(prior).__name__, "shape": list(prior.shape)}
+    return _ckpt.pack(prior)
+
+
+def _prior_from_spec(spec: Optional[dict], path, trusted: bool) -> Optional[Callable]:
+    if spec is None:
+        return None
+    if "pickle" in spec:
+        return _ckpt.unpack(spec, "prior", path, trusted)
+    return {"Normal": Normal, "Uniform": Uniform}[spec["kind"]](*spec["shape"])
+
+
+def _optimizer_spec(opt: torch.optim.Optimizer) -> dict:
+    """An optimizer's class and defaults: a torch.optim class by name, any other class pickled."""
+    cls = type(opt)
+    if getattr(torch.optim, cls.__name__, None) is cls:
+        return {"torch.optim": cls.__name__, "defaults": dict(opt.defaults)}
+    return _ckpt.pack((cls, dict(opt.defaults)))
+
+
+def _optimizer_from_spec(spec: dict, name: str, path, trusted: bool) -> Callable:
+    if "pickle" in spec:
+        opt_cls, defaults = _ckpt.unpack(spec, name, path, trusted)
+    else:
+        opt_cls, defaults = getattr(torch.optim, spec["torch.optim"]), spec["defaults"]
+    return lambda params: opt_cls(params, **defaults)
 
 
 def _subclasses(cls: type) -> list[type]:

@@ -12,6 +12,8 @@ the samples (Gulrajani et al. 2017). Every generator has ``latent_dim``, from wh
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import Optional, Sequence
 
@@ -27,10 +29,35 @@ __all__ = [
 ]
 
 
+# Every reference network by class name: checkpoints store these as their constructor arguments
+# (``init_kwargs``) and rebuild them without unpickling (pygan.checkpoint.build_module).
+REBUILDABLE: dict[str, type] = {}
+
+
+def _rebuildable(cls: type) -> type:
+    """Records the arguments of ``cls(...)`` as ``init_kwargs`` (by the outermost constructor only,
+    so a subclass's arguments win over those it passes to its base) and registers the class."""
+    init = cls.__init__
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if type(self) is cls:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            self.init_kwargs = {k: v for k, v in list(bound.arguments.items())[1:]}
+
+    cls.__init__ = __init__
+    REBUILDABLE[cls.__name__] = cls
+    return cls
+
+
 def _numel(shape: Sequence[int]) -> int:
     return int(math.prod(shape))
 
 
+@_rebuildable
 class MLPGenerator(nn.Module):
     """z (latent_dim) -> ``hidden`` x ``depth`` ReLU layers -> a sample of ``out_shape``; ``tanh``
     bounds the output to [-1, 1] (images), otherwise it is linear (toy points)."""
@@ -53,6 +80,7 @@ class MLPGenerator(nn.Module):
         return self.net(z).view(z.shape[0], *self.out_shape)
 
 
+@_rebuildable
 class MLPDiscriminator(nn.Module):
     """A sample of ``in_shape`` (flattened) -> ``hidden`` x ``depth`` fused Linear + LeakyReLU(0.2)
     layers -> ``outputs`` (one logit)."""
@@ -77,6 +105,7 @@ class MLPDiscriminator(nn.Module):
         return self.net[:-1](x.reshape(x.shape[0], -1))
 
 
+@_rebuildable
 class MLPEncoder(MLPDiscriminator):
     """BiGAN's encoder for samples of ``in_shape``: the MLP discriminator's body with ``latent_dim``
     linear outputs (the code z, unbounded like the normal prior's)."""
@@ -87,6 +116,7 @@ class MLPEncoder(MLPDiscriminator):
         self.latent_dim = int(latent_dim)
 
 
+@_rebuildable
 class JointMLPDiscriminator(MLPDiscriminator):
     """BiGAN's discriminator of packed pairs (:func:`pygan.bigan.pack_pair`) of a sample of
     ``x_shape`` and a code of ``latent_dim``: an MLP on the concatenated (x, z)."""
@@ -104,6 +134,7 @@ def _stages(size: int) -> int:
     return int(math.log2(size)) - 2
 
 
+@_rebuildable
 class DCGANGenerator(nn.Module):
     """DCGAN generator (Radford et al. 2016): z -> 4x4 x (width * 2^(stages-1)) by a transposed
     convolution, then stride-2 transposed 4x4 convolutions with batch norm and ReLU, halving the
@@ -127,6 +158,7 @@ class DCGANGenerator(nn.Module):
         return self.net(z.reshape(z.shape[0], self.latent_dim, 1, 1))
 
 
+@_rebuildable
 class DCGANDiscriminator(nn.Module):
     """DCGAN discriminator: stride-2 4x4 convolutions with LeakyReLU(0.2), doubling the channels
     from ``width`` and halving the size down to 4x4, then a 4x4 convolution to one logit. The conv,
@@ -168,6 +200,7 @@ def _conv_body(channels: int, size: int, width: int, batch_norm: bool = False,
     return body
 
 
+@_rebuildable
 class ConvEncoder(DCGANDiscriminator):
     """BiGAN's encoder for (channels, size, size) images: the DCGAN discriminator with ``latent_dim``
     linear outputs."""
@@ -178,6 +211,7 @@ class ConvEncoder(DCGANDiscriminator):
         self.latent_dim = int(latent_dim)
 
 
+@_rebuildable
 class JointDCGANDiscriminator(nn.Module):
     """BiGAN's discriminator of packed (image, code) pairs (Donahue et al. 2017): the image through
     DCGAN's convolution stages, the code through a fused two-layer MLP, their features concatenated

@@ -54,6 +54,8 @@ from ._multi_tensor_ops import CLIP, clip_, run_now
 from ._ops import compute_dtype
 
 KINDS = ("wgan-gp", "one-sided", "r1", "r2", "dragan")
+# The kinds whose points involve generated samples (the others are taken on real data alone).
+NEEDS_FAKE = ("wgan-gp", "one-sided", "r2")
 
 # kind -> the penalty head (phi of the per-sample norm) it uses.
 _HEADS = {"wgan-gp": "two-sided", "one-sided": "one-sided", "r1": "squared", "r2": "squared",
@@ -81,12 +83,16 @@ def _check_tensor(name: str, t: object, *, min_dim: int = 1) -> Tensor:
     return t
 
 
-def _check_number(name: str, value: float, *, positive: bool = False) -> float:
+def _check_number(name: str, value: float, *, positive: bool = False, nonnegative: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if positive and value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
+    if nonnegative and value < 0:
+        raise ValueError(f"{name} must be non-negative (a penalty is added to the loss), got {value}")
     return value
 
 
@@ -127,7 +133,7 @@ def gradient_norm_penalty(grad: Tensor, *, head: str = "two-sided", center: floa
     if head not in _HEAD_KINDS:
         raise ValueError(f"unknown penalty head {head!r}; valid heads: {', '.join(_HEAD_KINDS)}")
     center = _check_number("center", center)
-    weight = _check_number("weight", weight)
+    weight = _check_number("weight", weight, nonnegative=True)
     backend = check_backend(backend)
     resolve(backend, grad.device)  # an unavailable backend is a clear error before any work
     if inv_scale is not None:
@@ -145,7 +151,17 @@ def _input_gradient(outputs: Tensor, inputs: Tensor, scaler=None) -> tuple[Tenso
     if not inputs.requires_grad:
         raise ValueError("inputs must require grad and be the tensor the outputs were computed from "
                          "(call inputs.requires_grad_() before the discriminator's forward)")
-    if outputs.dim() > 0 and outputs.shape[0] != inputs.shape[0]:
+    if not torch.is_grad_enabled():
+        raise RuntimeError("a gradient penalty needs autograd (it differentiates the discriminator): it was "
+                           "called under torch.no_grad() or inference_mode; call it with grad enabled")
+    if not outputs.requires_grad:
+        raise ValueError("outputs do not depend on inputs through autograd (no graph): compute them from "
+                         "inputs with grad enabled, outside torch.no_grad()")
+    if outputs.dim() == 0:
+        raise ValueError("the discriminator's outputs are one number for the whole batch (shape ()); a "
+                         "gradient penalty is taken per sample and needs one output per sample, shape "
+                         f"({inputs.shape[0]}, ...): return the logits before any mean over the batch")
+    if outputs.shape[0] != inputs.shape[0]:
         raise ValueError(f"outputs (shape {tuple(outputs.shape)}) and inputs (shape "
                          f"{tuple(inputs.shape)}) must have the same batch size")
     total = outputs.sum()
@@ -172,18 +188,21 @@ def penalty_from_outputs(outputs: Tensor, inputs: Tensor, *, head: str = "two-si
                                  return_norms=return_norms, backend=backend)
 
 
-def r1(real_logits: Tensor, real_inputs: Tensor, *, gamma: float = 10.0, scaler=None,
+def r1(real_logits: Tensor, real_inputs: Tensor, *, weight: float = 10.0, scaler=None,
        backend: Optional[str] = None) -> Tensor:
-    """R1: ``gamma / 2 * mean_i ||d D(x_i) / d x_i||^2`` on real data (``real_inputs`` must require
-    grad and be what ``real_logits`` came from)."""
-    return penalty_from_outputs(real_logits, real_inputs, head="squared", weight=gamma / 2,
+    """R1: ``weight / 2 * mean_i ||d D(x_i) / d x_i||^2`` on real data (``real_inputs`` must require
+    grad and be what ``real_logits`` came from). ``weight`` is the papers' gamma, under the name
+    every pygan penalty uses."""
+    weight = _check_number("weight", weight, nonnegative=True)
+    return penalty_from_outputs(real_logits, real_inputs, head="squared", weight=weight / 2,
                                 scaler=scaler, backend=backend)
 
 
-def r2(fake_logits: Tensor, fake_inputs: Tensor, *, gamma: float = 10.0, scaler=None,
+def r2(fake_logits: Tensor, fake_inputs: Tensor, *, weight: float = 10.0, scaler=None,
        backend: Optional[str] = None) -> Tensor:
     """R2: R1's penalty on generated samples."""
-    return penalty_from_outputs(fake_logits, fake_inputs, head="squared", weight=gamma / 2,
+    weight = _check_number("weight", weight, nonnegative=True)
+    return penalty_from_outputs(fake_logits, fake_inputs, head="squared", weight=weight / 2,
                                 scaler=scaler, backend=backend)
 
 
@@ -277,14 +296,22 @@ def gradient_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor, fa
     ``return_norms`` also the per-sample gradient norms (None on skipped steps).
     """
     _check_kind(kind)
-    weight = _check_number("weight", weight)
+    weight = _check_number("weight", weight, nonnegative=True)
     center = _check_number("center", center)
     _check_lazy(lazy)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be a non-negative int (the training step, for lazy={lazy}), got {step!r}")
     _check_tensor("real", real)
-    if kind in ("wgan-gp", "one-sided", "r2"):
+    if kind in NEEDS_FAKE:
         if fake is None:
             raise ValueError(f"penalty kind {kind!r} needs fake samples; pass fake=")
         _check_tensor("fake", fake)
+    elif fake is not None:
+        raise ValueError(f"penalty kind {kind!r} is taken on real samples only and takes no fake=; "
+                         f"penalize generated samples with 'r2' (or one of {', '.join(NEEDS_FAKE)})")
+    if not torch.is_grad_enabled():
+        raise RuntimeError("gradient_penalty needs autograd (it differentiates the discriminator): it "
+                           "was called under torch.no_grad() or inference_mode; call it with grad enabled")
     if step % lazy != 0:
         zero = torch.zeros((), dtype=compute_dtype(real.dtype), device=real.device)
         return (zero, None) if return_norms else zero
@@ -312,7 +339,7 @@ class GradientPenalty(nn.Module):
                  lazy: int = 1, spread: float = 0.5, backend: Optional[str] = None) -> None:
         super().__init__()
         self.kind = _check_kind(kind)
-        self.weight = _check_number("weight", weight)
+        self.weight = _check_number("weight", weight, nonnegative=True)
         self.center = _check_number("center", center)
         self.lazy, self.spread, self.backend = _check_lazy(lazy), spread, backend
         self.calls = 0

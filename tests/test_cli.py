@@ -69,3 +69,63 @@ def test_bigan_on_a_toy_draws_reconstructions_as_points(tmp_path):
     assert (tmp_path / "reconstructions.png").is_file()
     inference = json.loads((tmp_path / "metrics.json").read_text())["inference"]
     assert "features" not in inference and "reconstruction" in inference
+
+
+def _cli(*argv, check=False):
+    res = subprocess.run([sys.executable, "-m", "pygan", *argv], capture_output=True, text=True, timeout=300)
+    if check:
+        assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+def test_user_mistakes_are_one_line_errors_not_tracebacks(tmp_path):
+    cases = [
+        (["--width", "0"], "argument --width: 0 is outside [1, inf)"),
+        (["--penalty-weight", "-1"], "argument --penalty-weight: -1 is outside [0, inf)"),
+        (["--lr", "-1"], "argument --lr: -1 is outside (0, inf)"),
+        (["--log-every", "0"], "argument --log-every: 0 is outside [1, inf)"),
+        (["--batch-size", "-3"], "argument --batch-size: -3 is outside [1, inf)"),
+        (["--ema", "1.5"], "argument --ema: 1.5 is outside [0, 1)"),
+        (["--steps", "ten"], "argument --steps: 'ten' is not an integer"),
+        (["--device", "cuda:7"] if not _gpu() else ["--device", "tpu"], "--device"),
+    ]
+    for extra, message in cases:
+        res = _cli("train", "--data", "ring", "--out", str(tmp_path / "x"), "--steps", "1", *extra)
+        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, (extra, res.stderr)
+
+
+def _gpu():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def test_a_used_out_needs_resume_or_overwrite_and_resume_keeps_the_runs_options(tmp_path):
+    base = ["--data", "ring", "--out", str(tmp_path), "--quiet", "--width", "16", "--log-every", "10"]
+    _cli("train", *base, "--steps", "20", "--lr", "0.002", check=True)
+    res = _cli("train", *base, "--steps", "20")
+    assert res.returncode == 2 and "already holds a run" in res.stderr and "--resume" in res.stderr
+    res = _cli("train", *base, "--steps", "30", "--resume", "--lr", "1e8")
+    assert res.returncode == 2 and "--lr 100000000.0 (the run has 0.002)" in res.stderr
+    res = _cli("train", "--data", "ring", "--out", str(tmp_path), "--quiet", "--steps", "30", "--resume", check=True)
+    assert "30 steps (10 in this run)" in res.stdout
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["settings"]["lr"] == 0.002 and m["settings"]["width"] == 16 and m["steps_this_run"] == 10
+    _cli("train", *base, "--steps", "10", "--overwrite", check=True)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert steps == [10]
+
+
+def test_zero_steps_lists_only_what_it_wrote_and_help_shows_the_defaults(tmp_path):
+    res = _cli("train", "--data", "ring", "--out", str(tmp_path), "--quiet", "--steps", "0", check=True)
+    assert "checkpoint.pt" not in res.stdout and "log.jsonl" not in res.stdout and "samples.png" in res.stdout
+    assert not (tmp_path / "checkpoint.pt").exists()
+    help_text = _cli("train", "--help", check=True).stdout
+    assert "grid        model mlp" in help_text and "steps 10000" in help_text and "examples:" in help_text
+    assert _cli("--version", check=True).stdout.startswith("pygan ")
+
+
+def test_eval_prints_a_summary(tmp_path):
+    _train(tmp_path, "--steps", "10")
+    res = _cli("eval", "--run", str(tmp_path), "--samples", "300", "--permutations", "20", "--fdiv", "", check=True)
+    assert "mean test: p =" in res.stdout and "C2ST: held-out accuracy" in res.stdout and "modes covered" in res.stdout

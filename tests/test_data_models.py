@@ -18,7 +18,7 @@ def test_ring_and_grid_have_the_documented_modes():
     assert sorted(set(g.centers[:, 0].tolist())) == [-4.0, -2.0, 0.0, 2.0, 4.0]
 
 
-@pytest.mark.parametrize("name", ["ring", "grid", "swissroll", "mixture1d"])
+@pytest.mark.parametrize("name", ["ring", "grid", "swiss_roll", "mixture_1d"])
 def test_samplers_draw_reproducibly_on_the_device(name):
     s = data.as_sampler(name)
     a = s.sample(1000, torch.Generator().manual_seed(3))

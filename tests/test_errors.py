@@ -158,6 +158,41 @@ def test_penalty_argument_errors():
         pygan.clip_weights_([x], 0.1, backend="gpu")
 
 
+def test_penalty_weights_steps_and_points():
+    """Negative weights, a discriminator that returns one number per batch, r1 (or dragan) given
+    fakes, a negative lazy step and penalties under no_grad are errors that say what is wrong."""
+    from pygan import penalties
+
+    x = torch.randn(4, 3)
+    for kind in ("wgan-gp", "r1"):
+        with pytest.raises(ValueError, match="weight must be non-negative.*got -1.0"):
+            pygan.gradient_penalty(_disc, x, x if kind == "wgan-gp" else None, kind=kind, weight=-1.0)
+    with pytest.raises(ValueError, match="weight must be non-negative"):
+        pygan.GradientPenalty("r1", weight=-0.1)
+    y = x.clone().requires_grad_(True)
+    with pytest.raises(ValueError, match="weight must be non-negative"):
+        penalties.r1(_disc(y), y, weight=-10.0)
+    with pytest.raises(ValueError, match="weight must be non-negative"):
+        penalties.gradient_norm_penalty(x, weight=-2.0)
+    with pytest.raises(TypeError, match="weight must be a number, got str"):
+        pygan.GradientPenalty("r1", weight="10")
+    with pytest.raises(ValueError, match=r"one number for the whole batch \(shape \(\)\).*shape \(4, \.\.\.\)"):
+        pygan.gradient_penalty(lambda v: v.sum(), x, kind="r1")
+    for kind in ("r1", "dragan"):
+        with pytest.raises(ValueError, match=f"penalty kind '{kind}' is taken on real samples only and takes no fake="):
+            pygan.gradient_penalty(_disc, x, x, kind=kind)
+    for step in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="step must be a non-negative int"):
+            pygan.gradient_penalty(_disc, x, kind="r1", lazy=4, step=step)
+    with torch.no_grad():
+        with pytest.raises(RuntimeError, match="called under torch.no_grad"):
+            pygan.gradient_penalty(_disc, x, kind="r1")
+        with pytest.raises(RuntimeError, match="called under torch.no_grad"):
+            penalties.r1(_disc(y), y)
+    with pytest.raises(ValueError, match="no graph"):
+        penalties.r1(_disc(y).detach(), y)
+
+
 def test_clip_weights_errors():
     with pytest.raises(ValueError, match="c must be positive, got 0.0"):
         pygan.clip_weights_([torch.randn(3)], 0.0)

@@ -3,6 +3,7 @@ simultaneous step, penalties and clipping inside the loop, AMP, EMA, exact resum
 
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -294,7 +295,7 @@ def test_n_steps_save_load_n_steps_equals_2n_steps_bit_for_bit(options, tmp_path
     first.save(tmp_path / "ck.pt")
     del first
     torch.manual_seed(999)  # the global state must come from the checkpoint, not from here
-    resumed = pygan.GAN.load(tmp_path / "ck.pt")  # a BiGAN checkpoint loads as a BiGAN
+    resumed = pygan.GAN.load(tmp_path / "ck.pt", resume=True)  # a BiGAN checkpoint loads as a BiGAN
     assert resumed.steps == 3 and type(resumed) is type(straight)
     _run(resumed, 3, 3)
     _assert_params(straight._g_player, resumed._g_player, tol=0, what="G (and E)")
@@ -331,9 +332,192 @@ def test_load_rejects_a_mismatched_gan(tmp_path):
         pygan.GAN.load(tmp_path / "missing.pt")
 
 
+class _Shift(torch.nn.Module):
+    """A generator that is not one of pygan.models (checkpoints can only pickle it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2)
+
+    def forward(self, z):
+        return self.lin(z)
+
+
+class _TwoPoints:
+    """A custom prior (checkpoints can only pickle it)."""
+
+    def __call__(self, n, device, generator=None):
+        return torch.randint(0, 2, (n, 3), generator=generator, device=device).float()
+
+
+def test_load_is_safe_and_needs_pickled_parts_passed_or_trusted(tmp_path):
+    """Checkpoints are plain data: pygan's networks, Normal/Uniform priors and torch.optim classes
+    are rebuilt from their arguments; a custom network or prior must be passed, or the file trusted.
+    Nothing is silently replaced: a custom prior was once swapped for Normal(latent_dim)."""
+    _, d = _pair(dtype=torch.float32)
+    gan = pygan.GAN(_Shift(), d, prior=_TwoPoints(), seed=1)
+    gan.step(_real(8).float())
+    path = gan.save(tmp_path / "ck.pt")
+    with pytest.raises(ValueError, match=r"checkpoint's generator is a .*_Shift.*Pass generator= yourself, or trusted=True"):
+        pygan.GAN.load(path)
+    with pytest.raises(ValueError, match=r"checkpoint's prior is a .*_TwoPoints.*Pass prior="):
+        pygan.GAN.load(path, generator=_Shift())
+    z = torch.ones(4, 3)
+    for loaded in (pygan.GAN.load(path, generator=_Shift(), prior=_TwoPoints()), pygan.GAN.load(path, trusted=True)):
+        assert isinstance(loaded.prior, _TwoPoints)
+        assert torch.equal(loaded.generate(z), gan.generate(z))
+        assert loaded.steps == 1
+    # pygan's own networks, prior and optimizers need nothing: dtype and options come back too.
+    g, d = _pair(dtype=torch.float64)
+    plain = pygan.GAN(g, d, prior=pygan.Uniform(3), g_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.5))
+    plain.step(_real(8))
+    again = pygan.GAN.load(plain.save(tmp_path / "plain.pt"))
+    assert isinstance(again.prior, pygan.Uniform) and again.prior.shape == (3,)
+    assert type(again.g_optimizer) is torch.optim.SGD and again.g_optimizer.defaults["momentum"] == 0.5
+    assert next(again.generator.parameters()).dtype == torch.float64
+    _assert_params(plain.generator, again.generator, tol=0, what="G")
+
+
+class _Boom:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_load_refuses_foreign_and_damaged_files_without_running_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({"format": 2, "payload": _Boom()}, tmp_path / "evil.pt")
+    with pytest.raises(pygan.checkpoint.NotACheckpoint, match="evil.pt is not a pygan checkpoint, or is damaged"):
+        pygan.GAN.load(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+    (tmp_path / "junk.pt").write_bytes(os.urandom(300))
+    with pytest.raises(pygan.checkpoint.NotACheckpoint, match="junk.pt is not a pygan checkpoint"):
+        pygan.GAN.load(tmp_path / "junk.pt")
+    torch.save({"weights": torch.ones(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(pygan.checkpoint.NotACheckpoint, match="foreign.pt is not a pygan checkpoint .it holds no pygan format tag"):
+        pygan.GAN.load(tmp_path / "foreign.pt")
+    torch.save({"format": 1}, tmp_path / "old.pt")
+    with pytest.raises(pygan.checkpoint.NotACheckpoint, match="format 1; this pygan reads format 2"):
+        pygan.GAN.load(tmp_path / "old.pt")
+
+
+def test_load_restores_global_random_states_only_to_resume(tmp_path):
+    gan = _gan(*_pair())
+    path = gan.save(tmp_path / "ck.pt")
+    torch.manual_seed(5)
+    expect = torch.rand(3)
+    torch.manual_seed(5)
+    pygan.GAN.load(path)  # to sample: the process's random stream goes on untouched
+    assert torch.equal(torch.rand(3), expect)
+    saved = torch.load(path, weights_only=True)["global_rng"]["torch"]
+    pygan.GAN.load(path, resume=True)
+    assert torch.equal(torch.get_rng_state(), saved)
+
+
+def test_failed_load_state_dict_leaves_the_gan_as_it_was(tmp_path):
+    gan = _gan(*_pair())
+    gan.step(_real(8))
+    before = copy.deepcopy(gan.state_dict())
+    other = _gan(*_pair(seed=1))
+    other.step(_real(8))
+    state = other.state_dict()
+    state["format"] = 2
+    state["d_optimizer"] = {"state": {}, "param_groups": [{"params": [0]}]}  # loaded after G and D; does not fit
+    with pytest.raises(ValueError):
+        gan.load_state_dict(state)
+    for key in ("generator", "discriminator"):
+        for name, value in before[key].items():
+            assert torch.equal(gan.state_dict()[key][name], value), f"{key}.{name} was half-loaded"
+    assert gan.steps == before["steps"]
+
+
 # ---------------------------------------------------------------------------------------------
 # fit
 # ---------------------------------------------------------------------------------------------
+
+def _poison_at(step):
+    """An on_sample hook that sets D's first weight to NaN after ``step``."""
+    def hook(gan, done, out):
+        if done == step:
+            with torch.no_grad():
+                next(gan.discriminator.parameters()).fill_(float("nan"))
+    return hook
+
+
+def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    g, d = _pair(dtype=torch.float32, hidden=16)
+    gan = pygan.GAN(g, d, seed=4)
+    with pytest.raises(pygan.TrainingDiverged, match=r"d_loss, .*not finite at steps 7-8; the last good checkpoint"):
+        gan.fit("ring", 20, batch_size=16, out=tmp_path, log_every=2, checkpoint_every=4, sample_every=1,
+                on_sample=_poison_at(6), progress=False)
+    kept = pygan.GAN.load(tmp_path / "checkpoint.pt")
+    assert kept.steps == 4 and all(torch.isfinite(p).all() for p in kept.discriminator.parameters())
+    assert [json.loads(x)["step"] for x in (tmp_path / "log.jsonl").read_text().splitlines()] == [2, 4, 6]
+    g, d = _pair(dtype=torch.float32, hidden=16)
+    stopped = pygan.GAN(g, d, seed=4)
+    hist = stopped.fit("ring", 20, batch_size=16, out=tmp_path / "stop", log_every=2, sample_every=1,
+                       on_sample=_poison_at(6), progress=False, nonfinite="stop")
+    assert [h["step"] for h in hist] == [2, 4, 6] and stopped.steps == 8
+    assert not (tmp_path / "stop" / "checkpoint.pt").exists()
+
+
+class _BadBatchAt(pygan.data.Sampler):
+    """Ring samples, with one batch of NaN (a corrupt record) on the ``bad``-th draw."""
+
+    def __init__(self, bad):
+        self.ring, self.calls, self.bad = pygan.data.ring(), 0, bad
+        self.device, self.shape = self.ring.device, self.ring.shape
+
+    def sample(self, n, generator=None):
+        self.calls += 1
+        x = self.ring.sample(n, generator).double()
+        return x.fill_(float("nan")) if self.calls == self.bad else x
+
+
+def test_skip_leaves_out_nonfinite_updates():
+    gan = _gan(*_pair())
+    hist = gan.fit(_BadBatchAt(3), 6, batch_size=8, log_every=3, progress=False, nonfinite="skip")
+    assert gan.skipped_steps == 1 and gan.steps == 6
+    assert all(math.isfinite(v) for h in hist for v in h.values())
+    assert all(torch.isfinite(p).all() for p in gan.discriminator.parameters())
+    with pytest.raises(ValueError, match="nonfinite must be one of 'raise', 'stop', 'skip'"):
+        gan.fit("ring", 8, nonfinite="ignore")
+
+
+def test_log_never_repeats_or_mixes_runs(tmp_path):
+    """A fresh fit into a used folder starts a fresh log; a resume from an earlier checkpoint (a
+    crash after it) drops the records past it, so each step is logged once."""
+    def fresh():
+        g, d = _pair(dtype=torch.float32, hidden=16)
+        return pygan.GAN(g, d, seed=4)
+
+    fresh().fit("ring", 6, batch_size=16, out=tmp_path, log_every=2, progress=False)
+    fresh().fit("ring", 4, batch_size=16, out=tmp_path, log_every=2, progress=False)
+    steps = lambda: [json.loads(x)["step"] for x in (tmp_path / "log.jsonl").read_text().splitlines()]  # noqa: E731
+    assert steps() == [2, 4]
+    crashed = fresh()
+    crashed.fit("ring", 4, batch_size=16, out=tmp_path / "c", log_every=2, checkpoint_every=4, progress=False)
+    with open(tmp_path / "c" / "log.jsonl", "a") as f:  # steps 5-6 logged, then a crash before the checkpoint
+        f.write(json.dumps({"step": 6, "d_loss": 1.0}) + "\n" + '{"step": 8, "d_lo')
+    fresh().fit("ring", 8, batch_size=16, out=tmp_path / "c", log_every=2, resume=True, progress=False)
+    assert [json.loads(x)["step"] for x in (tmp_path / "c" / "log.jsonl").read_text().splitlines()] == [2, 4, 6, 8]
+
+
+def test_fit_takes_numpy_arrays_and_lists():
+    import numpy as np
+
+    rows = np.random.default_rng(0).normal(size=(64, 2))
+    for data in (rows, rows.astype(np.float32), rows.tolist()):
+        gan = _gan(*_pair(dtype=torch.float64 if isinstance(data, np.ndarray) and data.dtype == np.float64
+                          else torch.float32))
+        gan.fit(data, 2, batch_size=8, progress=False)
+        assert gan.steps == 2
+    with pytest.raises(TypeError, match="rows of numbers of one length"):
+        pygan.data.as_sampler([[1.0, 2.0], [3.0]])
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        _gan(*_pair()).fit("ring", 2, batch_size=0)
+    with pytest.raises(ValueError, match="log_every must be a positive int, got 0"):
+        _gan(*_pair()).fit("ring", 2, log_every=0)
+
 
 def test_fit_logs_checkpoints_draws_and_resumes_exactly(tmp_path):
     def fresh():
@@ -478,3 +662,10 @@ def test_lerp_op_registration():
 
     w = torch.tensor(0.25, dtype=torch.float64)
     torch.library.opcheck(lerp_, ([torch.randn(5), torch.randn(2, 3)], [torch.randn(5), torch.randn(2, 3)], w, "cpu"))
+
+
+def test_repr_names_the_options_that_differ_from_the_defaults():
+    g, d = _pair()
+    text = repr(pygan.GAN(g, d, penalty=pygan.GradientPenalty("r1", weight=0.1, lazy=4), ema=0.99, fused=True))
+    assert text.startswith("GAN(MLPGenerator, MLPDiscriminator, loss='gan', penalty=r1(weight=0.1, lazy=4), fused=True")
+    assert "ema=0.99" in text and "steps=0" in text and "n_critic" not in text

@@ -204,13 +204,35 @@ def test_kid_equals_the_polynomial_mmd_on_full_subsets(rng):
     # A shift of 1 per feature: with 0.2 the unbiased estimate at n = 50 came out negative in one
     # draw in ten (the last assertion); with 1 in none of 300 seeds.
     fx, fy = torch.randn(60, 8, generator=rng), torch.randn(50, 8, generator=rng) + 1.0
-    r = metrics.kid(fx, fy, subsets=3, subset_size=1000)
+    r = metrics.kid(fx, fy, subsets=3, subset_size=50)
     assert r.subset_size == 50
+    with pytest.raises(ValueError, match=r"subset_size=1000 is larger than the samples \(60 and 50\)"):
+        metrics.kid(fx, fy, subset_size=1000)
     # With subsets as large as the smaller side, every subset of fx differs; check one directly.
     one = metrics.kid(fx[:50], fy, subsets=2, subset_size=50)
     want = float(reference.mmd2(fx[:50].double(), fy.double(), "polynomial"))
     assert abs(one.mean - want) < 1e-5 and one.std < 1e-5
     assert r.mean > 0
+
+
+def test_kid_std_and_median_bandwidth_follow_the_numpy_conventions(rng):
+    """kid_std is the population standard deviation (ddof 0, torch-fidelity's and torchmetrics')
+    of the subsets' values; the median heuristic averages the two middle distances, as numpy."""
+    import numpy as np
+
+    fx, fy = torch.randn(40, 3, generator=rng), torch.randn(40, 3, generator=rng) + 0.5
+    r = metrics.kid(fx, fy, subsets=5, subset_size=20, seed=3)
+    gen = torch.Generator().manual_seed(3)
+    values = []
+    for _ in range(5):
+        ix, iy = torch.randperm(40, generator=gen)[:20], torch.randperm(40, generator=gen)[:20]
+        values.append(float(reference.mmd2(fx[ix].double(), fy[iy].double(), "polynomial")))
+    assert r.mean == pytest.approx(np.mean(values), rel=1e-5, abs=1e-7)
+    assert r.std == pytest.approx(np.std(values), rel=1e-4, abs=1e-7)
+    x, y = torch.randn(3, 2, generator=rng, dtype=torch.float64), torch.randn(2, 2, generator=rng, dtype=torch.float64)
+    z = torch.cat([x, y]).numpy()
+    distances = [np.linalg.norm(z[i] - z[j]) for i in range(5) for j in range(i + 1, 5)]  # 10: an even count
+    assert metrics.median_bandwidth(x, y) == pytest.approx(float(np.median(distances)), rel=1e-14)
 
 
 def test_w1_1d_is_exact():
@@ -339,3 +361,22 @@ def test_gpu_mmd2_large_and_permutations(name, dtype):
                        backend="cpu")
     assert torch.allclose(got.value, ref.value, rtol=0, atol=1e-5), (got, ref, want)
     assert torch.equal(got.p_value, ref.p_value) or torch.allclose(got.p_value, ref.p_value, atol=0.07)
+
+
+def test_fdiv_estimate_flags_an_overfit_critic_and_gives_an_interval():
+    """500 points a side for KL (true value 0.09): the critic overfits and one held-out point's
+    e^(T-1) drove the bound to -11,305 with no word. Now that is flagged, with a warning; a healthy
+    estimate comes with a 95% interval that covers the exact value."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(500, 2, generator=g), torch.randn(500, 2, generator=g) + 0.3
+    with pytest.warns(RuntimeWarning, match="decided by a single sample"):
+        r = metrics.fdiv_estimate(x, y, "kl")
+    assert not r.reliable and r.estimate < -100
+    x = torch.randn(20000, 1, generator=g, dtype=torch.float64)
+    y = torch.randn(20000, 1, generator=g, dtype=torch.float64) + 1.0
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = metrics.fdiv_estimate(x, y, "kl", steps=500)
+    assert r.reliable and r.ci[0] < 0.5 < r.ci[1] and r.stderr < 0.05, r

@@ -162,7 +162,8 @@ def test_every_kind_equals_double_backprop(kind, model, rng):
         assert not real.is_contiguous()
         weight, center = 3.0, 0.8
         disc.zero_grad()
-        p = penalties.gradient_penalty(disc, real, fake, kind=kind, weight=weight, center=center,
+        p = penalties.gradient_penalty(disc, real, fake if kind in penalties.NEEDS_FAKE else None, kind=kind,
+                                       weight=weight, center=center,
                                        generator=torch.Generator().manual_seed(11))
         p.backward()
         ours = _param_grads(disc)
@@ -182,7 +183,7 @@ def test_functional_forms_match_gradient_penalty(rng):
     real = torch.randn(8, 5, generator=rng, dtype=torch.float64)
     fake = torch.randn(8, 5, generator=rng, dtype=torch.float64)
     x = real.clone().requires_grad_(True)
-    a = penalties.r1(disc(x), x, gamma=4.0)
+    a = penalties.r1(disc(x), x, weight=4.0)
     b = penalties.gradient_penalty(disc, real, kind="r1", weight=4.0)
     assert a.item() == pytest.approx(b.item(), rel=1e-14)
     y = fake.clone().requires_grad_(True)
@@ -322,8 +323,12 @@ def test_clip_weights_many_parameters_and_modules():
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 def test_amp_penalty_is_finite_and_close(dtype, rng):
+    # A smooth activation: through a LeakyReLU, a pre-activation within rounding of 0 flips its
+    # slope between float16 and float32, and the input gradient jumps by a whole unit's share (errors
+    # up to 4% of the largest gradient). With tanh the error is rounding alone: at most 1.5 ulps of
+    # the dtype over 300 seeds, checked here against 16.
     torch.manual_seed(rng.initial_seed())
-    disc = nn.Sequential(nn.Linear(4, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
+    disc = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, 1))
     real, fake = torch.randn(16, 4, generator=rng), torch.randn(16, 4, generator=rng)
     disc.zero_grad()
     p32 = penalties.gradient_penalty(disc, real, fake, generator=torch.Generator().manual_seed(3))
@@ -349,7 +354,7 @@ def test_amp_penalty_is_finite_and_close(dtype, rng):
             break
     assert p.dtype == torch.float32 and math.isfinite(p.item())
     assert p.item() == pytest.approx(p32.item(), rel=5e-2)
-    tol = 1e-1 if dtype == torch.bfloat16 else 2e-2
+    tol = 16 * torch.finfo(dtype).eps
     for a, b in zip(_param_grads(disc), g32):
         assert torch.isfinite(a).all()
         _close(a, b, tol, f"{dtype} grads seed={rng.initial_seed()}", scale=b.abs().max().item())
@@ -382,7 +387,7 @@ fake = torch.randn(8, 3, dtype=torch.float64) + 1
 ddp = nn.parallel.DistributedDataParallel(disc)
 half = slice(4 * rank, 4 * rank + 4)
 loss = pygan.discriminator_loss(ddp(real[half]), ddp(fake[half]).flatten(), "wasserstein")
-loss = loss + pygan.gradient_penalty(ddp, real[half], fake[half], kind=kind,
+loss = loss + pygan.gradient_penalty(ddp, real[half], fake[half] if kind != "r1" else None, kind=kind,
                                      generator=torch.Generator().manual_seed(100 + rank))
 loss.backward()
 torch.save([p.grad for p in disc.parameters()], out)
@@ -411,7 +416,7 @@ def test_ddp_gives_the_combined_batch_gradient(kind, tmp_path):
     loss = pygan.discriminator_loss(disc(real), disc(fake).flatten(), "wasserstein")
     for r in range(2):
         half = slice(4 * r, 4 * r + 4)
-        loss = loss + 0.5 * pygan.gradient_penalty(disc, real[half], fake[half], kind=kind,
+        loss = loss + 0.5 * pygan.gradient_penalty(disc, real[half], fake[half] if kind != "r1" else None, kind=kind,
                                                    generator=torch.Generator().manual_seed(100 + r))
     loss.backward()
     for a, p in zip(g0, disc.parameters()):
@@ -425,7 +430,7 @@ def test_compiled_critic_step_equals_eager(rng):
 
     def critic_step(real, fake):
         loss = pygan.discriminator_loss(disc(real), disc(fake), "wasserstein")
-        return loss + penalties.gradient_penalty(disc, real, fake, kind="r1")
+        return loss + penalties.gradient_penalty(disc, real, kind="r1")
 
     grads = []
     for fn in (critic_step, torch.compile(critic_step)):

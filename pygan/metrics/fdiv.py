@@ -9,6 +9,8 @@ unbiased estimate of a lower bound of :math:`D_f` (the critic cannot overfit the
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -23,13 +25,18 @@ __all__ = ["FDivEstimate", "fdiv_estimate"]
 
 @dataclass
 class FDivEstimate(Result):
-    """``estimate``: the bound on the held-out samples; ``train_bound``: on the training part at the
-    end (its gap to ``estimate`` shows overfitting); ``history``: the training bound along the run."""
+    """``estimate``: the bound on the held-out samples, with its standard error ``stderr`` and 95%
+    confidence interval ``ci``; ``train_bound``: on the training part at the end (its gap to
+    ``estimate`` shows overfitting); ``reliable``: False when the held-out bound is significantly
+    negative or not finite (see the module docs); ``history``: the training bound along the run."""
 
     divergence: str
     estimate: float
     train_bound: float
     steps: int
+    stderr: float = math.nan
+    ci: tuple[float, float] = (math.nan, math.nan)
+    reliable: bool = True
     history: list[float] = field(default_factory=list)
 
 
@@ -87,7 +94,40 @@ def fdiv_estimate(x: Any, y: Any, divergence: str, *, critic: Optional[nn.Module
             history.append(-float(loss.detach()))
 
     with torch.no_grad():
-        def bound(a, b):
-            return float(divergence_estimate(critic(norm(a)), critic(norm(b)), divergence, backend=backend, **params))
+        def terms(a, b):
+            # The bound's two sides, per sample: E_P[g_f(v)] and E_Q[f*(g_f(v))] are their means.
+            t = discriminator_loss(critic(norm(a)), critic(norm(b)), divergence, reduction="none",
+                                   backend=backend, **params)
+            return -t.real.double().flatten(), t.fake.double().flatten()
 
-        return FDivEstimate(divergence, bound(x_test, y_test), bound(x_train, y_train), steps, history)
+        gain, cost = terms(x_test, y_test)
+        estimate = float(gain.mean() - cost.mean())
+        stderr = math.sqrt(float(gain.var() / gain.numel() + cost.var() / cost.numel())) \
+            if gain.numel() > 1 and cost.numel() > 1 else math.inf
+        train_gain, train_cost = terms(x_train, y_train)
+        train_bound = float(train_gain.mean() - train_cost.mean())
+    why = _unreliable(gain, cost, estimate, stderr)
+    if why:
+        warnings.warn(
+            f"fdiv_estimate({divergence!r}): the held-out bound {estimate:.4g} (standard error {stderr:.3g}) {why}: "
+            f"the critic overfit the {x_train.shape[0]} + {y_train.shape[0]} training samples (its training bound "
+            f"is {train_bound:.4g}). Use more samples, fewer steps or a smaller critic; the estimate is not a "
+            "usable value of the divergence", RuntimeWarning, stacklevel=2)
+    return FDivEstimate(divergence, estimate, train_bound, steps, stderr,
+                        (estimate - 1.959964 * stderr, estimate + 1.959964 * stderr), not why, history)
+
+
+def _unreliable(gain: torch.Tensor, cost: torch.Tensor, estimate: float, stderr: float) -> str:
+    """Why the held-out bound cannot be used ("" when it can): not finite, or decided by one sample --
+    dropping the most extreme term of each side moves it by more than three standard errors of the
+    rest (a heavy tail, where the standard error itself is not to be trusted). A bound a little below
+    0 is no failure: at P = Q every critic but the constant one scores below 0 in expectation."""
+    if not (math.isfinite(estimate) and math.isfinite(stderr)):
+        return "is not finite"
+    if gain.numel() > 2 and cost.numel() > 2:
+        rest = [torch.cat([t[:i], t[i + 1:]]) for t in (gain, cost) for i in [int((t - t.mean()).abs().argmax())]]
+        moved = abs(estimate - float(rest[0].mean() - rest[1].mean()))
+        se_rest = math.sqrt(float(rest[0].var() / rest[0].numel() + rest[1].var() / rest[1].numel()))
+        if moved > 3 * se_rest:
+            return f"is decided by a single sample (without it the bound moves by {moved:.3g})"
+    return ""

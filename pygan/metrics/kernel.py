@@ -74,14 +74,18 @@ class KIDResult:
 
 def median_bandwidth(x: Any, y: Any, *, max_samples: int = 1000, seed: int = 0) -> float:
     """The median heuristic: the median Euclidean distance between distinct points of the pooled
-    sample (a seeded random subset of ``max_samples`` of them when larger), in float64."""
+    sample (a seeded random subset of ``max_samples`` of them when larger), in float64; for an even
+    number of distances the mean of the two middle ones, as ``numpy.median``."""
     x, y = _pair(x, y)
     z = torch.cat([x, y]).double()
     if z.shape[0] > max_samples:
         idx = torch.randperm(z.shape[0], generator=torch.Generator().manual_seed(seed))[:max_samples]
         z = z[idx.to(z.device)]
-    dist = torch.pdist(z)
-    med = float(dist.median()) if dist.numel() else 0.0
+    dist = torch.pdist(z).sort().values
+    # numpy's (and scikit-learn's) median: the mean of the two middle values of an even count
+    # (torch.median takes the lower one).
+    n = dist.numel()
+    med = float((dist[(n - 1) // 2] + dist[n // 2]) / 2) if n else 0.0
     if not med > 0:
         raise ValueError("median_bandwidth: the pooled sample has no two distinct points; pass bandwidth=")
     return med
@@ -177,15 +181,20 @@ def kid(features_x: Any, features_y: Any, *, subsets: int = 100, subset_size: in
         degree: int = 3, gamma: Optional[float] = None, coef0: float = 1.0, seed: int = 0,
         backend: Optional[str] = None) -> KIDResult:
     """Kernel inception distance (Binkowski et al., 2018) of two feature sets: the unbiased
-    polynomial-kernel MMD^2 averaged over ``subsets`` draws of ``min(subset_size, n, m)`` samples
-    from each side without replacement."""
+    polynomial-kernel MMD^2 averaged over ``subsets`` draws of ``subset_size`` samples from each
+    side without replacement. ``kid_std`` is the population standard deviation (ddof 0) of the
+    subsets' values, as torch-fidelity and torchmetrics report it; a ``subset_size`` larger than
+    either sample is an error, as there."""
     fx, fy = _pair(features_x, features_y, min_size=2)
     for name, v in (("subsets", subsets), ("subset_size", subset_size)):
-        if not isinstance(v, int) or v < 1:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
-    size = min(subset_size, fx.shape[0], fy.shape[0])
-    if size < 2:
-        raise ValueError("kid needs subsets of at least 2 samples")
+    if subset_size < 2:
+        raise ValueError(f"subset_size must be at least 2 (an unbiased MMD^2 needs two samples), got {subset_size}")
+    if subset_size > min(fx.shape[0], fy.shape[0]):
+        raise ValueError(f"subset_size={subset_size} is larger than the samples ({fx.shape[0]} and {fy.shape[0]}); "
+                         "pass a subset_size of at most the smaller one")
+    size = subset_size
     gen = torch.Generator().manual_seed(seed)
     values = []
     for _ in range(subsets):
@@ -194,4 +203,4 @@ def kid(features_x: Any, features_y: Any, *, subsets: int = 100, subset_size: in
         values.append(float(mmd2(fx[ix], fy[iy], kernel="polynomial", degree=degree, gamma=gamma,
                                  coef0=coef0, backend=backend)))
     v = torch.tensor(values, dtype=torch.float64)
-    return KIDResult(float(v.mean()), float(v.std()) if subsets > 1 else 0.0, subsets, size)
+    return KIDResult(float(v.mean()), float(v.std(correction=0)), subsets, size)
