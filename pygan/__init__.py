@@ -9,7 +9,7 @@ AMP, EMA, checkpoints, DDP) with ``pygan.data`` samplers and ``pygan.models`` re
 the two-sample tests and evaluation.
 """
 
-from . import data, divergences, losses, metrics, models, penalties
+from . import checkpoint, data, divergences, evaluate, losses, metrics, models, penalties
 from ._backend import available as available_backends
 from .bigan import BiGAN
 from .ema import EMA
@@ -30,7 +30,7 @@ from .losses import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "BiGAN", "EMA", "GAN", "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss",
+    "BiGAN", "EMA", "checkpoint", "evaluate", "GAN", "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss",
     "GradientPenalty", "Normal", "TrainingDiverged", "Uniform", "available_backends", "clip_weights_", "data",
     "discriminator_loss", "divergence_estimate", "divergences", "generator_loss", "gradient_penalty",
     "joint_generator_loss", "losses", "metrics", "minimax_losses", "models", "penalties",

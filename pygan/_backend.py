@@ -116,11 +116,24 @@ _RESOLVED: dict[tuple, str] = {}
 def resolve(backend: str | None, device: torch.device) -> str:
     """The backend that will run on ``device``: the one asked for, or the preferred available one."""
     requested = backend or os.environ.get("PYGAN_BACKEND") or "auto"
-    key = (requested, device.type, os.environ.get("TRITON_INTERPRET"))
+    key = (requested, device.type, os.environ.get("TRITON_INTERPRET"), os.environ.get("PYGAN_NUM_THREADS"))
     name = _RESOLVED.get(key)
     if name is None:
+        if not backend and requested not in BACKENDS:
+            raise ValueError(f"the environment variable PYGAN_BACKEND={requested!r} is not a backend; "
+                             f"valid backends: {', '.join(BACKENDS)}")
+        _check_num_threads()
         name = _RESOLVED[key] = _resolve(requested, device)
     return name
+
+
+def _check_num_threads() -> None:
+    """PYGAN_NUM_THREADS, read by the C++ loops at their first call, must be a positive integer
+    (the C++ side would read anything else as 1)."""
+    value = os.environ.get("PYGAN_NUM_THREADS")
+    if value is not None and not (value.strip().isdigit() and int(value) >= 1):
+        raise ValueError(f"the environment variable PYGAN_NUM_THREADS={value!r} must be a positive integer "
+                         "(the most threads pygan's CPU loops use); unset it for torch's thread count")
 
 
 def _resolve(requested: str, device: torch.device) -> str:

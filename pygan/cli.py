@@ -7,7 +7,9 @@
 
 writes, under ``--out``: ``samples.png`` (a scatter over the true modes, or an image grid),
 ``losses.png``, ``metrics.json`` (final statistics, speed, and mode coverage on the toy mixtures),
-``log.jsonl`` and ``checkpoint.pt``; ``--resume`` continues from the checkpoint there. A BiGAN
+``log.jsonl`` and ``checkpoint.pt``. A folder holds one run: ``--resume`` continues it from its
+checkpoint with the run's own options (an option given that differs is an error; ``--steps`` may
+grow), ``--overwrite`` starts a new one, and neither is an error when the folder holds a run. A BiGAN
 (``--model bigan`` or ``bigan-dcgan``) also writes ``reconstructions.png`` (x beside G(E(x))) and
 puts :func:`pygan.evaluate.evaluate_inference`'s report in ``metrics.json`` under ``inference``; on
 digits it trains on the training split and scores its features on the held-out split. Options left

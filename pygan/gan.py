@@ -60,6 +60,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from . import checkpoint as _ckpt
+from ._backend import check_backend
 from ._terms import loss_spec
 from .data import Sampler, as_sampler
 from .ema import EMA
@@ -168,7 +169,7 @@ class GAN:
         self.n_critic = n_critic
         if amp not in (None, "bf16", "fp16"):
             raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
-        self.amp, self.fused, self.capture, self.backend = amp, bool(fused), bool(capture), backend
+        self.amp, self.fused, self.capture, self.backend = amp, bool(fused), bool(capture), check_backend(backend) or None
         if clip is not None and not (clip > 0 and math.isfinite(clip)):
             raise ValueError(f"clip must be a positive finite bound, got {clip}")
         self.clip = clip
@@ -334,6 +335,14 @@ class GAN:
             raise TypeError(f"{name} must be floating point, got {real.dtype}")
         return real
 
+    @staticmethod
+    def _check_shapes(real: Optional[Tensor], fake: Tensor) -> None:
+        # Data and generator must agree per sample; otherwise D fails with a matmul message that
+        # names neither.
+        if real is not None and real.shape[1:] != fake.shape[1:]:
+            raise ValueError(f"the real samples have shape {tuple(real.shape[1:])} per sample and the generator "
+                             f"makes {tuple(fake.shape[1:])}: the data and the generator's out_shape must match")
+
     def _penalty(self, real: Tensor, fake: Tensor) -> Optional[Tensor]:
         if self.penalty is None:
             return None
@@ -385,6 +394,7 @@ class GAN:
         real = self._check_real(real)
         with torch.no_grad(), self._autocast():
             real, fake = self._d_inputs(real, real.shape[0])
+        self._check_shapes(real, fake)
         with self._autocast():
             v_r, v_f = self.D(real), self.D(fake)
         d_loss = discriminator_loss(v_r, v_f, self.loss, backend=self.backend, **self.loss_params)
@@ -438,6 +448,7 @@ class GAN:
         real = self._check_real(real)
         with self._autocast():
             real, fake = self._d_inputs(real, real.shape[0])
+            self._check_shapes(real, fake)
             v_r, v_f = self.D(real), self.D(fake)
         ml = minimax_losses(v_r, v_f, self.loss, saturating=self.saturating, joint=self._joint,
                             backend=self.backend, **self.loss_params)

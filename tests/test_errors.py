@@ -84,8 +84,13 @@ def test_backend_that_cannot_run_says_why(monkeypatch):
     with pytest.raises(RuntimeError, match="runs on CPU tensors only under TRITON_INTERPRET=1"):
         pygan.discriminator_loss(R, F_, backend="triton")
     monkeypatch.setenv("PYGAN_BACKEND", "nonsense")
-    with pytest.raises(ValueError, match="unknown backend 'nonsense'"):
+    with pytest.raises(ValueError, match="environment variable PYGAN_BACKEND='nonsense' is not a backend"):
         pygan.discriminator_loss(R, F_)
+    monkeypatch.delenv("PYGAN_BACKEND")
+    for bad in ("abc", "0", "-2"):
+        monkeypatch.setenv("PYGAN_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match=f"PYGAN_NUM_THREADS='{bad}' must be a positive integer"):
+            pygan.discriminator_loss(R, F_)
 
 
 def test_divergence_estimate_needs_a_divergence():

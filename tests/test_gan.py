@@ -572,6 +572,10 @@ def test_clear_errors():
         gan.d_step(torch.zeros(4, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="batch_size"):
         gan.g_step()
+    with pytest.raises(ValueError, match=r"real samples have shape \(3,\) per sample and the generator makes \(2,\)"):
+        gan.d_step(torch.zeros(4, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="unknown backend 'metal'"):
+        pygan.GAN(g, d, backend="metal")
 
 
 @pytest.mark.gpu

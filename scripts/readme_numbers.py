@@ -1,0 +1,148 @@
+"""Regenerates the README's result numbers from the current code, beside their trivial baselines.
+
+Each configuration runs through the command line exactly as the README describes it (the data set's
+defaults, seed 0) into runs/readme/<name>/, and once more with --steps 0: the same networks at their
+random initialization, which is the baseline every trained number stands beside. The ring run is
+then scored with ``python -m pygan eval``. The tables are written into README.md between the
+``<!-- numbers:NAME -->`` and ``<!-- /numbers:NAME -->`` markers, and the runs' pictures replace
+those under docs/ that the README shows; nothing else changes.
+
+    python scripts/readme_numbers.py            # everything: about 15 minutes on 2 CPU cores
+    python scripts/readme_numbers.py --only ring bigan
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "runs" / "readme"
+README = ROOT / "README.md"
+
+# run / file -> the picture under docs/ that the README shows
+PICTURES = {("ring", "samples.png"): "ring-samples.png", ("grid", "samples.png"): "grid-samples.png",
+            ("digits", "samples.png"): "digits-samples.png",
+            ("bigan-dcgan", "reconstructions.png"): "bigan-digits-reconstructions.png"}
+
+# name -> the train command's arguments (besides --out)
+CONFIGS = {
+    "ring": ["--data", "ring"],
+    "grid": ["--data", "grid"],
+    "digits": ["--data", "digits"],
+    "bigan": ["--model", "bigan", "--data", "digits"],
+    "bigan-dcgan": ["--model", "bigan-dcgan", "--data", "digits"],
+}
+
+
+def _train(name: str, steps: int | None = None) -> dict:
+    out = RUNS / (name if steps is None else f"{name}-init")
+    cmd = [sys.executable, "-m", "pygan", "train", *CONFIGS[name], "--out", str(out), "--overwrite", "--quiet",
+           "--device", "cpu"]
+    if steps is not None:
+        cmd += ["--steps", str(steps)]
+    print("$", " ".join(cmd[1:]), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return json.loads((out / "metrics.json").read_text())
+
+
+def _eval(name: str) -> dict:
+    cmd = [sys.executable, "-m", "pygan", "eval", "--run", str(RUNS / name), "--device", "cpu"]
+    print("$", " ".join(cmd[1:]), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return json.loads((RUNS / name / "eval.json").read_text())
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _toy_rows(results: dict) -> str:
+    rows = ["| data | steps | time | modes covered | within 3 std of a mode | KL(mode histogram ‖ uniform) |",
+            "|---|---:|---:|---:|---:|---:|"]
+    labels = {"ring": "ring (8 modes, std 0.02)", "grid": "grid (25 modes, std 0.05)"}
+    for name in ("ring", "grid"):
+        if name not in results:
+            continue
+        for m, label in ((results[name]["init"], f"{labels[name]}, random initialization"),
+                         (results[name]["trained"], labels[name])):
+            c = m["mode_coverage"]
+            rows.append(f"| {label} | {m['steps']:,} | {m['seconds']:.0f} s | {c['modes']} / {c['n_modes']} | "
+                        f"{_pct(c['high_quality'])} | {c['kl_uniform']:.3f} |")
+    return "\n".join(rows)
+
+
+def _eval_text(e: dict) -> str:
+    mmd, c2 = e["mmd2_gaussian"], e["c2st"]
+    fdiv = next((v for k, v in e.items() if k.startswith("fdiv_")), None)
+    text = (f"For the ring demo ({e['n_fake']:,} samples each, `eval`'s default), the tests give: mean and "
+            f"variance p = {e['mean_difference']['p_value']:.2f} and {e['variance']['p_value']:.2f}, MMD^2 "
+            f"p = {min(mmd['p_value']):.2f}-{max(mmd['p_value']):.2f} at three bandwidths, C2ST accuracy "
+            f"{c2['accuracy']:.3f} (p = {c2['p_value']:.2f})")
+    if fdiv is not None:
+        text += f", estimated {fdiv['divergence'].upper()} bound {fdiv['estimate']:.4f}"
+    cov = e.get("mode_coverage")
+    if cov:
+        text += f", {cov['modes']} of {cov['n_modes']} modes covered"
+    return text + ". A p-value near 0 would say the generator differs from the data."
+
+
+def _bigan_rows(results: dict) -> str:
+    rows = ["| model | weights | time | E(G(z)) vs z: corr | G(E(x)) error / variance | E(x): linear, 1-NN "
+            "| D features: linear, 1-NN | pixels: linear, 1-NN |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    labels = {"bigan": "MLP BiGAN", "bigan-dcgan": "conv BiGAN"}
+    for name in ("bigan", "bigan-dcgan"):
+        if name not in results:
+            continue
+        for m, weights in ((results[name]["init"], "random init"), (results[name]["trained"], "trained")):
+            inf = m["inference"]
+            f = inf["features"]
+
+            def probe(key):
+                p = f[key]
+                return f"{_pct(p['linear'])}, {_pct(p['nearest_neighbor'])} ({p['features']}-d)"
+
+            rows.append(f"| {labels[name]} | {weights} | {m['seconds']:.0f} s | "
+                        f"{inf['latent_recovery']['correlation']:.2f} | {inf['reconstruction']['relative']:.2f} | "
+                        f"{probe('encoder')} | {probe('discriminator')} | {probe('pixels')} |")
+    return "\n".join(rows)
+
+
+def _replace(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- numbers:{name} -->\n?).*?(\n?<!-- /numbers:{name} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md has no <!-- numbers:{name} --> markers")
+    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS), help="run these configurations only")
+    args = parser.parse_args()
+    names = args.only or list(CONFIGS)
+    results = {name: {"trained": _train(name), "init": _train(name, steps=0)} for name in names}
+    text = README.read_text()
+    if {"ring", "grid"} <= set(names):
+        text = _replace(text, "toys", _toy_rows(results))
+    if "ring" in names:
+        text = _replace(text, "ring-eval", _eval_text(_eval("ring")))
+    if "digits" in names:
+        text = _replace(text, "digits-time", f"{results['digits']['trained']['seconds']:.0f} s")
+    if {"bigan", "bigan-dcgan"} <= set(names):
+        text = _replace(text, "bigan", _bigan_rows(results))
+    README.write_text(text)
+    for (name, picture), target in PICTURES.items():
+        if name in names:
+            shutil.copyfile(RUNS / name / picture, ROOT / "docs" / target)
+    print(f"README.md updated from {', '.join(names)} ({platform.processor() or platform.machine()})")
+
+
+if __name__ == "__main__":
+    main()
