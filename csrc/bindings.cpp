@@ -106,6 +106,7 @@ PYBIND11_MODULE(_C, m) {
   });
   m.def("kernel_tile", [] { return KERNEL_TILE; });
   m.def("max_kernel_params", [] { return MAX_KERNEL_PARAMS; });
+  m.def("direct_below", [] { return DIRECT_BELOW; });
 
   m.def("bias_leaky_relu_cpu", &bias_leaky_relu_cpu, release);
   m.def("leaky_relu_grad_cpu", &leaky_relu_grad_cpu, release);

@@ -35,16 +35,17 @@ constexpr int KERNEL_TILE = 64;       // rows (and columns) per tile, on every b
 
 inline namespace PYGAN_ISA {
 
-// ||a - b||^2 from the norms and the dot product. Its rounding error is a few units in the last
-// place of ||a||^2 + ||b||^2, so anything below DISTANCE_FLOOR times that is noise: it becomes
-// exactly 0. That makes repeated points exactly distance 0, which the Laplace kernel needs
-// (sqrt amplifies the noise: exp(-sqrt(1e-16) / 1e-3) is 0.99999, not 1).
-constexpr double DISTANCE_FLOOR_ULPS = 64.0;
-template <class T> PYGAN_HD T squared_distance(T ni, T nj, T dot) {
-  const T s = ni + nj - T(2) * dot;
-  const T floor = T(DISTANCE_FLOOR_ULPS) * std::numeric_limits<T>::epsilon() * (ni + nj);
-  return s > floor ? s : T(0);
-}
+// ||a - b||^2 from the norms and the dot product: ||a||^2 + ||b||^2 - 2 a.b, whose rounding error is
+// a few units in the last place of ||a||^2 + ||b||^2. Relative to the distance that error grows
+// without bound as a and b approach each other (near-duplicates: y = x + 1e-3 noise lost 2e-3 of
+// a Laplace MMD in float32), so a pair whose squared distance by this form falls below
+// DIRECT_BELOW times the norms' sum (where its relative error could exceed about 1e-5 in float32)
+// has it recomputed from the differences, sum_k (a_k - b_k)^2, which is accurate to a few ulps of
+// itself and exactly 0 for repeated points (which the Laplace kernel needs: exp(-sqrt(1e-16) / 1e-3)
+// is 0.99999, not 1). Few pairs are that close, except in low dimensions, where d is small.
+constexpr double DIRECT_BELOW = 1.0 / 64.0;
+template <class T> PYGAN_HD T norm_distance(T ni, T nj, T dot) { return ni + nj - T(2) * dot; }
+template <class T> PYGAN_HD bool needs_direct(T s, T ni, T nj) { return s < T(DIRECT_BELOW) * (ni + nj); }
 
 template <class T> PYGAN_HD T kernel_value(int kind, T s, T dot, T c, T coef0, int degree) {
 #if defined(__CUDA_ARCH__)

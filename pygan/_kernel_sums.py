@@ -23,10 +23,11 @@ from ._ops import compute_dtype
 # csrc/kernel_sums.h KernelKind; the constant c each kind takes from the bandwidth sigma.
 KINDS = {"gaussian": 0, "laplace": 1, "imq": 2, "polynomial": 3}
 # csrc/kernel_sums.h KERNEL_TILE (rows and columns per tile on every backend; the Triton kernel
-# gets it as TILE) and MAX_KERNEL_PARAMS; pygan._C reports both (kernel_tile, max_kernel_params).
+# gets it as TILE), MAX_KERNEL_PARAMS and DIRECT_BELOW; pygan._C reports them (kernel_tile, max_kernel_params,
+# direct_below) and a test compares.
 TILE = 64
 MAX_PARAMS = 8
-DISTANCE_FLOOR_ULPS = 64.0  # csrc/kernel_sums.h: squared distances below this many ulps of the norms are 0
+DIRECT_BELOW = 1.0 / 64.0  # csrc/kernel_sums.h: squared distances below this share of the norms' sum come from the differences
 MAX_LABELS_CUDA = 256  # label columns per CUDA launch
 
 
@@ -68,7 +69,7 @@ def _run(z: Tensor, sq_norms: Tensor, labels: Tensor, kind: int, params: list[fl
                 NBP=max(2, 1 << (B - 1).bit_length()), DEGREE=degree,
                 PB=max(16, 1 << (P - 1).bit_length()), ACC=_backend.triton_acc(acc),
                 PRECISION=precision, UPCAST=upcast,
-                FLOOR=DISTANCE_FLOOR_ULPS * torch.finfo(acc).eps, LABEL_PRECISION="ieee" if acc == torch.float64 else "tf32x3",
+                DIRECT=DIRECT_BELOW, LABEL_PRECISION="ieee" if acc == torch.float64 else "tf32x3",
                 TILE=TILE, BK=k.BK)
     # Tiles in order: the same sum whatever ran them.
     return partials.sum(0)

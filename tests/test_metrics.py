@@ -64,6 +64,23 @@ def test_mmd2_at_extremes(backend, kernel, rng):
                 (rng.initial_seed(), bw, dtype, got.value, ref, want)
 
 
+@pytest.mark.parametrize("kernel", ["laplace", "gaussian", "imq"])
+def test_mmd2_of_near_duplicates_is_accurate_in_float32(backend, kernel, rng):
+    """y = x + 1e-3 noise: every pair (x_i, y_i) is 2e-3 apart while the norms are about 5, so
+    ||a||^2 + ||b||^2 - 2 a.b cancels to noise in float32 (the Laplace MMD^2 was off by 1e-4, 2% of
+    its value, at bandwidth 0.1). Those pairs take their distance from the differences: within 16
+    float32 ulps of the kernel means' size (1) of the float64 formula on the same values."""
+    name, device = backend
+    n = 130 if name == "triton" and device == "cpu" else 400
+    x = torch.randn(n, 5, generator=rng, dtype=torch.float64)
+    y = (x + 1e-3 * torch.randn(n, 5, generator=rng, dtype=torch.float64)).float()
+    x = x.float()
+    for bw in (0.1, 1.0):
+        got = float(metrics.mmd2(x.to(device), y.to(device), kernel=kernel, bandwidth=bw, backend=name).value)
+        want = float(reference.mmd2(x.double(), y.double(), kernel, bw))
+        assert abs(got - want) <= 16 * torch.finfo(torch.float32).eps, (rng.initial_seed(), kernel, bw, got, want)
+
+
 def test_kernel_sums_with_labels_match_blocks(backend, rng):
     """The label sums u and q for many label columns, against K's blocks for each split."""
     name, device = backend
@@ -316,6 +333,7 @@ def test_errors_name_the_argument():
 def test_kernel_sums_constants_match_the_compiled_kernels():
     c, _ = _backend._load_c()
     assert c.kernel_tile() == _kernel_sums.TILE and c.max_kernel_params() == _kernel_sums.MAX_PARAMS
+    assert c.direct_below() == _kernel_sums.DIRECT_BELOW
 
 
 def test_kernel_sums_opcheck():

@@ -3,7 +3,7 @@
 Program I takes row tile I of the pooled sample and walks the column tiles J >= I, never holding
 more than one TILE x TILE block of the kernel matrix: the dot products by ``tl.dot`` over BK-wide
 feature slices (tensor cores: bf16/fp16 natively, float32 as tf32x3, which keeps float32 accuracy),
-squared distances from them and the row norms, the kernel for each of NB bandwidths, and the label
+squared distances from them and the row norms (from the differences for near-duplicate pairs), the kernel for each of NB bandwidths, and the label
 products K @ L_J by a second ``tl.dot`` (tf32x3, or float64). Sums go to float64 accumulators and then to program I's own
 slot of ``partials`` ([total, u_0..u_{P-1}, q_0..q_{P-1}] per bandwidth), added in tile order by the
 caller: deterministic. Kinds: 0 gaussian exp(-s c), 1 laplace exp(-sqrt(s) c), 2 inverse
@@ -19,7 +19,7 @@ BK = 32  # features per tl.dot slice (TILE comes from pygan._kernel_sums)
 @triton.jit(do_not_specialize=["n", "d", "P"])
 def kernel_sums_kernel(z, norms, labels, params, partials, n, d, P, coef0, KIND: tl.constexpr,
                        NB: tl.constexpr, NBP: tl.constexpr, DEGREE: tl.constexpr, PB: tl.constexpr,
-                       ACC: tl.constexpr, PRECISION: tl.constexpr, LABEL_PRECISION: tl.constexpr, UPCAST: tl.constexpr, FLOOR: tl.constexpr, TILE: tl.constexpr, BK: tl.constexpr):
+                       ACC: tl.constexpr, PRECISION: tl.constexpr, LABEL_PRECISION: tl.constexpr, UPCAST: tl.constexpr, DIRECT: tl.constexpr, TILE: tl.constexpr, BK: tl.constexpr):
     I = tl.program_id(0)
     rows = I.to(tl.int64) * TILE + tl.arange(0, TILE)
     row_ok = rows < n
@@ -48,11 +48,20 @@ def kernel_sums_kernel(z, norms, labels, params, partials, n, d, P, coef0, KIND:
                 b = b.to(ACC)
             dot += tl.dot(a, tl.trans(b), input_precision=PRECISION, out_dtype=ACC)
         nj = tl.load(norms + cols, mask=col_ok, other=0.0).to(ACC)
-        # ||a - b||^2 below FLOOR (DISTANCE_FLOOR_ULPS units in the last place of the norms' sum) is
-        # rounding noise: exactly 0, as csrc/kernel_sums.h squared_distance.
+        # ||a - b||^2 from the norms, or from the differences for the near-duplicate pairs, whose
+        # squared distance falls below DIRECT times the norms' sum (csrc/kernel_sums.h needs_direct).
         norm_sum = ni[:, None] + nj[None, :]
         s = norm_sum - 2.0 * dot
-        s = tl.where(s > FLOOR * norm_sum, s, 0.0)
+        if KIND != 3:
+            near = s < DIRECT * norm_sum
+            if tl.max(tl.max(near.to(tl.int32), axis=1), axis=0) > 0:  # few tiles hold such pairs
+                direct = tl.zeros((TILE, TILE), ACC)
+                for k in range(0, d):
+                    ak = tl.load(z + rows * d + k, mask=row_ok, other=0.0).to(ACC)
+                    bk = tl.load(z + cols * d + k, mask=col_ok, other=0.0).to(ACC)
+                    diff = ak[:, None] - bk[None, :]
+                    direct += diff * diff
+                s = tl.where(near, direct, s)
         valid = row_ok[:, None] & col_ok[None, :] & (rows[:, None] != cols[None, :])
         lj = tl.load(labels + cols[:, None] * P + ps[None, :], mask=col_ok[:, None] & p_ok[None, :],
                      other=0.0).to(ACC)

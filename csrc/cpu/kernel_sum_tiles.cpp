@@ -5,8 +5,8 @@
 // Per column tile: the 64 x 64 dot products by a register-blocked product (4 rows x one 64-byte
 // vector of columns held in registers across the feature loop), the squared distances from the dot
 // products and the norms (z arrives centred for the distance kernels, which keeps that form
-// accurate), the kernel values for each bandwidth, then the tile's row sums, column sums and label
-// products. Tile sums are formed in the compute dtype and added to float64 accumulators.
+// accurate) or, for near-duplicate pairs, from the differences (kernel_sums.h), the kernel values
+// for each bandwidth, then the tile's row sums, column sums and label products. Tile sums are formed in the compute dtype and added to float64 accumulators.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -47,12 +47,45 @@ void dot_tile(const T* zi, int64_t d, int rows, const T* zt, T* dot) {
   }
 }
 
-// out[c] = k(s, dot) over one row of the tile, s = squared_distance(ni, nj[c], dot[c]).
+// dist[r][c] = ||z_I[r] - z_J[c]||^2 for r < rows, c < cols: from the norms and dot products, or
+// from the differences where that form cancels (see needs_direct in kernel_sums.h).
 template <class T>
-void kernel_row(const KernelSumArgs& a, T c, T ni, const T* nj, const T* dot, T* out) {
+void distance_tile(const T* zi, const T* zj, int64_t d, int rows, int cols, const T* ni, const T* nj,
+                   const T* dot, T* dist) {
+  const T direct_below = T(DIRECT_BELOW);
+  for (int r = 0; r < rows; ++r) {
+    T* s = dist + r * TILE;
+    const T* dr = dot + r * TILE;
+    const T nr = ni[r];
+    // One branch-free (vectorized) pass; the rare near pairs are fixed after. Padding columns
+    // (nj = dot = 0) are never near: s = nr is not below a share of nr.
+    int near = 0;
+    for (int c = 0; c < TILE; ++c) {
+      const T v = norm_distance(nr, nj[c], dr[c]);
+      s[c] = v;
+      near |= v < direct_below * (nr + nj[c]);
+    }
+    if (!near) continue;
+    for (int c = 0; c < cols; ++c) {
+      if (!needs_direct(s[c], nr, nj[c])) continue;
+      const T* a = zi + r * d;
+      const T* b = zj + c * d;
+      T sum = T(0);
+      for (int64_t k = 0; k < d; ++k) {
+        const T diff = a[k] - b[k];
+        sum += diff * diff;
+      }
+      s[c] = sum;
+    }
+  }
+}
+
+// out[c] = k(s, dot) over one row of the tile (s the squared distances, dot the dot products).
+template <class T>
+void kernel_row(const KernelSumArgs& a, T c, const T* dist, const T* dot, T* out) {
   const T coef0 = T(a.coef0);
   for (int j = 0; j < TILE; ++j) {
-    const T s = squared_distance(ni, nj[j], dot[j]);
+    const T s = dist[j];
     out[j] = a.kind == GAUSSIAN ? -s * c : (a.kind == LAPLACE ? -std::sqrt(s) * c : s);
   }
   if (a.kind == GAUSSIAN || a.kind == LAPLACE) {
@@ -79,7 +112,8 @@ template <class T> void row_tile(const KernelSumArgs& a, int64_t I) {
   const int mi = int(std::min<int64_t>(TILE, n - i0));
 
   std::vector<double> acc(size_t(B) * (1 + 2 * P), 0.0);
-  std::vector<T> zt(size_t(d) * TILE), dot(TILE * TILE), kt(TILE * TILE), nj(TILE), lj(TILE * P, T(0));
+  std::vector<T> zt(size_t(d) * TILE), dot(TILE * TILE), dist(TILE * TILE, T(0)), kt(TILE * TILE), nj(TILE),
+      lj(TILE * P, T(0));
   std::vector<T> rowsum(TILE), colsum(TILE), m(P), u_tile(P), q_tile(P);
   const T* li = labels + i0 * P;
 
@@ -93,6 +127,8 @@ template <class T> void row_tile(const KernelSumArgs& a, int64_t I) {
       for (int64_t p = 0; p < P; ++p) lj[c * P + p] = in ? labels[(j0 + c) * P + p] : T(0);
     }
     dot_tile<T>(z + i0 * d, d, mi, zt.data(), dot.data());
+    if (a.kind != POLYNOMIAL)
+      distance_tile<T>(z + i0 * d, z + j0 * d, d, mi, mj, norms + i0, nj.data(), dot.data(), dist.data());
     const double weight = J == I ? 1.0 : 2.0;
 
     for (int b = 0; b < B; ++b) {
@@ -100,7 +136,7 @@ template <class T> void row_tile(const KernelSumArgs& a, int64_t I) {
       std::fill(colsum.begin(), colsum.end(), T(0));
       for (int r = 0; r < mi; ++r) {
         T* row = kt.data() + r * TILE;
-        kernel_row<T>(a, c, norms[i0 + r], nj.data(), dot.data() + r * TILE, row);
+        kernel_row<T>(a, c, dist.data() + r * TILE, dot.data() + r * TILE, row);
         for (int j = mj; j < TILE; ++j) row[j] = T(0);
         if (J == I) row[r] = T(0);  // pairs i != j only
         T s = T(0);

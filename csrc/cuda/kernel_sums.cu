@@ -19,6 +19,17 @@ constexpr int TILE = KERNEL_TILE;
 // Features per shared-memory slice: 16, or 8 in float64, to stay within 48 KiB of static shared memory.
 template <class Acc> constexpr int KC = sizeof(Acc) == 8 ? 8 : 16;
 
+// ||z_i - z_j||^2 from the differences, for the near-duplicate pairs (needs_direct, kernel_sums.h).
+template <class Acc> __device__ Acc direct_distance(const KernelSumArgs& a, int64_t i, int64_t j) {
+  const void* z = reinterpret_cast<const void*>(a.z);
+  Acc s = Acc(0);
+  for (int64_t k = 0; k < a.d; ++k) {
+    const Acc diff = load_as<Acc>(z, i * a.d + k, a.dtype) - load_as<Acc>(z, j * a.d + k, a.dtype);
+    s += diff * diff;
+  }
+  return s;
+}
+
 template <class Acc>
 __global__ void __launch_bounds__(THREADS) kernel_sums_kernel(KernelSumArgs a) {
   constexpr int KC = pygan::KC<Acc>;
@@ -66,6 +77,21 @@ __global__ void __launch_bounds__(THREADS) kernel_sums_kernel(KernelSumArgs a) {
       __syncthreads();
     }
     const double weight = J == I ? 1.0 : 2.0;
+    Acc dist[4][4] = {};
+    if (a.kind != POLYNOMIAL) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int64_t gi = i0 + ty * 4 + r, gj = j0 + tx * 4 + q;
+          if (gi < n && gj < n) {
+            Acc s = norm_distance(norms[gi], norms[gj], dot[r][q]);
+            if (needs_direct(s, norms[gi], norms[gj])) s = direct_distance<Acc>(a, gi, gj);
+            dist[r][q] = s;
+          }
+        }
+      }
+    }
 
 #pragma unroll 1
     for (int b = 0; b < a.n_params; ++b) {
@@ -78,8 +104,7 @@ __global__ void __launch_bounds__(THREADS) kernel_sums_kernel(KernelSumArgs a) {
           const int64_t gi = i0 + row, gj = j0 + col;
           Acc v = Acc(0);
           if (gi < n && gj < n && gi != gj) {
-            const Acc s = squared_distance(norms[gi], norms[gj], dot[r][q]);
-            v = kernel_value<Acc>(a.kind, s, dot[r][q], c, Acc(a.coef0), a.degree);
+            v = kernel_value<Acc>(a.kind, dist[r][q], dot[r][q], c, Acc(a.coef0), a.degree);
           }
           ks[row][col] = v;
         }
