@@ -237,15 +237,18 @@ def test_kid_std_and_median_bandwidth_follow_the_numpy_conventions(rng):
     of the subsets' values; the median heuristic averages the two middle distances, as numpy."""
     import numpy as np
 
-    fx, fy = torch.randn(40, 3, generator=rng), torch.randn(40, 3, generator=rng) + 0.5
+    # float64 features: the kernel sums then run in float64 and the comparison can be sharp (in
+    # float32 their rounding, about 1e-7 of the kernel values' size, is 6e-5 of a KID of 5e-3).
+    fx = torch.randn(40, 3, generator=rng, dtype=torch.float64)
+    fy = torch.randn(40, 3, generator=rng, dtype=torch.float64) + 0.5
     r = metrics.kid(fx, fy, subsets=5, subset_size=20, seed=3)
     gen = torch.Generator().manual_seed(3)
     values = []
     for _ in range(5):
         ix, iy = torch.randperm(40, generator=gen)[:20], torch.randperm(40, generator=gen)[:20]
-        values.append(float(reference.mmd2(fx[ix].double(), fy[iy].double(), "polynomial")))
-    assert r.mean == pytest.approx(np.mean(values), rel=1e-5, abs=1e-7)
-    assert r.std == pytest.approx(np.std(values), rel=1e-4, abs=1e-7)
+        values.append(float(reference.mmd2(fx[ix], fy[iy], "polynomial")))
+    assert r.mean == pytest.approx(np.mean(values), rel=1e-10, abs=1e-12)
+    assert r.std == pytest.approx(np.std(values), rel=1e-8, abs=1e-12)  # ddof 1 would be 12% larger
     x, y = torch.randn(3, 2, generator=rng, dtype=torch.float64), torch.randn(2, 2, generator=rng, dtype=torch.float64)
     z = torch.cat([x, y]).numpy()
     distances = [np.linalg.norm(z[i] - z[j]) for i in range(5) for j in range(i + 1, 5)]  # 10: an even count
