@@ -57,6 +57,10 @@ export PYGAN_CUDA PYGAN_CUDA_ARCHS
 # build folder is the one setup.py names (build/<extension>-<python tag>).
 config="cuda=$PYGAN_CUDA archs=$PYGAN_CUDA_ARCHS meta=$(cat pyproject.toml setup.py | cksum | cut -d' ' -f1)"
 build_dir=build/pygan._C-$(.venv/bin/python -c 'import sys; print(sys.implementation.cache_tag)')
+# A build folder made for another checkout (a moved or copied tree) cannot build this one.
+if [ -f "$build_dir/CMakeCache.txt" ] && ! grep -qF "CMAKE_HOME_DIRECTORY:INTERNAL=$(pwd -P)" "$build_dir/CMakeCache.txt"; then
+  rm -rf "$build_dir"
+fi
 if [ "$previous" = "$config" ] && [ -f "$build_dir/CMakeCache.txt" ] \
    && .venv/bin/python -c 'import importlib.util as u, sys; sys.exit(u.find_spec("pygan") is None)' 2>/dev/null; then
   cmake --build "$build_dir" --parallel "${PYGAN_BUILD_JOBS:-$(nproc)}" > "$build_dir/last-build.log" 2>&1 \
