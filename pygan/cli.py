@@ -35,7 +35,7 @@ from . import data as pdata
 from . import metrics, models, plots
 from .bigan import BiGAN
 from .evaluate import evaluate, evaluate_inference, load_samples
-from .gan import GAN
+from .gan import GAN, adam_defaults
 from .losses import LOSS_NAMES
 from .penalties import KINDS as PENALTY_KINDS
 from .penalties import GradientPenalty
@@ -200,8 +200,7 @@ def _settings(args: argparse.Namespace) -> dict:
             s[key] = value
     if args.penalty is not None and args.penalty_weight is None and args.penalty != DEFAULTS[args.data]["penalty"]:
         s["penalty_weight"] = None  # the new kind's own default weight
-    wasserstein = s["loss"] == "wasserstein" or s["penalty"] in ("wgan-gp", "one-sided")
-    s["betas"] = list(args.betas) if args.betas else ([0.0, 0.9] if wasserstein else [0.5, 0.999])
+    s["betas"] = list(args.betas) if args.betas else list(adam_defaults(s["loss"], s["penalty"])[1])
     for key, default in (("alpha", None), ("lazy", 1), ("clip", None), ("n_critic", 1), ("saturating", False),
                          ("fused", False), ("capture", False), ("amp", None), ("backend", "auto"), ("seed", 0)):
         value = getattr(args, key)

@@ -107,11 +107,17 @@ def _device_of(module: nn.Module, name: str) -> torch.device:
     return devices.pop()
 
 
+def adam_defaults(loss: str, penalty: Optional[str]) -> tuple[float, tuple[float, float]]:
+    """Adam's (lr, betas) as the papers tune them: (1e-4, (0, 0.9)) for a Wasserstein critic -- the
+    wasserstein loss, or a WGAN-GP or one-sided penalty (Gulrajani et al.) -- and (2e-4, (0.5, 0.999))
+    otherwise (Radford et al.). ``penalty`` is the penalty's kind, or None."""
+    if loss == "wasserstein" or penalty in ("wgan-gp", "one-sided"):
+        return 1e-4, (0.0, 0.9)
+    return 2e-4, (0.5, 0.999)
+
+
 def _default_optimizer(params, loss: str, penalty: Optional[GradientPenalty], capture: bool):
-    # Adam as the papers tune it: (1e-4, betas (0, 0.9)) for Wasserstein critics (Gulrajani et al.),
-    # (2e-4, betas (0.5, 0.999)) otherwise (Radford et al.).
-    wasserstein = loss == "wasserstein" or (penalty is not None and penalty.kind in ("wgan-gp", "one-sided"))
-    lr, betas = (1e-4, (0.0, 0.9)) if wasserstein else (2e-4, (0.5, 0.999))
+    lr, betas = adam_defaults(loss, penalty.kind if penalty is not None else None)
     return torch.optim.Adam(params, lr=lr, betas=betas, capturable=capture)
 
 
