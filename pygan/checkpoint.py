@@ -112,8 +112,9 @@ def module_spec(module: nn.Module) -> dict:
 
     kwargs = getattr(module, "init_kwargs", None)
     name = type(module).__name__
-    dtypes = {t.dtype for t in module.state_dict().values() if t.is_floating_point()}
-    devices = {t.device for t in module.state_dict().values()}
+    tensors = list(module.state_dict().values())
+    dtypes = {t.dtype for t in tensors if t.is_floating_point()}
+    devices = {t.device for t in tensors}
     if kwargs is not None and models.REBUILDABLE.get(name) is type(module) and len(dtypes) <= 1 and len(devices) <= 1:
         return {"model": name, "kwargs": dict(kwargs),
                 "dtype": str(dtypes.pop()).removeprefix("torch.") if dtypes else None,
@@ -134,10 +135,9 @@ def build_module(spec: dict, what: str, path: Union[str, os.PathLike], trusted: 
     module = cls(**spec["kwargs"])
     if spec["dtype"] is not None:
         module = module.to(getattr(torch, spec["dtype"]))
-    device = torch.device(spec["device"])
-    if map_location is not None:
-        device = torch.device(map_location) if not callable(map_location) and not isinstance(map_location, dict) else device
-    return module.to(device)
+    # A device-like map_location moves the network; a dict or callable one concerns tensors only.
+    device_like = map_location is not None and not callable(map_location) and not isinstance(map_location, dict)
+    return module.to(torch.device(map_location if device_like else spec["device"]))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,10 +216,7 @@ def _conflicts(args: argparse.Namespace, run: dict) -> list[str]:
         given = getattr(args, key, None)
         if given is None or key not in run:
             continue
-        ours = s[key]
-        if isinstance(ours, (list, tuple)):
-            ours = list(ours)
-        if ours != run[key]:
+        if s[key] != run[key]:
             out.append(f"--{key.replace('_', '-')} {given if not isinstance(given, list) else ' '.join(map(str, given))}"
                        f" (the run has {run[key]})")
     return out

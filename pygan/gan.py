@@ -363,8 +363,9 @@ class GAN:
     _skip_nonfinite = False  # fit(nonfinite="skip") sets it for the run
     skipped_steps = 0
 
-    def _opt_step(self, opt: torch.optim.Optimizer, scaler, loss: Tensor) -> None:
-        if self._skip_nonfinite and not bool(torch.isfinite(loss.detach()).all()):
+    def _opt_step(self, opt: torch.optim.Optimizer, scaler, *losses: Optional[Tensor]) -> None:
+        # ``losses``: the player's loss terms, checked only under fit(nonfinite="skip").
+        if self._skip_nonfinite and not _all_finite(losses):
             opt.zero_grad(set_to_none=True)  # this player keeps its weights and moments
             self.skipped_steps += 1
             return
@@ -478,7 +479,7 @@ class GAN:
             outputs.append(v_r)
             grads.append(up(ml.g_real_grad, v_r, sg))
         torch.autograd.backward(outputs, grads, inputs=self._g_params)
-        self._opt_step(self.d_optimizer, self.d_scaler, ml.d_loss if penalty is None else ml.d_loss + penalty)
+        self._opt_step(self.d_optimizer, self.d_scaler, ml.d_loss, penalty)
         self._opt_step(self.g_optimizer, self.g_scaler, ml.g_loss)
         self._after_d_step()
         self._after_g_step()
@@ -672,9 +673,9 @@ class GAN:
     def save(self, path: Union[str, os.PathLike], **extra: Any) -> Path:
         """Writes a checkpoint atomically (temporary file + rename); :meth:`load` resumes from it
         exactly. ``extra`` items and those of the ``extra`` attribute (plain data: numbers, strings,
-        tensors, lists, dicts) are stored beside, e.g. the data set's name. pygan's own networks are stored as their constructor
-        arguments; other networks, a custom prior or optimizer class as pickled blobs that
-        :meth:`load` opens only for a trusted file."""
+        tensors, lists, dicts) are stored beside, e.g. the data set's name. pygan's own networks are
+        stored as their constructor arguments; other networks, a custom prior or optimizer class as
+        pickled blobs that :meth:`load` opens only for a trusted file (or when passed back)."""
         state = self.state_dict()
         state["config"] = self._config()
         state["modules"] = {name: _ckpt.module_spec(m) for name, m in self._modules().items()}
@@ -801,7 +802,7 @@ class GAN:
             while self.steps < steps:
                 stats = self.step(sampler.sample(batch_size * self.n_critic, self.rng))
                 done, ran = self.steps, ran + 1
-                if not (self._skip_nonfinite and not all(bool(torch.isfinite(v).all()) for v in stats.values())):
+                if not (self._skip_nonfinite and not _all_finite(stats.values())):
                     for k, v in stats.items():  # (a skipped step is left out of the means)
                         sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
                     count += 1
@@ -853,13 +854,16 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
+def _all_finite(tensors: Any) -> bool:
+    """Whether every element of the given tensors (None entries skipped) is finite: one host sync."""
+    flags = [torch.isfinite(t.detach()).all() for t in tensors if t is not None]
+    return not flags or bool(torch.stack(flags).all())
+
+
 def _finite_weights(gan: GAN) -> bool:
     """Whether every weight of both players (and of the EMA generator) is finite: one host sync."""
     modules = [gan._g_player, gan.discriminator] + ([gan.ema.module] if gan.ema is not None else [])
-    tensors = [t.detach() for m in modules for t in m.parameters() if t.is_floating_point() and t.numel()]
-    if not tensors:
-        return True
-    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+    return _all_finite(t for m in modules for t in m.parameters() if t.is_floating_point())
 
 
 def _open_log(path: Path, steps: int):

@@ -108,6 +108,12 @@ def _check_lazy(lazy: int) -> int:
     return lazy
 
 
+def _require_grad() -> None:
+    if not torch.is_grad_enabled():
+        raise RuntimeError("a gradient penalty needs autograd (it differentiates the discriminator): it was "
+                           "called under torch.no_grad() or inference_mode; call it with grad enabled")
+
+
 def _weight_of(kind: str, weight: float) -> float:
     """The head's weight: γ/2 for R1 and R2 (their convention), λ otherwise."""
     return weight / 2 if _HEADS[kind] == "squared" else weight
@@ -151,9 +157,7 @@ def _input_gradient(outputs: Tensor, inputs: Tensor, scaler=None) -> tuple[Tenso
     if not inputs.requires_grad:
         raise ValueError("inputs must require grad and be the tensor the outputs were computed from "
                          "(call inputs.requires_grad_() before the discriminator's forward)")
-    if not torch.is_grad_enabled():
-        raise RuntimeError("a gradient penalty needs autograd (it differentiates the discriminator): it was "
-                           "called under torch.no_grad() or inference_mode; call it with grad enabled")
+    _require_grad()
     if not outputs.requires_grad:
         raise ValueError("outputs do not depend on inputs through autograd (no graph): compute them from "
                          "inputs with grad enabled, outside torch.no_grad()")
@@ -309,9 +313,7 @@ def gradient_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor, fa
     elif fake is not None:
         raise ValueError(f"penalty kind {kind!r} is taken on real samples only and takes no fake=; "
                          f"penalize generated samples with 'r2' (or one of {', '.join(NEEDS_FAKE)})")
-    if not torch.is_grad_enabled():
-        raise RuntimeError("gradient_penalty needs autograd (it differentiates the discriminator): it "
-                           "was called under torch.no_grad() or inference_mode; call it with grad enabled")
+    _require_grad()  # also on the lazy steps that skip the work: the same call fails on every step
     if step % lazy != 0:
         zero = torch.zeros((), dtype=compute_dtype(real.dtype), device=real.device)
         return (zero, None) if return_norms else zero

@@ -6,7 +6,8 @@
 // vector of columns held in registers across the feature loop), the squared distances from the dot
 // products and the norms (z arrives centred for the distance kernels, which keeps that form
 // accurate) or, for near-duplicate pairs, from the differences (kernel_sums.h), the kernel values
-// for each bandwidth, then the tile's row sums, column sums and label products. Tile sums are formed in the compute dtype and added to float64 accumulators.
+// for each bandwidth, then the tile's row sums, column sums and label products. Tile sums are
+// formed in the compute dtype and added to float64 accumulators.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -52,7 +53,6 @@ void dot_tile(const T* zi, int64_t d, int rows, const T* zt, T* dot) {
 template <class T>
 void distance_tile(const T* zi, const T* zj, int64_t d, int rows, int cols, const T* ni, const T* nj,
                    const T* dot, T* dist) {
-  const T direct_below = T(DIRECT_BELOW);
   for (int r = 0; r < rows; ++r) {
     T* s = dist + r * TILE;
     const T* dr = dot + r * TILE;
@@ -63,7 +63,7 @@ void distance_tile(const T* zi, const T* zj, int64_t d, int rows, int cols, cons
     for (int c = 0; c < TILE; ++c) {
       const T v = norm_distance(nr, nj[c], dr[c]);
       s[c] = v;
-      near |= v < direct_below * (nr + nj[c]);
+      near |= needs_direct(v, nr, nj[c]);
     }
     if (!near) continue;
     for (int c = 0; c < cols; ++c) {

@@ -27,8 +27,8 @@ __all__ = ["FDivEstimate", "fdiv_estimate"]
 class FDivEstimate(Result):
     """``estimate``: the bound on the held-out samples, with its standard error ``stderr`` and 95%
     confidence interval ``ci``; ``train_bound``: on the training part at the end (its gap to
-    ``estimate`` shows overfitting); ``reliable``: False when the held-out bound is significantly
-    negative or not finite (see the module docs); ``history``: the training bound along the run."""
+    ``estimate`` shows overfitting); ``reliable``: False when the held-out bound is not finite or one
+    sample decides it (see the module docs); ``history``: the training bound along the run."""
 
     divergence: str
     estimate: float

@@ -194,13 +194,12 @@ def kid(features_x: Any, features_y: Any, *, subsets: int = 100, subset_size: in
     if subset_size > min(fx.shape[0], fy.shape[0]):
         raise ValueError(f"subset_size={subset_size} is larger than the samples ({fx.shape[0]} and {fy.shape[0]}); "
                          "pass a subset_size of at most the smaller one")
-    size = subset_size
     gen = torch.Generator().manual_seed(seed)
     values = []
     for _ in range(subsets):
-        ix = torch.randperm(fx.shape[0], generator=gen)[:size].to(fx.device)
-        iy = torch.randperm(fy.shape[0], generator=gen)[:size].to(fy.device)
+        ix = torch.randperm(fx.shape[0], generator=gen)[:subset_size].to(fx.device)
+        iy = torch.randperm(fy.shape[0], generator=gen)[:subset_size].to(fy.device)
         values.append(float(mmd2(fx[ix], fy[iy], kernel="polynomial", degree=degree, gamma=gamma,
                                  coef0=coef0, backend=backend)))
     v = torch.tensor(values, dtype=torch.float64)
-    return KIDResult(float(v.mean()), float(v.std(correction=0)), subsets, size)
+    return KIDResult(float(v.mean()), float(v.std(correction=0)), subsets, subset_size)
