@@ -13,6 +13,12 @@ measured in the same run.
     python benchmarks/losses.py --device cuda --loss js --dtype bfloat16
     python benchmarks/losses.py --sizes 4096 1048576 --json out.json
     python benchmarks/losses.py --minimax             # both players' losses and gradients
+    python benchmarks/losses.py --second-order        # gradients of gradients
+
+``--second-order`` times double backward, a Hessian-vector product: ``g = autograd.grad(loss,
+(real, fake), create_graph=True)``, then the backward of ``<g, v>`` (what a penalty on the loss's
+gradient or an unrolled step costs); its traffic counts each logit and each v read once and each
+result written once.
 
 ``--minimax`` times what a simultaneous update needs from one pair of logit tensors: D's loss and
 G's loss with D's gradients for both tensors and G's for the fakes. ``eager`` (and ``compile``) is
@@ -117,11 +123,17 @@ def run(args):
         real = real0.clone().requires_grad_()
         fake = fake0.clone().requires_grad_()
 
+        vs = [torch.randn(x.shape, generator=gen).to(dtype).to(device) for x in (real0, fake0)]
+
         def step(fn):
             def go():
                 real.grad = None
                 fake.grad = None
-                fn(real, fake).backward()
+                out = fn(real, fake)
+                if args.second_order:  # d/dx <d out/dx, v>
+                    grads = torch.autograd.grad(out, (real, fake), create_graph=True)
+                    out = (grads[0] * vs[0]).sum() + (grads[1] * vs[1]).sum()
+                out.backward()
             return go
 
         if args.minimax:
@@ -145,9 +157,10 @@ def run(args):
                         timings[f"cpu-{isa}"] = time_ms(fn, device)
             else:
                 timings[b] = time_ms(fn, device)
-        _add_rows(rows, timings, n, 2 * n * real0.element_size(), copy_bw)
+        _add_rows(rows, timings, n, (3 if args.second_order else 2) * n * real0.element_size(), copy_bw)
         print(format_table([r for r in rows if r["N"] == n], header=n == args.sizes[0]), flush=True)
-    return {"device": device_name(device), "minimax": args.minimax, "loss": args.loss, "dtype": args.dtype,
+    return {"device": device_name(device), "minimax": args.minimax, "second_order": args.second_order,
+            "loss": args.loss, "dtype": args.dtype,
             "torch": torch.__version__, "copy_GB/s": copy_bw, "rows": rows}
 
 
@@ -158,8 +171,11 @@ def main():
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "float64"])
     p.add_argument("--sizes", type=int, nargs="+", default=SIZES)
     p.add_argument("--minimax", action="store_true", help="time both players' losses and gradients")
+    p.add_argument("--second-order", action="store_true", help="time a Hessian-vector product (double backward)")
     args = p.parse_args()
-    kind = "minimax" if args.minimax else "losses"
+    if args.minimax and args.second_order:
+        p.error("--minimax and --second-order time different things: pass one")
+    kind = "minimax" if args.minimax else "second-order" if args.second_order else "losses"
     timing.main(args, f"{kind} benchmark: loss={args.loss} dtype={args.dtype}", run)
 
 

@@ -58,11 +58,14 @@ void minimax_forward_cpu(const Side& d0, const Side& d1, const Side& g0, const S
 // The error for a generator side that differs from its discriminator side in more than term and sign.
 void check_minimax_sides(const Side& d0, const Side& d1, const Side& g0, const Side& g1);
 
-// Backward: grad_k[i] = upstream * weight_k * term_k'(x_k[i] - shift_k). For MEAN / SUM the
-// upstream is one value at `up` of `up_dtype`; for NONE it is elementwise, up0 / up1, in each
-// side's dtype. Gradients are written in each side's dtype.
-void loss_backward_cpu(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t up,
-                       int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0, uintptr_t grad1);
+// Backward of order 1 or 2: grad_k[i] = U * weight_k * E_k[i] * term_k^(order)(x_k[i] - shift_k),
+// with U the one value at `up` (of `up_dtype`), or 1 when `up` is null, and E_k the elementwise
+// upstream up_k (in side k's dtype), or 1 when null. The first backward of MEAN / SUM takes U, that
+// of NONE takes E_k; double backward (order 2: the derivative of a gradient) multiplies by the
+// gradient's own upstream elementwise, so it may take both. Gradients are in each side's dtype.
+void loss_backward_cpu(const Side& s0, const Side& s1, double alpha, int reduction, int order,
+                       uintptr_t up, int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0,
+                       uintptr_t grad1);
 
 // The CPU instruction sets the loops were built for and this CPU runs ("base", "avx2"), the one in
 // use, and a switch between them (tests compare them; PYGAN_CPU_ISA=base picks base at start).
@@ -81,8 +84,8 @@ void minimax_forward_cuda(const Side& d0, const Side& d1, const Side& g0, const 
                           uintptr_t d_out, uintptr_t g_out, int out_dtype, uintptr_t d_grad0,
                           uintptr_t d_grad1, uintptr_t g_grad0, uintptr_t g_grad1, uintptr_t partials,
                           uintptr_t counter, uintptr_t stream);  // partials: 2 per tile
-void loss_backward_cuda(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t up,
-                        int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0,
+void loss_backward_cuda(const Side& s0, const Side& s1, double alpha, int reduction, int order,
+                        uintptr_t up, int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0,
                         uintptr_t grad1, uintptr_t stream);
 
 }  // namespace pygan

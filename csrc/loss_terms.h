@@ -128,6 +128,61 @@ template <int C, class M, class T> PYGAN_HD void term(T u, T a, T& v, T& d) {
   else { static_assert(C < NUM_TERMS, "unknown term"); }
 }
 
+// Second derivative term_C''(u), for double backward (gradients of gradients: unrolled GANs,
+// penalties on the loss's gradient). The same stable pieces as the first derivatives:
+// sigmoid(u) sigmoid(-u) and sech^2(u), formed from exp(-|u|)-type factors, have no cancellation
+// for either sign (sigmoid - sigmoid^2 and 1 - tanh^2 do). Terms linear in u have 0; the hinges 0
+// off their kink (NaN kept), as autograd's relu gives.
+template <int C, class M, class T> PYGAN_HD T term2(T u, T a) {
+  if constexpr (C == NEG || C == POS || C == U_MINUS_1) { return T(0); }
+  else if constexpr (C == EXP_U_MINUS_1) { return M::exp(u - T(1)); }
+  else if constexpr (C == EXP_NEG || C == EXPM1_NEG) { return M::exp(-u); }
+  else if constexpr (C == PEARSON_FAKE) { return T(0.5); }
+  else if constexpr (C == NEYMAN_FAKE) { return T(-0.5) * M::exp(T(-0.5) * u); }
+  else if constexpr (C == EXPM1) { return M::exp(u); }
+  else if constexpr (C == JEFFREY_FAKE) {
+    // f*' = e^-z with e^z + z = 1 - u, so z' = -1 / (e^z + 1) and f*'' = e^-z / (1 + e^z).
+    const T z = log_wright_omega_1m<M>(u);
+    return M::exp(-z - M::softplus(z));
+  }
+  else if constexpr (C == SOFTPLUS_NEG || C == SOFTPLUS || C == JS_REAL || C == JS_FAKE ||
+                     C == ALPHA_LT1_REAL) {
+    // sigmoid(u) sigmoid(-u) = sech^2(u/2) / 4: one exp and one division for both sigmoids.
+    return T(0.25) * M::sech2(T(0.5) * u);
+  }
+  else if constexpr (C == TV_REAL) { return M::sech2(u) * M::tanh(u); }
+  else if constexpr (C == TV_FAKE) { return -(M::sech2(u) * M::tanh(u)); }
+  else if constexpr (C == ALPHA_LT1_FAKE) {
+    // f*'(u) = S^(1/(a-1)) sigmoid(-u) with S = (1-a) softplus(-u) and S' = (a-1) sigmoid(-u):
+    // f*'' = f*' (sigmoid(-u) / S - sigmoid(u)), the ratio taken in log space like f*'.
+    const T ls = M::log(T(1) - a) + M::log_softplus(-u);
+    const T d = M::exp(ls / (a - T(1)) - M::softplus(u));
+    return d * (M::exp(-M::softplus(u) - ls) - M::sigmoid(u));
+  }
+  else if constexpr (C == ALPHA_GT1_FAKE) {
+    // f*' = s^(1/(a-1)) with s = 1 + (a-1) u, so f*'' = s^((2-a)/(a-1)) for s > 0 and 0 where f*
+    // is the constant -1/a (s <= 0; the power alone would give inf or NaN there for a >= 2).
+    const T e = (a - T(1)) * u;
+    const T ls = M::log1p(select(e > T(-1), e, T(-1)));
+    const T d2 = select(e > T(-1), M::exp(ls * ((T(2) - a) / (a - T(1)))), T(0));
+    return select(u != u, u, d2);
+  }
+  else if constexpr (C == HINGE_REAL || C == HINGE_FAKE) { return select(u != u, u, T(0)); }
+  else if constexpr (C == HALF_SQ_U_MINUS_1 || C == HALF_SQ) { return T(1); }
+  else { static_assert(C < NUM_TERMS, "unknown term"); return T(0); }
+}
+
+// The ORDER-th derivative (1 or 2) of term C at u: what a backward pass of that order multiplies.
+template <int C, int ORDER, class M, class T> PYGAN_HD T derivative(T u, T a) {
+  if constexpr (ORDER == 2) {
+    return term2<C, M>(u, a);
+  } else {
+    T v, d;
+    term<C, M>(u, a, v, d);
+    return d;
+  }
+}
+
 template <int C> using TermTag = std::integral_constant<int, C>;
 
 // Calls f(TermTag<C>{}) for the term code given at run time; used to pick a specialized loop (CPU)

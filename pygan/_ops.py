@@ -4,7 +4,9 @@
 ``pygan::adversarial_loss`` returns the reduced scalar (mean or sum); ``pygan::adversarial_loss_terms``
 the elementwise terms of both sides; ``pygan::adversarial_loss_backward`` the gradients of either,
 recomputing the terms from the logits (one read of each logit and one write of each gradient, no
-saved intermediates). ``pygan::adversarial_minimax`` gives both players' losses and upstream
+saved intermediates), and, with ``order=2``, their second derivatives: it has a backward of its
+own, so every loss op is twice differentiable (gradient penalties on the loss's gradient, unrolled
+GANs). ``pygan::adversarial_minimax`` gives both players' losses and upstream
 gradients from one pass (the fused simultaneous step). ``pygan::adversarial_loss_and_grad`` is the training path: one pass returns
 the reduced loss and its gradients for an upstream of one (in the compute dtype, so that a large
 upstream such as a loss scale meets unrounded values), and backward is a multiply. The ops allocate their outputs through PyTorch's allocator and never
@@ -114,12 +116,14 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
 
 
 def _backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
-              up, up0, up1, grad0, grad1):
+              up, up0, up1, grad0, grad1, order=1):
+    """grad_k = U * w_k * E_k * term_k^(order)(x_k - shift_k): U the scalar ``up`` or 1, E_k the
+    elementwise ``up0`` / ``up1`` (both or neither) or 1 (csrc/adversarial_loss.h)."""
     device = x0.device
     name = _backend.resolve(backend, device)
     if name in ("cpu", "cuda"):
         _backend.call_c(name, device, "loss_backward", _c_side(x0, term0, sign0, shift0),
-                        _c_side(x1, term1, sign1, shift1), alpha, reduction, _ptr(up),
+                        _c_side(x1, term1, sign1, shift1), alpha, reduction, order, _ptr(up),
                         DTYPE_CODES[up.dtype] if up is not None else 0, _ptr(up0), _ptr(up1),
                         grad0.data_ptr(), grad1.data_ptr())
         return
@@ -136,8 +140,8 @@ def _backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reducti
             up1 if up1 is not None else dummy, grad1,
             up if up is not None else dummy, alpha, tiles0,
             HAS_SH0=shift0 is not None, HAS_SH1=shift1 is not None, TERM0=term0, TERM1=term1,
-            REDUCE=reduction != 0, MEAN=reduction == 1, ACC=_backend.triton_acc(acc),
-            STEPS=4 if acc == torch.float64 else 3, BLOCK=block,
+            MEAN=reduction == 1, UP=up is not None, UP_EL=up0 is not None, ORDER=order,
+            ACC=_backend.triton_acc(acc), STEPS=4 if acc == torch.float64 else 3, BLOCK=block,
         )
 
 
@@ -206,26 +210,76 @@ def _(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, backend):
     return torch.empty_like(x0), torch.empty_like(x1)
 
 
+# The highest derivative order the kernels implement (csrc/loss_terms.h term2).
+MAX_ORDER = 2
+
+
 @torch.library.custom_op("pygan::adversarial_loss_backward", mutates_args=())
 def adversarial_loss_backward(x0: Tensor, x1: Tensor, shift0: Optional[Tensor],
                               shift1: Optional[Tensor], term0: int, term1: int, sign0: float,
                               sign1: float, alpha: float, reduction: int, backend: str,
                               up: Optional[Tensor], up0: Optional[Tensor],
-                              up1: Optional[Tensor]) -> tuple[Tensor, Tensor]:
-    """Gradients of either forward op with respect to x0 and x1 for the upstream gradient(s)."""
+                              up1: Optional[Tensor], order: int = 1) -> tuple[Tensor, Tensor]:
+    """grad_k = U * w_k * E_k * term_k^(order)(x_k - shift_k), shaped and typed like each x_k.
+
+    ``order=1`` is the gradient of either forward op for its upstream: U = ``up`` (the scalar of a
+    reduced loss) or E_k = ``up_k`` (the terms' elementwise upstreams). ``order=2`` is what double
+    backward multiplies: the second derivatives, scaled by both. Absent upstreams count as 1; the
+    elementwise ones come both or neither. This op is itself differentiable (its backward calls it
+    with ``order + 1`` for x and with ``order`` for the upstreams), which makes every loss op twice
+    differentiable."""
+    return _loss_backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
+                          up, up0, up1, order)
+
+
+def _loss_backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
+                   up, up0, up1, order=1):
     grad0, grad1 = torch.empty_like(x0), torch.empty_like(x1)
     if up0 is not None:
-        up0 = up0.contiguous()
-    if up1 is not None:
-        up1 = up1.contiguous()
+        up0, up1 = up0.contiguous(), up1.contiguous()
     _backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
-              up, up0, up1, grad0, grad1)
+              up, up0, up1, grad0, grad1, order)
     return grad0, grad1
 
 
 @adversarial_loss_backward.register_fake
-def _(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend, up, up0, up1):
+def _(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend, up, up0, up1, order=1):
     return torch.empty_like(x0), torch.empty_like(x1)
+
+
+def _setup_loss_backward(ctx, inputs, output, op=None):
+    x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend, up, up0, up1 = inputs[:14]
+    ctx.consts = (term0, term1, sign0, sign1, alpha, reduction, backend)
+    ctx.order = inputs[14] if len(inputs) > 14 else 1
+    ctx.op = op or adversarial_loss_backward  # what the backward calls: this op or its eager twin
+    ctx.save_for_backward(x0, x1, shift0, shift1, up, up0, up1)
+
+
+def _loss_backward_backward(ctx, gg0, gg1):
+    """The derivatives of grad_k = U * w_k * E_k * t_k^(o)(x_k - shift_k), for its upstreams gg_k:
+    x_k: gg_k U w_k E_k t_k^(o+1) (and shift_k minus its sum); U: the sum of gg_k w_k E_k t_k^(o);
+    E_k: gg_k U w_k t_k^(o). Each is this op again, so the result is differentiable in turn."""
+    x0, x1, shift0, shift1, up, up0, up1 = ctx.saved_tensors
+    consts, order, op = ctx.consts, ctx.order, ctx.op
+    needs = ctx.needs_input_grad
+    gx0 = gx1 = gs0 = gs1 = g_up = g_up0 = g_up1 = None
+    if any(needs[:4]):
+        if order >= MAX_ORDER:
+            raise RuntimeError(f"pygan's loss ops are differentiable {MAX_ORDER} times; a derivative of "
+                               f"order {order + 1} is not implemented")
+        e0, e1 = (gg0, gg1) if up0 is None else (gg0 * up0, gg1 * up1)
+        gx0, gx1 = op(x0, x1, shift0, shift1, *consts, up, e0, e1, order + 1)
+        gs0, gs1 = _shift_grads(needs, shift0, shift1, gx0, gx1)
+    if up is not None and needs[11]:
+        e0, e1 = (gg0, gg1) if up0 is None else (gg0 * up0, gg1 * up1)
+        r0, r1 = op(x0, x1, shift0, shift1, *consts, None, e0, e1, order)
+        g_up = (r0.sum(dtype=up.dtype) + r1.sum(dtype=up.dtype)).reshape(up.shape)
+    if up0 is not None and (needs[12] or needs[13]):
+        g_up0, g_up1 = op(x0, x1, shift0, shift1, *consts, up, gg0, gg1, order)
+    return (gx0, gx1, gs0, gs1, None, None, None, None, None, None, None, g_up, g_up0, g_up1, None)
+
+
+adversarial_loss_backward.register_autograd(_loss_backward_backward, setup_context=_setup_loss_backward)
 
 
 def minimax(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor], term0: int,
@@ -279,18 +333,19 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(x0, x1, shift0, shift1)
 
 
-def _shift_grads(ctx, shift0, shift1, g0, g1):
-    # d/dshift of sum_i term(x_i - shift) is minus the sum of the gradients of the x_i.
-    s0 = -g0.sum(dtype=shift0.dtype).reshape(shift0.shape) if shift0 is not None and ctx.needs_input_grad[2] else None
-    s1 = -g1.sum(dtype=shift1.dtype).reshape(shift1.shape) if shift1 is not None and ctx.needs_input_grad[3] else None
+def _shift_grads(needs, shift0, shift1, g0, g1):
+    # d/dshift of sum_i term(x_i - shift) is minus the sum of the gradients of the x_i; `needs` is
+    # ctx.needs_input_grad of an op whose inputs start (x0, x1, shift0, shift1).
+    s0 = -g0.sum(dtype=shift0.dtype).reshape(shift0.shape) if shift0 is not None and needs[2] else None
+    s1 = -g1.sum(dtype=shift1.dtype).reshape(shift1.shape) if shift1 is not None and needs[3] else None
     return s0, s1
 
 
-def _backward_reduced(ctx, grad):
+def _backward_reduced(ctx, grad, op=adversarial_loss_backward):
     x0, x1, shift0, shift1 = ctx.saved_tensors
-    g0, g1 = adversarial_loss_backward(x0, x1, shift0, shift1, *ctx.consts, ctx.reduction, ctx.backend,
-                                       grad.contiguous(), None, None)
-    s0, s1 = _shift_grads(ctx, shift0, shift1, g0, g1)
+    g0, g1 = op(x0, x1, shift0, shift1, *ctx.consts, ctx.reduction, ctx.backend, grad.contiguous(),
+                None, None, 1)
+    s0, s1 = _shift_grads(ctx.needs_input_grad, shift0, shift1, g0, g1)
     return g0, g1, s0, s1, None, None, None, None, None, None, None
 
 
@@ -300,7 +355,7 @@ def _backward_terms(ctx, grad0, grad1):
     grad1 = grad1 if grad1 is not None else torch.zeros_like(x1)
     g0, g1 = adversarial_loss_backward(x0, x1, shift0, shift1, *ctx.consts, 0, ctx.backend,
                                        None, grad0, grad1)
-    s0, s1 = _shift_grads(ctx, shift0, shift1, g0, g1)
+    s0, s1 = _shift_grads(ctx.needs_input_grad, shift0, shift1, g0, g1)
     return g0, g1, s0, s1, None, None, None, None, None, None
 
 
@@ -310,18 +365,18 @@ def _setup_with_grad(ctx, inputs, output):
     ctx.grads = output[1:]
 
 
-def _backward_with_grad(ctx, grad, _grad0=None, _grad1=None, *, in_place=False):
+def _backward_with_grad(ctx, grad, _grad0=None, _grad1=None, *, eager=False):
     if grad is None:
         return (None,) * 11
     if torch.is_grad_enabled() or ctx.grads is None:
-        # create_graph: a product with the saved gradient would hide the second derivative, so take
-        # the recomputing path, which (like every pygan loss op) has no double backward. The same
+        # create_graph: a product with the saved gradient (a constant) would hide the second
+        # derivative, so take the recomputing path, whose op is differentiable again. The same
         # path serves a second backward (retain_graph), after the first consumed the saved buffers.
-        return _backward_reduced(ctx, grad)
+        return _backward_reduced(ctx, grad, LossBackward.apply if eager else adversarial_loss_backward)
     grads, ctx.grads = ctx.grads, None
     x0, x1, shift0, shift1 = ctx.saved_tensors
     up = grad.to(grads[0].dtype)
-    if in_place:
+    if eager:
         # Eager: scale the saved gradients in place and hand them over, so that autograd can keep
         # them as .grad without a copy (nothing else holds them). Traced graphs stay functional.
         # An upstream of exactly 1 (loss.backward()) needs no pass at all; on the CPU reading it is free.
@@ -331,7 +386,7 @@ def _backward_with_grad(ctx, grad, _grad0=None, _grad1=None, *, in_place=False):
     else:
         g0, g1 = (up * grads[0]).to(x0.dtype), (up * grads[1]).to(x1.dtype)
     del grads
-    s0, s1 = _shift_grads(ctx, shift0, shift1, g0, g1)
+    s0, s1 = _shift_grads(ctx.needs_input_grad, shift0, shift1, g0, g1)
     return g0, g1, s0, s1, None, None, None, None, None, None, None
 
 
@@ -354,4 +409,20 @@ class LossAndGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad, grad0, grad1):
-        return _backward_with_grad(ctx, grad, in_place=True)
+        return _backward_with_grad(ctx, grad, eager=True)
+
+
+class LossBackward(torch.autograd.Function):
+    """Eager twin of ``pygan::adversarial_loss_backward`` (as :class:`LossAndGrad` is of its op):
+    the create_graph backward of the training path calls it, and its own backward calls it again,
+    so a gradient of a gradient pays no custom-op dispatch."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        out = _loss_backward(*inputs)
+        _setup_loss_backward(ctx, inputs, out, LossBackward.apply)
+        return out
+
+    @staticmethod
+    def backward(ctx, gg0, gg1):
+        return _loss_backward_backward(ctx, gg0, gg1)

@@ -11,7 +11,7 @@ with TWO it evaluates a second loss (the generator's terms) on the same loaded l
 import triton
 import triton.language as tl
 
-from .math import term
+from .math import term, term2
 from .reduce import finish_two_in_last_program
 
 BLOCK = 1024
@@ -97,31 +97,35 @@ def forward_kernel(x0, n0, sh0, sign0, out0, grad0, x1, n1, sh1, sign1, out1, gr
 
 @triton.jit
 def _backward_side(x_ptr, n, shift_ptr, sign, up_scalar, up_ptr, grad_ptr, alpha, tile,
-                   HAS_SHIFT: tl.constexpr, TERM: tl.constexpr, REDUCE: tl.constexpr,
-                   MEAN: tl.constexpr, ACC: tl.constexpr, STEPS: tl.constexpr, BLOCK: tl.constexpr):
+                   HAS_SHIFT: tl.constexpr, TERM: tl.constexpr, MEAN: tl.constexpr,
+                   UP_EL: tl.constexpr, ORDER: tl.constexpr, ACC: tl.constexpr, STEPS: tl.constexpr,
+                   BLOCK: tl.constexpr):
     offs, mask, u = _tile_logits(x_ptr, n, shift_ptr, tile, HAS_SHIFT, ACC, BLOCK)
-    v, d = term(u, tl.cast(alpha, ACC), TERM, STEPS)
-    w = _side_weight(sign, n, MEAN, ACC)
-    if REDUCE:
-        g = up_scalar * w * d
+    if ORDER == 2:
+        d = term2(u, tl.cast(alpha, ACC), TERM, STEPS)
     else:
-        g = tl.load(up_ptr + offs, mask=mask, other=0.0).to(ACC) * w * d
-    tl.store(grad_ptr + offs, g.to(grad_ptr.dtype.element_ty), mask=mask)
+        v, d = term(u, tl.cast(alpha, ACC), TERM, STEPS)
+    scale = up_scalar * _side_weight(sign, n, MEAN, ACC)
+    if UP_EL:
+        scale = tl.load(up_ptr + offs, mask=mask, other=0.0).to(ACC) * scale
+    tl.store(grad_ptr + offs, (scale * d).to(grad_ptr.dtype.element_ty), mask=mask)
 
 
+# Backward of order ORDER (csrc/adversarial_loss.h loss_backward_cpu): grad_k = U * w_k * E_k *
+# term_k^(ORDER), U the value at `up` (UP) or 1, E_k the elements of up_k (UP_EL) or 1.
 @triton.jit(do_not_specialize=["n0", "n1", "tiles0"])
 def backward_kernel(x0, n0, sh0, sign0, up0, grad0, x1, n1, sh1, sign1, up1, grad1, up, alpha,
                     tiles0, HAS_SH0: tl.constexpr, HAS_SH1: tl.constexpr, TERM0: tl.constexpr,
-                    TERM1: tl.constexpr, REDUCE: tl.constexpr, MEAN: tl.constexpr,
-                    ACC: tl.constexpr, STEPS: tl.constexpr, BLOCK: tl.constexpr):
+                    TERM1: tl.constexpr, MEAN: tl.constexpr, UP: tl.constexpr, UP_EL: tl.constexpr,
+                    ORDER: tl.constexpr, ACC: tl.constexpr, STEPS: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
-    if REDUCE:
+    if UP:
         up_scalar = tl.load(up).to(ACC)
     else:
-        up_scalar = tl.zeros((), ACC)
+        up_scalar = tl.full((), 1.0, ACC)
     if pid < tiles0:
-        _backward_side(x0, n0, sh0, sign0, up_scalar, up0, grad0, alpha, pid, HAS_SH0, TERM0, REDUCE,
-                       MEAN, ACC, STEPS, BLOCK)
+        _backward_side(x0, n0, sh0, sign0, up_scalar, up0, grad0, alpha, pid, HAS_SH0, TERM0, MEAN,
+                       UP_EL, ORDER, ACC, STEPS, BLOCK)
     else:
         _backward_side(x1, n1, sh1, sign1, up_scalar, up1, grad1, alpha, pid - tiles0, HAS_SH1,
-                       TERM1, REDUCE, MEAN, ACC, STEPS, BLOCK)
+                       TERM1, MEAN, UP_EL, ORDER, ACC, STEPS, BLOCK)

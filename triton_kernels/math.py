@@ -162,3 +162,43 @@ def term(u, a, TERM: tl.constexpr, STEPS: tl.constexpr):
         v = 0.5 * u * u
         d = u
     return v, d
+
+
+@triton.jit
+def term2(u, a, TERM: tl.constexpr, STEPS: tl.constexpr):
+    """Second derivative of loss term TERM at u (csrc/loss_terms.h term2 has the derivations)."""
+    if TERM == 0 or TERM == 1 or TERM == 4:  # NEG, POS, U_MINUS_1
+        d2 = tl.zeros(u.shape, u.dtype)
+    elif TERM == 2:  # EXP_U_MINUS_1
+        d2 = tl.exp(u - 1.0)
+    elif TERM == 3 or TERM == 6:  # EXP_NEG, EXPM1_NEG
+        d2 = tl.exp(-u)
+    elif TERM == 5:  # PEARSON_FAKE
+        d2 = tl.full(u.shape, 0.5, u.dtype)
+    elif TERM == 7:  # NEYMAN_FAKE
+        d2 = -0.5 * tl.exp(-0.5 * u)
+    elif TERM == 8:  # EXPM1
+        d2 = tl.exp(u)
+    elif TERM == 9:  # JEFFREY_FAKE
+        z = log_wright_omega_1m(u, STEPS)
+        d2 = tl.exp(-z - softplus(z))
+    elif TERM == 10 or TERM == 11 or TERM == 12 or TERM == 13 or TERM == 16:
+        d2 = 0.25 * sech2(0.5 * u)  # the softplus family: sigmoid(u) sigmoid(-u)
+    elif TERM == 14:  # TV_REAL
+        d2 = sech2(u) * tanh(u)
+    elif TERM == 15:  # TV_FAKE
+        d2 = -(sech2(u) * tanh(u))
+    elif TERM == 17:  # ALPHA_LT1_FAKE
+        ls = tl.log(1.0 - a) + log_softplus(-u)
+        d = tl.exp(ls / (a - 1.0) - softplus(u))
+        d2 = d * (tl.exp(-softplus(u) - ls) - sigmoid(u))
+    elif TERM == 18:  # ALPHA_GT1_FAKE
+        e = (a - 1.0) * u
+        ls = log1p(tl.maximum(e, -1.0))
+        d2 = tl.where(e > -1.0, tl.exp(ls * ((2.0 - a) / (a - 1.0))), 0.0)
+        d2 = tl.where(u != u, u, d2)
+    elif TERM == 19 or TERM == 20:  # HINGE_REAL, HINGE_FAKE
+        d2 = tl.where(u != u, u, 0.0)
+    else:  # 21, 22: HALF_SQ_U_MINUS_1, HALF_SQ
+        d2 = tl.full(u.shape, 1.0, u.dtype)
+    return d2

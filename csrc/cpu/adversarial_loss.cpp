@@ -149,18 +149,18 @@ void minimax_forward_cpu(const Side& d0, const Side& d1, const Side& g0, const S
   store_as<double>(reinterpret_cast<void*>(g_out), 0, out_dtype, totals[1]);
 }
 
-void loss_backward_cpu(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t up,
-                       int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0, uintptr_t grad1) {
+void loss_backward_cpu(const Side& s0, const Side& s1, double alpha, int reduction, int order,
+                       uintptr_t up, int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0,
+                       uintptr_t grad1) {
   const ChunkKernels& k = *active_kernels().load();
-  const double up_scalar =
-      reduction == NONE ? 1.0 : load_as<double>(reinterpret_cast<const void*>(up), 0, up_dtype);
+  const double up_scalar = up ? load_as<double>(reinterpret_cast<const void*>(up), 0, up_dtype) : 1.0;
   const SideChunks chunks(s0, s1);
-  const uintptr_t ups[2] = {reduction == NONE ? up0 : 0, reduction == NONE ? up1 : 0};
+  const uintptr_t ups[2] = {up0, up1};
   const uintptr_t grads[2] = {grad0, grad1};
   const double scales[2] = {up_scalar * side_weight(s0, reduction), up_scalar * side_weight(s1, reduction)};
   parallel_items(chunks.items(), chunks.work(), [&](int64_t c) {
     chunks.run(c, [&](int j, int64_t lo, int64_t hi) {
-      k.backward(*chunks.sides[j], alpha, scales[j], ups[j], grads[j], lo, hi);
+      k.backward(*chunks.sides[j], alpha, scales[j], ups[j], grads[j], order, lo, hi);
     });
   });
 }

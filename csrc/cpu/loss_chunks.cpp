@@ -125,21 +125,19 @@ double forward_f32(const Side& s, double alpha, int reduction, uintptr_t out, ui
   return sum;
 }
 
-template <int C>
+template <int C, int ORDER>
 void backward_f64(const Side& s, double alpha, double scale, uintptr_t up, uintptr_t grad,
                   int64_t lo, int64_t hi) {
   const double* x = reinterpret_cast<const double*>(s.x);
   const double* u = reinterpret_cast<const double*>(up);
   double* g = reinterpret_cast<double*>(grad);
   const double shift = read_shift<double>(s);
-  double v, d;
   for (int64_t i = lo; i < hi; ++i) {
-    term<C, StdMath>(x[i] - shift, alpha, v, d);
-    g[i] = (u ? u[i] * scale : scale) * d;
+    g[i] = (u ? u[i] * scale : scale) * derivative<C, ORDER, StdMath>(x[i] - shift, alpha);
   }
 }
 
-template <class S, int C>
+template <class S, int C, int ORDER>
 void backward_f32(const Side& s, double alpha, double scale, uintptr_t up, uintptr_t grad,
                   int64_t lo, int64_t hi) {
   using ST = typename Storage<S>::type;
@@ -149,10 +147,9 @@ void backward_f32(const Side& s, double alpha, double scale, uintptr_t up, uintp
   const VecF shift = read_shift<float>(s);
   const VecF a = float(alpha);
   const VecF w = float(scale);
-  VecF v, d;
   for (int64_t i = lo; i < hi; i += VEC_WIDTH) {
     const int count = hi - i < VEC_WIDTH ? int(hi - i) : VEC_WIDTH;
-    term<C, VecMath>(load_lanes<S>(x + i, count) - shift, a, v, d);
+    const VecF d = derivative<C, ORDER, VecMath>(load_lanes<S>(x + i, count) - shift, a);
     const VecF scaled = u ? load_lanes<S>(u + i, count) * w : w;
     store_lanes<S>(g + i, scaled * d, count);
   }
@@ -172,16 +169,23 @@ double forward_range(const Side& s, double alpha, int reduction, uintptr_t out, 
   return result;
 }
 
-void backward_range(const Side& s, double alpha, double scale, uintptr_t up, uintptr_t grad,
+template <int ORDER>
+void backward_order(const Side& s, double alpha, double scale, uintptr_t up, uintptr_t grad,
                     int64_t lo, int64_t hi) {
   dispatch_dtype(s.dtype, [&](auto st) {
     using S = typename decltype(st)::type;
     dispatch_term(s.term, [&](auto tt) {
       constexpr int C = decltype(tt)::value;
-      if constexpr (std::is_same_v<S, double>) backward_f64<C>(s, alpha, scale, up, grad, lo, hi);
-      else backward_f32<S, C>(s, alpha, scale, up, grad, lo, hi);
+      if constexpr (std::is_same_v<S, double>) backward_f64<C, ORDER>(s, alpha, scale, up, grad, lo, hi);
+      else backward_f32<S, C, ORDER>(s, alpha, scale, up, grad, lo, hi);
     });
   });
+}
+
+void backward_range(const Side& s, double alpha, double scale, uintptr_t up, uintptr_t grad,
+                    int order, int64_t lo, int64_t hi) {
+  if (order == 2) backward_order<2>(s, alpha, scale, up, grad, lo, hi);
+  else backward_order<1>(s, alpha, scale, up, grad, lo, hi);
 }
 
 }  // namespace

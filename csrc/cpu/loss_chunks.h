@@ -19,9 +19,10 @@ struct ChunkKernels {
   // compute dtype (float32, or float64 for float64 inputs).
   double (*forward)(const Side& s, double alpha, int reduction, uintptr_t out, uintptr_t grad,
                     double gscale, int64_t lo, int64_t hi);
-  // grad[i] = scale * term'(x[i] - shift), times up[i] when `up` (same dtype as x) is not null.
+  // grad[i] = scale * term^(order)(x[i] - shift), times up[i] when `up` (same dtype as x) is not
+  // null; order 1 (backward) or 2 (double backward).
   void (*backward)(const Side& s, double alpha, double scale, uintptr_t up, uintptr_t grad,
-                   int64_t lo, int64_t hi);
+                   int order, int64_t lo, int64_t hi);
   const char* name;
 };
 

@@ -78,27 +78,27 @@ forward_kernel(Pass<Acc> p0, Pass<Acc> p1, Acc alpha, int reduction, int64_t til
   });
 }
 
-template <class Acc>
+// Backward of order ORDER (loss_backward_cpu's contract): U is the value at `up` or 1, E_k the
+// element of up_k or 1.
+template <class Acc, int ORDER>
 __global__ void __launch_bounds__(THREADS)
-backward_kernel(Side s0, Side s1, Acc alpha, int reduction, Acc w0, Acc w1, int64_t tiles0,
-                uintptr_t up, int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0,
-                uintptr_t grad1) {
+backward_kernel(Side s0, Side s1, Acc alpha, Acc w0, Acc w1, int64_t tiles0, uintptr_t up,
+                int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0, uintptr_t grad1) {
   const int64_t t = blockIdx.x;
   const bool first = t < tiles0;
   const Side& s = first ? s0 : s1;
   const void* u_el = reinterpret_cast<const void*>(first ? up0 : up1);
   void* g = reinterpret_cast<void*>(first ? grad0 : grad1);
-  const Acc w = first ? w0 : w1;
   const int64_t base = (first ? t : t - tiles0) * TILE;
   const Acc shift = shift_of<Acc>(s);
-  const Acc up_scalar = reduction == NONE ? Acc(0) : load_as<Acc>(reinterpret_cast<const void*>(up), 0, up_dtype);
+  const Acc scale = (first ? w0 : w1) *
+                    (up ? load_as<Acc>(reinterpret_cast<const void*>(up), 0, up_dtype) : Acc(1));
   const void* x = reinterpret_cast<const void*>(s.x);
   dispatch_term(s.term, [&](auto tag) {
     for_items(base, s.n, [&](int, int64_t i) {
-      Acc v, d;
-      term<decltype(tag)::value, StdMath>(load_as<Acc>(x, i, s.dtype) - shift, alpha, v, d);
-      const Acc upstream = reduction == NONE ? load_as<Acc>(u_el, i, s.dtype) : up_scalar;
-      store_as<Acc>(g, i, s.dtype, upstream * w * d);
+      const Acc d = derivative<decltype(tag)::value, ORDER, StdMath>(load_as<Acc>(x, i, s.dtype) - shift, alpha);
+      const Acc upstream = u_el ? load_as<Acc>(u_el, i, s.dtype) * scale : scale;
+      store_as<Acc>(g, i, s.dtype, upstream * d);
     });
   });
 }
@@ -152,21 +152,24 @@ void minimax_forward_cuda(const Side& d0, const Side& d1, const Side& g0, const 
                     g_grad1, partials, counter, stream);
 }
 
-void loss_backward_cuda(const Side& s0, const Side& s1, double alpha, int reduction, uintptr_t up,
-                        int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0,
+void loss_backward_cuda(const Side& s0, const Side& s1, double alpha, int reduction, int order,
+                        uintptr_t up, int up_dtype, uintptr_t up0, uintptr_t up1, uintptr_t grad0,
                         uintptr_t grad1, uintptr_t stream) {
   const int64_t tiles0 = tiles_of(s0.n), tiles = tiles0 + tiles_of(s1.n);
   if (tiles == 0) return;
   auto st = reinterpret_cast<cudaStream_t>(stream);
   const double w0 = side_weight(s0, reduction), w1 = side_weight(s1, reduction);
-  if (s0.dtype == F64 || s1.dtype == F64) {
-    backward_kernel<double><<<unsigned(tiles), THREADS, 0, st>>>(
-        s0, s1, alpha, reduction, w0, w1, tiles0, up, up_dtype, up0, up1, grad0, grad1);
-  } else {
-    backward_kernel<float><<<unsigned(tiles), THREADS, 0, st>>>(
-        s0, s1, float(alpha), reduction, float(w0), float(w1), tiles0, up, up_dtype, up0, up1,
-        grad0, grad1);
-  }
+  auto go = [&](auto zero, auto order_tag) {
+    using Acc = decltype(zero);
+    backward_kernel<Acc, decltype(order_tag)::value><<<unsigned(tiles), THREADS, 0, st>>>(
+        s0, s1, Acc(alpha), Acc(w0), Acc(w1), tiles0, up, up_dtype, up0, up1, grad0, grad1);
+  };
+  auto with_order = [&](auto zero) {
+    if (order == 2) go(zero, std::integral_constant<int, 2>{});
+    else go(zero, std::integral_constant<int, 1>{});
+  };
+  if (s0.dtype == F64 || s1.dtype == F64) with_order(0.0);
+  else with_order(0.0f);
   check_launch("loss_backward");
 }
 

@@ -25,8 +25,8 @@ void loss_forward_cuda(const Side&, const Side&, double, int, uintptr_t, uintptr
 void minimax_forward_cuda(const Side&, const Side&, const Side&, const Side&, double, uintptr_t,
                           uintptr_t, int, uintptr_t, uintptr_t, uintptr_t, uintptr_t, uintptr_t,
                           uintptr_t, uintptr_t) { unavailable(); }
-void loss_backward_cuda(const Side&, const Side&, double, int, uintptr_t, int, uintptr_t, uintptr_t,
-                        uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
+void loss_backward_cuda(const Side&, const Side&, double, int, int, uintptr_t, int, uintptr_t,
+                        uintptr_t, uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
 int64_t penalty_head_blocks(int64_t, int64_t) { unavailable(); }
 void penalty_head_cuda(uintptr_t, int, int64_t, int64_t, int, double, double, uintptr_t, uintptr_t,
                        uintptr_t, uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
