@@ -65,6 +65,6 @@ setup(
     cmdclass={"build_ext": CMakeBuild},
     # The Triton kernels live in the top-level triton_kernels/ folder but install inside pygan, so
     # they never clash with other distributions' top-level `triton_kernels` package.
-    packages=["pygan", "pygan.metrics", "pygan.triton_kernels"],
+    packages=["pygan", "pygan._ops", "pygan.metrics", "pygan.triton_kernels"],
     package_dir={"pygan": "pygan", "pygan.triton_kernels": "triton_kernels"},
 )

@@ -32,8 +32,8 @@ from __future__ import annotations
 import torch
 
 import pygan
-from pygan import _backend
-from pygan._terms import loss_spec, reference_term
+from pygan._ops import backend as _backend
+from pygan._ops.loss_terms import loss_spec, reference_term
 
 import _timing as timing
 from _timing import device_name, format_table, time_ms

@@ -29,7 +29,7 @@
 namespace pygan {
 inline namespace PYGAN_ISA {
 
-// Dtype codes shared with Python (pygan/_backend.py DTYPE_CODES).
+// Dtype codes shared with Python (pygan/_ops/backend.py DTYPE_CODES).
 enum DType : int { F32 = 0, F64 = 1, F16 = 2, BF16 = 3 };
 
 PYGAN_HD float bits_to_float(uint32_t b) {

@@ -7,7 +7,7 @@
 //   total_b   = sum_{i != j} k_b(z_i, z_j)
 //   u_{b,p}   = sum_{i != j} k_b(z_i, z_j) L_jp          (= 1' K x_p)
 //   q_{b,p}   = sum_{i != j} L_ip k_b(z_i, z_j) L_jp     (= x_p' K x_p)
-// from which the three blocks of the kernel matrix follow (pygan/_kernel_sums.py):
+// from which the three blocks of the kernel matrix follow (pygan/_ops/kernel_sums.py):
 //   S_xx = q,  S_xy = u - q,  S_yy = total - 2 u + q.
 // K is symmetric, so a row tile I visits only column tiles J >= I and counts an off-diagonal tile
 // twice. Each row tile writes its sums to its own slot of `partials` (tiles x B x (1 + 2P), float64,

@@ -3,7 +3,7 @@
 //
 // A loss is a sum over both logit tensors of weighted terms, loss = sum_k w_k * sum_i term_k(u_i),
 // where u = logit - shift (the shift is the other side's mean for relativistic_average, else 0).
-// Which term serves which side of which loss is decided in Python (pygan/_terms.py, the table that
+// Which term serves which side of which loss is decided in Python (pygan/_ops/loss_terms.py, the table that
 // maps loss names to these codes); the codes below must match TERM_CODES there, which a test checks.
 //
 // For the f-divergences, REAL terms are -g_f(v) and FAKE terms are f*(g_f(v)), after the f-GAN
@@ -16,30 +16,41 @@
 namespace pygan {
 inline namespace PYGAN_ISA {
 
+// The terms and their codes: one list, expanded into the enum, the dispatch switch and the names
+// exported to Python (a test compares them with pygan/_ops/loss_terms.py and the Triton constants).
+//   NEG                -u                                  (kl, pearson, jeffrey, alpha>1 real; wasserstein)
+//   POS                u                                   (wasserstein fake)
+//   EXP_U_MINUS_1      exp(u - 1)                          kl fake: f*(t) = exp(t - 1)
+//   EXP_NEG            exp(-u)                             reverse_kl real: g = -exp(-v)
+//   U_MINUS_1          u - 1                               reverse_kl fake: -1 - log(exp(-u))
+//   PEARSON_FAKE       u^2 / 4 + u
+//   EXPM1_NEG          expm1(-u) = -(1 - exp(-u))          neyman / squared_hellinger real
+//   NEYMAN_FAKE        2 - 2 sqrt(exp(-u)) = -2 expm1(-u/2)
+//   EXPM1              (1 - e^-u) / e^-u = expm1(u)        squared_hellinger fake
+//   JEFFREY_FAKE       W + 1/W + u - 2, W = W(e^(1-u)); as expm1(-z) - z with z = log W
+//   SOFTPLUS_NEG       softplus(-u) = -log sigmoid(u)      gan real, non-saturating G, relativistic
+//   SOFTPLUS           softplus(u) = -log(1 - sigmoid(u))  gan fake
+//   JS_REAL            softplus(-u) - log 2 = -log(2 sigmoid(u))
+//   JS_FAKE            softplus(u) - log 2 = -log(2 - exp(log 2 - softplus(-u)))
+//   TV_REAL            -tanh(u) / 2
+//   TV_FAKE            tanh(u) / 2
+//   ALPHA_LT1_REAL     softplus(-u) - 1/(1-a)              alpha < 1: g = 1/(1-a) - softplus(-v)
+//   ALPHA_LT1_FAKE     (((1-a) softplus(-u))^(a/(a-1)) - 1) / a
+//   ALPHA_GT1_FAKE     (max(1 + (a-1) u, 0)^(a/(a-1)) - 1) / a    alpha > 1: g = v
+//   HINGE_REAL         max(0, 1 - u)
+//   HINGE_FAKE         max(0, 1 + u)
+//   HALF_SQ_U_MINUS_1  (u - 1)^2 / 2                       least_squares real and G
+//   HALF_SQ            u^2 / 2                             least_squares fake
+#define PYGAN_TERMS(X)                                                                            \
+  X(NEG) X(POS) X(EXP_U_MINUS_1) X(EXP_NEG) X(U_MINUS_1) X(PEARSON_FAKE) X(EXPM1_NEG)              \
+  X(NEYMAN_FAKE) X(EXPM1) X(JEFFREY_FAKE) X(SOFTPLUS_NEG) X(SOFTPLUS) X(JS_REAL) X(JS_FAKE)        \
+  X(TV_REAL) X(TV_FAKE) X(ALPHA_LT1_REAL) X(ALPHA_LT1_FAKE) X(ALPHA_GT1_FAKE) X(HINGE_REAL)        \
+  X(HINGE_FAKE) X(HALF_SQ_U_MINUS_1) X(HALF_SQ)
+
 enum Term : int {
-  NEG = 0,          // -u                                   (kl, pearson, jeffrey, alpha>1 real; wasserstein)
-  POS,              // u                                    (wasserstein fake)
-  EXP_U_MINUS_1,    // exp(u - 1)                           kl fake: f*(t) = exp(t - 1)
-  EXP_NEG,          // exp(-u)                              reverse_kl real: g = -exp(-v)
-  U_MINUS_1,        // u - 1                                reverse_kl fake: -1 - log(exp(-u))
-  PEARSON_FAKE,     // u^2 / 4 + u
-  EXPM1_NEG,        // expm1(-u) = -(1 - exp(-u))           neyman / squared_hellinger real
-  NEYMAN_FAKE,      // 2 - 2 sqrt(exp(-u)) = -2 expm1(-u/2)
-  EXPM1,            // (1 - e^-u) / e^-u = expm1(u)         squared_hellinger fake
-  JEFFREY_FAKE,     // W + 1/W + u - 2, W = W(e^(1-u)); as expm1(-z) - z with z = log W
-  SOFTPLUS_NEG,     // softplus(-u) = -log sigmoid(u)       gan real, non-saturating G, relativistic
-  SOFTPLUS,         // softplus(u) = -log(1 - sigmoid(u))   gan fake
-  JS_REAL,          // softplus(-u) - log 2 = -log(2 sigmoid(u))
-  JS_FAKE,          // softplus(u) - log 2 = -log(2 - exp(log 2 - softplus(-u)))
-  TV_REAL,          // -tanh(u) / 2
-  TV_FAKE,          // tanh(u) / 2
-  ALPHA_LT1_REAL,   // softplus(-u) - 1/(1-a)               alpha < 1: g = 1/(1-a) - softplus(-v)
-  ALPHA_LT1_FAKE,   // (((1-a) softplus(-u))^(a/(a-1)) - 1) / a
-  ALPHA_GT1_FAKE,   // (max(1 + (a-1) u, 0)^(a/(a-1)) - 1) / a    alpha > 1: g = v
-  HINGE_REAL,       // max(0, 1 - u)
-  HINGE_FAKE,       // max(0, 1 + u)
-  HALF_SQ_U_MINUS_1,// (u - 1)^2 / 2                        least_squares real and G
-  HALF_SQ,          // u^2 / 2                              least_squares fake
+#define PYGAN_ENUM(C) C,
+  PYGAN_TERMS(PYGAN_ENUM)
+#undef PYGAN_ENUM
   NUM_TERMS
 };
 
@@ -190,23 +201,18 @@ template <int C> using TermTag = std::integral_constant<int, C>;
 template <class F> PYGAN_HD void dispatch_term(int code, F&& f) {
   switch (code) {
 #define PYGAN_CASE(C) case C: f(TermTag<C>{}); break;
-    PYGAN_CASE(NEG) PYGAN_CASE(POS) PYGAN_CASE(EXP_U_MINUS_1) PYGAN_CASE(EXP_NEG)
-    PYGAN_CASE(U_MINUS_1) PYGAN_CASE(PEARSON_FAKE) PYGAN_CASE(EXPM1_NEG) PYGAN_CASE(NEYMAN_FAKE)
-    PYGAN_CASE(EXPM1) PYGAN_CASE(JEFFREY_FAKE) PYGAN_CASE(SOFTPLUS_NEG) PYGAN_CASE(SOFTPLUS)
-    PYGAN_CASE(JS_REAL) PYGAN_CASE(JS_FAKE) PYGAN_CASE(TV_REAL) PYGAN_CASE(TV_FAKE)
-    PYGAN_CASE(ALPHA_LT1_REAL) PYGAN_CASE(ALPHA_LT1_FAKE) PYGAN_CASE(ALPHA_GT1_FAKE)
-    PYGAN_CASE(HINGE_REAL) PYGAN_CASE(HINGE_FAKE) PYGAN_CASE(HALF_SQ_U_MINUS_1) PYGAN_CASE(HALF_SQ)
+    PYGAN_TERMS(PYGAN_CASE)
 #undef PYGAN_CASE
     default: break;
   }
 }
 
-// Names of the codes, exported to Python so a test can check they match pygan/_terms.py.
+// Names of the codes, exported to Python so a test can check they match pygan/_ops/loss_terms.py.
 static const char* const TERM_NAMES[NUM_TERMS] = {
-    "NEG", "POS", "EXP_U_MINUS_1", "EXP_NEG", "U_MINUS_1", "PEARSON_FAKE", "EXPM1_NEG",
-    "NEYMAN_FAKE", "EXPM1", "JEFFREY_FAKE", "SOFTPLUS_NEG", "SOFTPLUS", "JS_REAL", "JS_FAKE",
-    "TV_REAL", "TV_FAKE", "ALPHA_LT1_REAL", "ALPHA_LT1_FAKE", "ALPHA_GT1_FAKE", "HINGE_REAL",
-    "HINGE_FAKE", "HALF_SQ_U_MINUS_1", "HALF_SQ"};
+#define PYGAN_NAME(C) #C,
+    PYGAN_TERMS(PYGAN_NAME)
+#undef PYGAN_NAME
+};
 
 }  // namespace PYGAN_ISA
 }  // namespace pygan

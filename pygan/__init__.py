@@ -10,7 +10,7 @@ the two-sample tests and evaluation.
 """
 
 from . import checkpoint, data, divergences, evaluate, losses, metrics, models, penalties
-from ._backend import available as available_backends
+from ._ops.backend import available as available_backends
 from .bigan import BiGAN
 from .ema import EMA
 from .gan import GAN, Normal, TrainingDiverged, Uniform

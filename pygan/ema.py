@@ -20,10 +20,10 @@ import copy
 from typing import Optional
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from . import _backend
-from ._multi_tensor_ops import LERP, lerp_, run_now
+from ._ops import backend as _backend
+from ._ops.multi_tensor import call_lerp_
 from .penalties import _unwrap
 
 __all__ = ["EMA"]
@@ -78,10 +78,7 @@ class EMA(nn.Module):
             raise ValueError("EMA.update: model's parameters differ from the averaged copy's "
                              "(number, shapes or dtypes)")
         if dst:
-            if torch.compiler.is_compiling():
-                lerp_(dst, src, self.weight, self.backend)
-            else:
-                run_now(LERP, dst, src, 0.0, self.weight, self.backend)
+            call_lerp_(dst, src, self.weight, self.backend)
         for b_ema, b in zip(self.module.buffers(), model.buffers()):
             b_ema.copy_(b)
 

@@ -60,8 +60,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from . import checkpoint as _ckpt
-from ._backend import check_backend
-from ._terms import loss_spec
+from ._ops.backend import check_backend
+from ._ops.loss_terms import loss_spec
 from .data import Sampler, as_sampler
 from .ema import EMA
 from .losses import discriminator_loss, generator_loss, joint_generator_loss, minimax_losses

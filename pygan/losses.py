@@ -50,8 +50,9 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor, nn
 
-from . import _backend, _ops
-from ._terms import LOSS_NAMES, TERM_CODES, LossSpec, loss_spec
+from ._ops import adversarial_loss as _loss_op, backend as _backend
+from ._ops.launch import compute_dtype
+from ._ops.loss_terms import LOSS_NAMES, TERM_CODES, LossSpec, loss_spec
 
 __all__ = [
     "LOSS_NAMES", "LossTerms", "MinimaxLosses", "discriminator_loss", "generator_loss",
@@ -99,11 +100,10 @@ def _run(x0: Tensor, x1: Tensor, terms: tuple[str, str], signs: tuple[float, flo
     args = (x0, x1, shifts[0], shifts[1], t0, t1, signs[0], signs[1], spec.alpha)
     if reduction and _needs_grad(x0, x1, *shifts):
         # Training: the gradient comes from the forward pass, backward only scales it.
-        op = _ops.adversarial_loss_and_grad if torch.compiler.is_compiling() else _ops.LossAndGrad.apply
-        return op(*args, reduction, backend)[0]
+        return _loss_op.call_loss_and_grad(*args, reduction, backend)[0]
     if reduction:
-        return _ops.adversarial_loss(*args, reduction, backend)
-    out0, out1 = _ops.adversarial_loss_terms(*args, backend)
+        return _loss_op.adversarial_loss(*args, reduction, backend)
+    out0, out1 = _loss_op.adversarial_loss_terms(*args, backend)
     return LossTerms(out0 if fields[0] else None, out1 if fields[1] else None)
 
 
@@ -128,8 +128,8 @@ def _relativistic_average(real: Tensor, fake: Tensor, terms: tuple[str, str], sp
     in the compute dtype and comes back in the inputs' dtypes: through the means every gradient
     gathers a sum over the other side's per-element gradients, which must not be rounded to float16
     or bfloat16 before they are added."""
-    r = real.to(_ops.compute_dtype(real.dtype))
-    f = fake.to(_ops.compute_dtype(fake.dtype))
+    r = real.to(compute_dtype(real.dtype))
+    f = fake.to(compute_dtype(fake.dtype))
     shifts = (f.mean().to(r.dtype), r.mean().to(f.dtype))
     out = _run(r, f, terms, (1.0, 1.0), spec, reduction, backend, shifts)
     if reduction:
@@ -143,7 +143,7 @@ def _paired(a: Tensor, b: Tensor, term: str, side: int, spec: LossSpec, reductio
     comes back in the inputs' promoted dtype like every other loss."""
     _paired_shapes(a, b)
     dtype = torch.promote_types(a.dtype, b.dtype)
-    compute = _ops.compute_dtype(dtype)
+    compute = compute_dtype(dtype)
     diff = a.to(compute) - b.to(compute)
     sides = [_empty_like_side(diff), _empty_like_side(diff)]
     sides[side] = diff
@@ -293,7 +293,7 @@ def minimax_losses(real_logits: Tensor, fake_logits: Tensor, loss: str = "gan", 
         # One side, d = v_r - v_f. G's term at v_f - v_r is gen(-d) = softplus(d), which is D's fake
         # term at d; the minimax G descends on -L_D.
         _paired_shapes(real, fake)
-        compute = _ops.compute_dtype(dtype)
+        compute = compute_dtype(dtype)
         d = real.to(compute) - fake.to(compute)
         g_term, g_sign = (spec.real, -1.0) if saturating else (spec.fake, 1.0)
         out = _minimax(d, _empty_like_side(d), None, None, (spec.real, spec.real), (1.0, 0.0),
@@ -303,7 +303,7 @@ def minimax_losses(real_logits: Tensor, fake_logits: Tensor, loss: str = "gan", 
     else:
         g_terms, g_signs = _generator_terms(spec, saturating, joint)
         if spec.kind == "relativistic_average":
-            compute = _ops.compute_dtype(dtype)
+            compute = compute_dtype(dtype)
             r, f = real.to(compute), fake.to(compute)
             out = _minimax(r, f, f.mean(), r.mean(), terms, (1.0, 1.0), g_terms, g_signs, spec, be)
             d_loss, g_loss, d_r, d_f, g_r, g_f = out
@@ -329,9 +329,8 @@ def _generator_terms(spec: LossSpec, saturating: bool, joint: bool) -> tuple[tup
 def _minimax(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],
              terms: tuple[str, str], signs: tuple[float, float], g_terms: tuple[str, str],
              g_signs: tuple[float, float], spec: LossSpec, backend: str):
-    op = _ops.adversarial_minimax if torch.compiler.is_compiling() else _ops.minimax
-    return op(x0, x1, shift0, shift1, TERM_CODES[terms[0]], TERM_CODES[terms[1]], *signs,
-              TERM_CODES[g_terms[0]], TERM_CODES[g_terms[1]], *g_signs, spec.alpha, backend)
+    return _loss_op.call_minimax(x0, x1, shift0, shift1, TERM_CODES[terms[0]], TERM_CODES[terms[1]], *signs,
+                                 TERM_CODES[g_terms[0]], TERM_CODES[g_terms[1]], *g_signs, spec.alpha, backend)
 
 
 class _LossModule(nn.Module):

@@ -18,12 +18,11 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import _backend
-from ._activation_ops import BiasLeakyReLU, bias_leaky_relu as _bias_leaky_relu_op
+from ._ops import backend as _backend
+from ._ops.activation import call_bias_leaky_relu
 
 __all__ = ["FusedConv2d", "FusedLinear", "LeakyReLU", "bias_leaky_relu"]
 
@@ -48,8 +47,7 @@ def bias_leaky_relu(x: Tensor, bias: Optional[Tensor] = None, slope: float = 0.2
             raise ValueError(f"bias is on {bias.device} and x on {x.device}; they must share a device")
         bias = bias.to(x.dtype).contiguous()  # autocast: a float32 bias meets float16 activations
     backend = _backend.check_backend(backend)
-    op = _bias_leaky_relu_op if torch.compiler.is_compiling() else BiasLeakyReLU.apply
-    return op(x.contiguous(), bias, slope, backend)[0]
+    return call_bias_leaky_relu(x.contiguous(), bias, slope, backend)[0]
 
 
 class LeakyReLU(nn.Module):

@@ -47,11 +47,11 @@ from typing import Callable, Iterable, Optional
 import torch
 from torch import Tensor, nn
 
-from ._backend import FLOAT_DTYPES, check_backend, resolve
-from ._lipschitz_ops import KINDS as _HEAD_KINDS
-from ._lipschitz_ops import PenaltyHead, penalty_head
-from ._multi_tensor_ops import CLIP, clip_, run_now
-from ._ops import compute_dtype
+from ._ops.backend import FLOAT_DTYPES, check_backend, resolve
+from ._ops.penalty_head import KINDS as _HEAD_KINDS
+from ._ops.penalty_head import call_penalty_head
+from ._ops.multi_tensor import call_clip_
+from ._ops.launch import compute_dtype
 
 KINDS = ("wgan-gp", "one-sided", "r1", "r2", "dragan")
 # The kinds whose points involve generated samples (the others are taken on real data alone).
@@ -144,8 +144,7 @@ def gradient_norm_penalty(grad: Tensor, *, head: str = "two-sided", center: floa
     resolve(backend, grad.device)  # an unavailable backend is a clear error before any work
     if inv_scale is not None:
         grad = grad * inv_scale.to(grad.dtype) if grad.dtype == torch.float64 else grad.float() * inv_scale
-    head_op = penalty_head if torch.compiler.is_compiling() else PenaltyHead.apply
-    penalty, norms, _ = head_op(grad.contiguous(), _HEAD_KINDS[head], center, weight, backend)
+    penalty, norms, _ = call_penalty_head(grad.contiguous(), _HEAD_KINDS[head], center, weight, backend)
     return (penalty, norms) if return_norms else penalty
 
 
@@ -405,7 +404,4 @@ def clip_weights_(module: nn.Module | Iterable[Tensor], c: float = 0.01, *,
     for device, tensors in groups.items():
         resolve(backend, device)
         tensors = [t.detach() for t in tensors]
-        if torch.compiler.is_compiling():
-            clip_(tensors, c, backend)
-        else:
-            run_now(CLIP, tensors, None, c, None, backend)
+        call_clip_(tensors, c, backend)

@@ -9,7 +9,7 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from pygan import _backend  # noqa: E402
+from pygan._ops import backend as _backend  # noqa: E402
 
 
 def _backend_params():

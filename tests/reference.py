@@ -1,9 +1,9 @@
-"""Float64 references: the oracle, written with plain PyTorch ops (losses from pygan._terms' table,
+"""Float64 references: the oracle, written with plain PyTorch ops (losses from pygan._ops.loss_terms' table,
 penalties and MMD from their definitions), independent of every kernel."""
 
 import torch
 
-from pygan._terms import loss_spec, reference_term
+from pygan._ops.loss_terms import loss_spec, reference_term
 
 
 def _reduce(real_terms, fake_terms, reduction):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pygan import divergences
-from pygan._terms import LOSS_NAMES, loss_spec, reference_term
+from pygan._ops.loss_terms import LOSS_NAMES, loss_spec, reference_term
 
 ENTRIES = [(n, None) for n in divergences.NAMES if n != "alpha"] + [("alpha", a) for a in (-1.0, 0.5, 2.0, 3.5)]
 IDS = [n if a is None else f"alpha={a}" for n, a in ENTRIES]

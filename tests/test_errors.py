@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import pygan
-from pygan import _backend
+from pygan._ops import backend as _backend
 
 R = torch.randn(4)
 F_ = torch.randn(4)
@@ -98,12 +98,18 @@ def test_divergence_estimate_needs_a_divergence():
         pygan.divergence_estimate(R, F_, "hinge")
 
 
-def test_compiled_codes_match_python_table():
+def test_term_tables_agree_by_name():
+    """The one list of terms in C++ (PYGAN_TERMS), the Python table and the Triton constants give
+    every term the same code."""
     c, why = _backend._load_c()
     assert c is not None, why
-    from pygan._terms import TERM_CODES
+    from pygan._ops.loss_terms import TERM_CODES
 
     assert c.term_codes() == TERM_CODES
+    math = pytest.importorskip("pygan.triton_kernels.math")
+    triton_codes = {name: int(getattr(math, name).value) for name in TERM_CODES}
+    assert triton_codes == TERM_CODES
+    assert len(set(triton_codes.values())) == len(TERM_CODES)
 
 
 def test_available_backends_reports_every_backend():

@@ -662,7 +662,7 @@ def test_ddp_two_processes_equal_one_process_on_the_combined_batch(fused, bigan,
 
 
 def test_lerp_op_registration():
-    from pygan._multi_tensor_ops import lerp_
+    from pygan._ops.multi_tensor import lerp_
 
     w = torch.tensor(0.25, dtype=torch.float64)
     torch.library.opcheck(lerp_, ([torch.randn(5), torch.randn(2, 3)], [torch.randn(5), torch.randn(2, 3)], w, "cpu"))

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 import pygan
-from pygan import _ops, divergences, losses
-from pygan._terms import LOSS_NAMES, TERM_CODES, loss_spec
+from pygan import divergences
+from pygan._ops import adversarial_loss as loss_op
+from pygan._ops.loss_terms import LOSS_NAMES, TERM_CODES, loss_spec
 
 from . import reference as ref
 
@@ -265,7 +266,7 @@ def test_backends_agree(rng):
     from .conftest import BACKENDS
 
     names = [p.values[0] for p in BACKENDS if not p.marks or all(m.name != "skip" for m in p.marks)]
-    names = [n for n in names if pygan._backend.unavailable_reason(n[0], torch.device(n[1])) is None]
+    names = [n for n in names if pygan._ops.backend.unavailable_reason(n[0], torch.device(n[1])) is None]
     if len(names) < 2:
         pytest.skip("only one backend runs here")
     real = _logits((3000,), torch.float32, "cpu", rng)
@@ -273,7 +274,7 @@ def test_backends_agree(rng):
     results = []
     for name, device, isa in names:
         r, f = real.to(device).requires_grad_(), fake.to(device).requires_grad_()
-        with pygan._backend.cpu_isa(isa) if isa else contextlib.nullcontext():
+        with pygan._ops.backend.cpu_isa(isa) if isa else contextlib.nullcontext():
             out = pygan.discriminator_loss(r, f, "js", backend=name)
             out.backward()
         results.append((out.cpu(), r.grad.cpu(), f.grad.cpu()))
@@ -370,10 +371,10 @@ def test_custom_ops_pass_opcheck(rng):
     fake = _logits((5,), torch.float32, "cpu", rng).requires_grad_()
     shift = torch.tensor(0.3, requires_grad=True)
     t0, t1 = TERM_CODES["SOFTPLUS_NEG"], TERM_CODES["SOFTPLUS"]
-    torch.library.opcheck(_ops.adversarial_loss, (real, fake, shift, None, t0, t1, 1.0, 1.0, 0.0, 1, "auto"))
-    torch.library.opcheck(_ops.adversarial_loss_terms, (real, fake, None, shift, t0, t1, 1.0, -1.0, 0.0, "auto"))
-    torch.library.opcheck(_ops.adversarial_loss_and_grad, (real, fake, shift, None, t0, t1, 1.0, 1.0, 0.0, 2, "auto"))
-    torch.library.opcheck(_ops.adversarial_minimax, (real.detach(), fake.detach(), None, shift.detach(), t0, t1,
+    torch.library.opcheck(loss_op.adversarial_loss, (real, fake, shift, None, t0, t1, 1.0, 1.0, 0.0, 1, "auto"))
+    torch.library.opcheck(loss_op.adversarial_loss_terms, (real, fake, None, shift, t0, t1, 1.0, -1.0, 0.0, "auto"))
+    torch.library.opcheck(loss_op.adversarial_loss_and_grad, (real, fake, shift, None, t0, t1, 1.0, 1.0, 0.0, 2, "auto"))
+    torch.library.opcheck(loss_op.adversarial_minimax, (real.detach(), fake.detach(), None, shift.detach(), t0, t1,
                                                      1.0, 1.0, t0, t0, 0.0, 1.0, 0.0, "auto"))
 
 
@@ -437,10 +438,10 @@ def test_cpu_instruction_sets_agree(loss, params, rng):
     expect = ref.discriminator_loss(r64, f64, loss, "mean", **params)
     expect.backward()
     scale = float(_scale(ref.discriminator_loss(r64.detach(), f64.detach(), loss, "none", **params)))
-    isas = pygan._backend.cpu_isas()
+    isas = pygan._ops.backend.cpu_isas()
     assert isas and isas[0] == "base"
     for isa in isas:
-        with pygan._backend.cpu_isa(isa):
+        with pygan._ops.backend.cpu_isa(isa):
             out, grads = _grads(lambda r, f: pygan.discriminator_loss(r, f, loss, backend="cpu", **params),
                                    real, fake)
         what = f"{isa} {loss} seed={rng.initial_seed()}"
@@ -578,7 +579,7 @@ def test_minimax_kernel_matches_float64_reference(backend, loss, params, dtype, 
 
 def test_minimax_is_one_kernel_launch(monkeypatch, rng):
     """minimax_losses runs the two losses in one call of the CPU kernel (not one per player)."""
-    from pygan import _backend
+    from pygan._ops import backend as _backend
 
     c, _ = _backend._load_c()
     calls = []
@@ -600,7 +601,7 @@ def test_minimax_is_one_kernel_launch(monkeypatch, rng):
 
 def test_minimax_sides_must_share_their_logits():
     """The C++ entry point refuses a generator side that is not its discriminator side re-termed."""
-    from pygan import _backend
+    from pygan._ops import backend as _backend
 
     c, _ = _backend._load_c()
     x, y = torch.randn(5), torch.randn(5)

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from pygan import _backend, metrics
-from pygan import _kernel_sums
-from pygan._kernel_sums import KINDS, block_sums, kernel_sums
+from pygan import metrics
+from pygan._ops import backend as _backend
+from pygan._ops import kernel_sums as _kernel_sums
+from pygan._ops.kernel_sums import KINDS, block_sums, kernel_sums
 from pygan.cli import main
 from pygan.divergences import exact
 from pygan.metrics.two_sample import permutation_labels

@@ -9,7 +9,7 @@ from torch import nn
 
 import pygan
 from pygan import nn as pnn
-from pygan._activation_ops import BiasLeakyReLU, bias_leaky_relu, leaky_relu_grad
+from pygan._ops.activation import bias_leaky_relu, leaky_relu_grad
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 # One rounding of x + b and one of the product: a few units in the last place of each dtype.

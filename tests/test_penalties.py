@@ -13,9 +13,9 @@ from torch import nn
 
 import pygan
 from pygan import penalties
-from pygan._lipschitz_ops import KINDS as HEADS
-from pygan._lipschitz_ops import PenaltyHead, penalty_head, penalty_head_backward
-from pygan._multi_tensor_ops import clip_
+from pygan._ops.penalty_head import KINDS as HEADS
+from pygan._ops.penalty_head import PenaltyHead, penalty_head, penalty_head_backward
+from pygan._ops.multi_tensor import clip_
 
 from . import reference as ref
 
@@ -84,7 +84,7 @@ def test_head_gradcheck(head, rng):
 
 
 def test_head_triton_agrees_with_cpu(rng):
-    if pygan._backend.unavailable_reason("triton", torch.device("cpu")) is not None:
+    if pygan._ops.backend.unavailable_reason("triton", torch.device("cpu")) is not None:
         pytest.skip("Triton not usable here")
     for shape in SHAPES:
         g = _grad(shape, torch.float32, "cpu", rng)

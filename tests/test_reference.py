@@ -1,9 +1,9 @@
-"""The oracle's oracle: every float64 reference term of pygan._terms (the tests' reference for the
+"""The oracle's oracle: every float64 reference term of pygan._ops.loss_terms (the tests' reference for the
 kernels and the benchmarks' eager baseline), its autograd derivative and its second derivative
 against mpmath at 50 digits (tests/mp_reference.py), on a grid and on fresh random points.
 
 A reference is only as good as its worst derivative: torch.expm1's backward forms expm1(u) + 1 and
-torch.tanh's forms 1 - tanh(u)^2, which cancel (relative errors up to 1 at |u| = 30); pygan._terms
+torch.tanh's forms 1 - tanh(u)^2, which cancel (relative errors up to 1 at |u| = 30); pygan._ops.loss_terms
 avoids both, and this test keeps it so."""
 
 import math
@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from pygan._terms import TERM_NAMES, reference_term
+from pygan._ops.loss_terms import TERM_NAMES, reference_term
 
 from . import mp_reference as mpr
 

@@ -1,11 +1,36 @@
 """Numerically stable elementwise math for Triton kernels, built only from ``tl.exp`` and ``tl.log``
 (so the same code runs compiled and under the interpreter). The forms match csrc/fast_math.h and
-csrc/loss_terms.h, which explain each choice; the codes are pygan._terms.TERM_CODES."""
+csrc/loss_terms.h, which explain each choice; the term codes are named below."""
 
 import triton
 import triton.language as tl
 
 LOG2 = 0.6931471805599453
+
+# The term codes of csrc/loss_terms.h (PYGAN_TERMS), by name; a test compares the three tables.
+NEG = tl.constexpr(0)
+POS = tl.constexpr(1)
+EXP_U_MINUS_1 = tl.constexpr(2)
+EXP_NEG = tl.constexpr(3)
+U_MINUS_1 = tl.constexpr(4)
+PEARSON_FAKE = tl.constexpr(5)
+EXPM1_NEG = tl.constexpr(6)
+NEYMAN_FAKE = tl.constexpr(7)
+EXPM1 = tl.constexpr(8)
+JEFFREY_FAKE = tl.constexpr(9)
+SOFTPLUS_NEG = tl.constexpr(10)
+SOFTPLUS = tl.constexpr(11)
+JS_REAL = tl.constexpr(12)
+JS_FAKE = tl.constexpr(13)
+TV_REAL = tl.constexpr(14)
+TV_FAKE = tl.constexpr(15)
+ALPHA_LT1_REAL = tl.constexpr(16)
+ALPHA_LT1_FAKE = tl.constexpr(17)
+ALPHA_GT1_FAKE = tl.constexpr(18)
+HINGE_REAL = tl.constexpr(19)
+HINGE_FAKE = tl.constexpr(20)
+HALF_SQ_U_MINUS_1 = tl.constexpr(21)
+HALF_SQ = tl.constexpr(22)
 
 
 @triton.jit
@@ -84,81 +109,81 @@ def js_real(u):
 @triton.jit
 def term(u, a, TERM: tl.constexpr, STEPS: tl.constexpr):
     """Value and derivative of loss term TERM at u (see csrc/loss_terms.h for the formulas)."""
-    if TERM == 0:  # NEG
+    if TERM == NEG:
         v = -u
         d = tl.full(u.shape, -1.0, u.dtype)
-    elif TERM == 1:  # POS
+    elif TERM == POS:
         v = u
         d = tl.full(u.shape, 1.0, u.dtype)
-    elif TERM == 2:  # EXP_U_MINUS_1
+    elif TERM == EXP_U_MINUS_1:
         v = tl.exp(u - 1.0)
         d = v
-    elif TERM == 3:  # EXP_NEG
+    elif TERM == EXP_NEG:
         v = tl.exp(-u)
         d = -v
-    elif TERM == 4:  # U_MINUS_1
+    elif TERM == U_MINUS_1:
         v = u - 1.0
         d = tl.full(u.shape, 1.0, u.dtype)
-    elif TERM == 5:  # PEARSON_FAKE
+    elif TERM == PEARSON_FAKE:
         v = u * (0.25 * u + 1.0)
         d = 0.5 * u + 1.0
-    elif TERM == 6:  # EXPM1_NEG
+    elif TERM == EXPM1_NEG:
         v = expm1(-u)
         d = -tl.exp(-u)
-    elif TERM == 7:  # NEYMAN_FAKE
+    elif TERM == NEYMAN_FAKE:
         v = -2.0 * expm1(-0.5 * u)
         d = tl.exp(-0.5 * u)
-    elif TERM == 8:  # EXPM1
+    elif TERM == EXPM1:
         v = expm1(u)
         d = tl.exp(u)
-    elif TERM == 9:  # JEFFREY_FAKE
+    elif TERM == JEFFREY_FAKE:
         z = log_wright_omega_1m(u, STEPS)
         v = expm1(-z) - z
         d = tl.exp(-z)
-    elif TERM == 10:  # SOFTPLUS_NEG
+    elif TERM == SOFTPLUS_NEG:
         v = softplus(-u)
         d = -sigmoid(-u)
-    elif TERM == 11:  # SOFTPLUS
+    elif TERM == SOFTPLUS:
         v = softplus(u)
         d = sigmoid(u)
-    elif TERM == 12:  # JS_REAL
+    elif TERM == JS_REAL:
         v = js_real(u)
         d = -sigmoid(-u)
-    elif TERM == 13:  # JS_FAKE
+    elif TERM == JS_FAKE:
         v = js_real(-u)
         d = sigmoid(u)
-    elif TERM == 14:  # TV_REAL
+    elif TERM == TV_REAL:
         v = -0.5 * tanh(u)
         d = -0.5 * sech2(u)
-    elif TERM == 15:  # TV_FAKE
+    elif TERM == TV_FAKE:
         v = 0.5 * tanh(u)
         d = 0.5 * sech2(u)
-    elif TERM == 16:  # ALPHA_LT1_REAL
+    elif TERM == ALPHA_LT1_REAL:
         v = softplus(-u) - 1.0 / (1.0 - a)
         d = -sigmoid(-u)
-    elif TERM == 17:  # ALPHA_LT1_FAKE
+    elif TERM == ALPHA_LT1_FAKE:
         ls = tl.log(1.0 - a) + log_softplus(-u)
         v = expm1(a / (a - 1.0) * ls) / a
         d = tl.exp(ls / (a - 1.0) - softplus(u))
-    elif TERM == 18:  # ALPHA_GT1_FAKE
+    elif TERM == ALPHA_GT1_FAKE:
         ls = log1p(tl.maximum((a - 1.0) * u, -1.0))
         v = expm1(a / (a - 1.0) * ls) / a
         d = tl.exp(ls / (a - 1.0))
         v = tl.where(u != u, u, v)
         d = tl.where(u != u, u, d)
-    elif TERM == 19:  # HINGE_REAL
+    elif TERM == HINGE_REAL:
         m = 1.0 - u
         v = tl.where(m > 0.0, m, tl.where(m != m, m, 0.0))
         d = tl.where(m > 0.0, -1.0, tl.where(m != m, m, 0.0))
-    elif TERM == 20:  # HINGE_FAKE
+    elif TERM == HINGE_FAKE:
         m = 1.0 + u
         v = tl.where(m > 0.0, m, tl.where(m != m, m, 0.0))
         d = tl.where(m > 0.0, 1.0, tl.where(m != m, m, 0.0))
-    elif TERM == 21:  # HALF_SQ_U_MINUS_1
+    elif TERM == HALF_SQ_U_MINUS_1:
         m = u - 1.0
         v = 0.5 * m * m
         d = m
-    else:  # 22, HALF_SQ
+    else:  # HALF_SQ
         v = 0.5 * u * u
         d = u
     return v, d
@@ -167,38 +192,38 @@ def term(u, a, TERM: tl.constexpr, STEPS: tl.constexpr):
 @triton.jit
 def term2(u, a, TERM: tl.constexpr, STEPS: tl.constexpr):
     """Second derivative of loss term TERM at u (csrc/loss_terms.h term2 has the derivations)."""
-    if TERM == 0 or TERM == 1 or TERM == 4:  # NEG, POS, U_MINUS_1
+    if TERM == NEG or TERM == POS or TERM == U_MINUS_1:
         d2 = tl.zeros(u.shape, u.dtype)
-    elif TERM == 2:  # EXP_U_MINUS_1
+    elif TERM == EXP_U_MINUS_1:
         d2 = tl.exp(u - 1.0)
-    elif TERM == 3 or TERM == 6:  # EXP_NEG, EXPM1_NEG
+    elif TERM == EXP_NEG or TERM == EXPM1_NEG:
         d2 = tl.exp(-u)
-    elif TERM == 5:  # PEARSON_FAKE
+    elif TERM == PEARSON_FAKE:
         d2 = tl.full(u.shape, 0.5, u.dtype)
-    elif TERM == 7:  # NEYMAN_FAKE
+    elif TERM == NEYMAN_FAKE:
         d2 = -0.5 * tl.exp(-0.5 * u)
-    elif TERM == 8:  # EXPM1
+    elif TERM == EXPM1:
         d2 = tl.exp(u)
-    elif TERM == 9:  # JEFFREY_FAKE
+    elif TERM == JEFFREY_FAKE:
         z = log_wright_omega_1m(u, STEPS)
         d2 = tl.exp(-z - softplus(z))
-    elif TERM == 10 or TERM == 11 or TERM == 12 or TERM == 13 or TERM == 16:
+    elif TERM == SOFTPLUS_NEG or TERM == SOFTPLUS or TERM == JS_REAL or TERM == JS_FAKE or TERM == ALPHA_LT1_REAL:
         d2 = 0.25 * sech2(0.5 * u)  # the softplus family: sigmoid(u) sigmoid(-u)
-    elif TERM == 14:  # TV_REAL
+    elif TERM == TV_REAL:
         d2 = sech2(u) * tanh(u)
-    elif TERM == 15:  # TV_FAKE
+    elif TERM == TV_FAKE:
         d2 = -(sech2(u) * tanh(u))
-    elif TERM == 17:  # ALPHA_LT1_FAKE
+    elif TERM == ALPHA_LT1_FAKE:
         ls = tl.log(1.0 - a) + log_softplus(-u)
         d = tl.exp(ls / (a - 1.0) - softplus(u))
         d2 = d * (tl.exp(-softplus(u) - ls) - sigmoid(u))
-    elif TERM == 18:  # ALPHA_GT1_FAKE
+    elif TERM == ALPHA_GT1_FAKE:
         e = (a - 1.0) * u
         ls = log1p(tl.maximum(e, -1.0))
         d2 = tl.where(e > -1.0, tl.exp(ls * ((2.0 - a) / (a - 1.0))), 0.0)
         d2 = tl.where(u != u, u, d2)
-    elif TERM == 19 or TERM == 20:  # HINGE_REAL, HINGE_FAKE
+    elif TERM == HINGE_REAL or TERM == HINGE_FAKE:
         d2 = tl.where(u != u, u, 0.0)
-    else:  # 21, 22: HALF_SQ_U_MINUS_1, HALF_SQ
+    else:  # HALF_SQ_U_MINUS_1, HALF_SQ
         d2 = tl.full(u.shape, 1.0, u.dtype)
     return d2

@@ -5,7 +5,7 @@
 #include "../activation.h"
 #include "../adversarial_loss.h"
 #include "../kernel_sums.h"
-#include "../lipschitz.h"
+#include "../penalty_head.h"
 #include "../multi_tensor.h"
 
 namespace pygan {

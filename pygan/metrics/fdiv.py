@@ -52,7 +52,7 @@ def fdiv_estimate(x: Any, y: Any, divergence: str, *, critic: Optional[nn.Module
     i.e. maximize :math:`E_P[g_f(v)] - E_Q[f^*(g_f(v))]`; the estimate is that bound on the
     held-out ``test_fraction`` of each sample (with the learning rate decayed along a cosine).
     """
-    from ..losses import discriminator_loss, divergence_estimate
+    from ..losses import discriminator_loss
 
     _divergence(divergence, alpha=alpha)  # a clear error for an unknown name or missing alpha
     x, y = _pair(x, y, min_size=2)

@@ -26,9 +26,9 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .. import _backend
-from .._kernel_sums import KINDS, MAX_LABELS_CUDA, MAX_PARAMS, block_sums, kernel_constant, kernel_sums
-from .._ops import compute_dtype
+from .._ops import backend as _backend
+from .._ops.kernel_sums import KINDS, MAX_LABELS_CUDA, MAX_PARAMS, block_sums, kernel_constant, kernel_sums
+from .._ops.launch import compute_dtype
 from .two_sample import _check_permutations, _pair, p_value, permutation_statistics
 
 __all__ = ["KERNELS", "MMDResult", "KIDResult", "mmd2", "kid", "median_bandwidth"]

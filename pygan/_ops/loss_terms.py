@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .divergences import LOG2, NAMES as F_DIVERGENCES, log_wright_omega_1m
+from ..divergences import LOG2, NAMES as F_DIVERGENCES, log_wright_omega_1m
 
 TERM_NAMES: tuple[str, ...] = (
     "NEG", "POS", "EXP_U_MINUS_1", "EXP_NEG", "U_MINUS_1", "PEARSON_FAKE", "EXPM1_NEG",

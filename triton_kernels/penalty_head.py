@@ -1,10 +1,10 @@
-"""Triton kernels of the gradient-penalty head (as csrc/cuda/lipschitz.cu).
+"""Triton kernels of the gradient-penalty head (as csrc/cuda/penalty_head.cu).
 
 Forward, one launch: program p takes ROWS rows (samples) of the inner gradient, viewed as
 rows x cols, sums their squares in BLOCK_C-wide steps, writes each row's norm and derivative factor
 phi'(n) / n scaled by weight / rows, and adds its rows' phi(n) to the deterministic reduction
 (reduce.py). Backward is one elementwise pass: grad = (up * coef[row] + up_norms[row] / norms[row]) * g.
-The kinds and phi match csrc/lipschitz.h: 0 two-sided (n - c)^2, 1 one-sided max(0, n - c)^2,
+The kinds and phi match csrc/penalty_head.h: 0 two-sided (n - c)^2, 1 one-sided max(0, n - c)^2,
 2 squared n^2.
 """
 

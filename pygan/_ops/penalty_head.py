@@ -1,5 +1,5 @@
-"""The gradient-penalty head as registered PyTorch ops (kernels: csrc/lipschitz.h,
-csrc/cpu/lipschitz.cpp, csrc/cuda/lipschitz.cu, triton_kernels/lipschitz.py).
+"""The gradient-penalty head as registered PyTorch ops (kernels: csrc/penalty_head.h,
+csrc/cpu/penalty_head.cpp, csrc/cuda/penalty_head.cu, triton_kernels/penalty_head.py).
 
 ``pygan::penalty_head(g, kind, center, weight)`` views ``g`` as one row per sample and returns
 
@@ -17,11 +17,10 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import _backend
-from ._backend import DTYPE_CODES, float32_pair
-from ._ops import _counter, _ptr, compute_dtype
+from . import backend as _backend
+from .launch import DTYPE_CODES, call_c, compute_dtype, counter, device_context, float32_pair, ptr, triton_acc
 
-# phi(n) of the per-sample gradient norm n, by name (codes of csrc/lipschitz.h PenaltyKind).
+# phi(n) of the per-sample gradient norm n, by name (codes of csrc/penalty_head.h PenaltyKind).
 KINDS = {"two-sided": 0, "one-sided": 1, "squared": 2}
 
 
@@ -37,29 +36,25 @@ def _head(g: Tensor, kind: int, center: float, weight: float, backend: str) -> t
     norms = torch.empty(rows, dtype=acc, device=g.device)
     coef = torch.empty(rows, dtype=acc, device=g.device)
     name = _backend.resolve(backend, g.device)
-    if name == "cpu":
-        c, _ = _backend._load_c()
-        c.penalty_head_cpu(g.data_ptr(), DTYPE_CODES[g.dtype], rows, cols, kind, center, weight,
-                           out.data_ptr(), norms.data_ptr(), coef.data_ptr())
-    elif name == "cuda":
-        c, _ = _backend._load_c()
-        partials = torch.empty(max(c.penalty_head_blocks(rows, cols), 1), dtype=acc, device=g.device)
-        with torch.cuda.device(g.device):
-            c.penalty_head_cuda(g.data_ptr(), DTYPE_CODES[g.dtype], rows, cols, kind, center, weight,
-                                out.data_ptr(), norms.data_ptr(), coef.data_ptr(), partials.data_ptr(),
-                                _counter(g.device).data_ptr(),
-                                torch.cuda.current_stream(g.device).cuda_stream)
+    if name in ("cpu", "cuda"):
+        args = (g.data_ptr(), DTYPE_CODES[g.dtype], rows, cols, kind, center, weight, out.data_ptr(),
+                norms.data_ptr(), coef.data_ptr())
+        if name == "cuda":  # the one-launch reduction's partial sums and ticket
+            c, _ = _backend._load_c()
+            partials = torch.empty(max(c.penalty_head_blocks(rows, cols), 1), dtype=acc, device=g.device)
+            args += (partials.data_ptr(), counter(g.device).data_ptr())
+        call_c(name, g.device, "penalty_head", *args)
     else:
-        k, _ = _backend._load_triton("lipschitz")
+        k, _ = _backend._load_triton("penalty_head")
         block_c = min(max(16, 1 << max(cols - 1, 0).bit_length()), 1024)
         rows_per = max(1, min(64, 4096 // block_c))
         programs = -(-rows // rows_per)
         partials = torch.empty(max(programs, 1), dtype=acc, device=g.device)
-        counter = _counter(g.device)
-        with _backend.device_context(g.device):
+        ticket = counter(g.device)
+        with device_context(g.device):
             k.head_kernel[(programs,)](g, rows, cols, *float32_pair(center), *float32_pair(weight),
-                                       out, norms, coef, partials, counter, KIND=kind,
-                                       ACC=_backend.triton_acc(acc), ROWS=rows_per, BLOCK_C=block_c)
+                                       out, norms, coef, partials, ticket, KIND=kind,
+                                       ACC=triton_acc(acc), ROWS=rows_per, BLOCK_C=block_c)
     return out, norms, coef
 
 
@@ -86,15 +81,15 @@ def _head_grad(g: Tensor, coef: Tensor, norms: Tensor, up: Tensor, up_norms: Opt
         up_norms = up_norms.to(coef.dtype).contiguous()
     name = _backend.resolve(backend, g.device)
     if name in ("cpu", "cuda"):
-        _backend.call_c(name, g.device, "penalty_head_backward", g.data_ptr(), DTYPE_CODES[g.dtype], rows,
-                        cols, coef.data_ptr(), up.data_ptr(), norms.data_ptr(), _ptr(up_norms),
+        call_c(name, g.device, "penalty_head_backward", g.data_ptr(), DTYPE_CODES[g.dtype], rows,
+                        cols, coef.data_ptr(), up.data_ptr(), norms.data_ptr(), ptr(up_norms),
                         grad.data_ptr())
     elif g.numel():
-        k, _ = _backend._load_triton("lipschitz")
-        with _backend.device_context(g.device):
+        k, _ = _backend._load_triton("penalty_head")
+        with device_context(g.device):
             k.head_backward_kernel[(-(-g.numel() // k.BLOCK),)](
                 g, g.numel(), cols, coef, up, norms, up_norms if up_norms is not None else norms, grad,
-                HAS_UP_NORMS=up_norms is not None, ACC=_backend.triton_acc(coef.dtype), BLOCK=k.BLOCK)
+                HAS_UP_NORMS=up_norms is not None, ACC=triton_acc(coef.dtype), BLOCK=k.BLOCK)
     return grad
 
 
@@ -147,3 +142,11 @@ class PenaltyHead(torch.autograd.Function):
     @staticmethod
     def backward(ctx, up, up_norms, up_coef):
         return _head_backward(ctx, up, up_norms, up_coef, grad_op=_head_grad)
+
+
+def call_penalty_head(g: Tensor, kind: int, center: float, weight: float,
+                      backend: str) -> tuple[Tensor, Tensor, Tensor]:
+    """``pygan::penalty_head``: the registered op where torch.compile traces, else its eager twin."""
+    if torch.compiler.is_compiling():
+        return penalty_head(g, kind, center, weight, backend)
+    return PenaltyHead.apply(g, kind, center, weight, backend)

@@ -17,8 +17,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import _backend
-from ._backend import DTYPE_CODES
+from . import backend as _backend
+from .launch import DTYPE_CODES, call_c, device_context
 
 CLIP, LERP = 0, 1  # csrc/multi_tensor.h MultiTensorOp
 
@@ -58,7 +58,7 @@ def _run_triton(op: int, dst: list[Tensor], src: Optional[list[Tensor]], bound: 
         else:
             scalar = weight
         tiles = -(-max(dst[i].numel() for i in idx) // k.BLOCK)
-        with _backend.device_context(device):
+        with device_context(device):
             k.multi_tensor_kernel[(len(idx), tiles)](dst_table, src_table, sizes, scalar, OP=op,
                                                      DTYPE=tl_types[dtype], BLOCK=k.BLOCK)
 
@@ -73,7 +73,7 @@ def run_now(op: int, dst: list[Tensor], src: Optional[list[Tensor]], bound: floa
     if name == "triton":
         _run_triton(op, dst, src, bound, weight)
         return
-    _backend.call_c(name, device, "multi_tensor", op, [t.data_ptr() for t in dst],
+    call_c(name, device, "multi_tensor", op, [t.data_ptr() for t in dst],
                     [t.data_ptr() for t in src] if op == LERP else [],
                     [t.numel() for t in dst], [DTYPE_CODES[t.dtype] for t in dst], bound,
                     weight.data_ptr() if op == LERP else 0)
@@ -99,3 +99,21 @@ def lerp_(tensors: list[Tensor], sources: list[Tensor], weight: Tensor, backend:
 @lerp_.register_fake
 def _(tensors, sources, weight, backend):
     return None
+
+
+# The registered ops where torch.compile traces (they mutate their inputs, which it must see), the
+# body directly elsewhere.
+def call_clip_(tensors: list[Tensor], c: float, backend: str) -> None:
+    """``pygan::clip_``: clamps ``tensors`` to [-c, c] in place."""
+    if torch.compiler.is_compiling():
+        clip_(tensors, c, backend)
+    else:
+        run_now(CLIP, tensors, None, c, None, backend)
+
+
+def call_lerp_(tensors: list[Tensor], sources: list[Tensor], weight: Tensor, backend: str) -> None:
+    """``pygan::lerp_``: ``t += w * (s - t)`` in place for each pair."""
+    if torch.compiler.is_compiling():
+        lerp_(tensors, sources, weight, backend)
+    else:
+        run_now(LERP, tensors, sources, 0.0, weight, backend)

@@ -16,9 +16,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import _backend
-from ._backend import DTYPE_CODES, float32_pair
-from ._ops import _ptr
+from . import backend as _backend
+from .launch import DTYPE_CODES, call_c, device_context, float32_pair, ptr, triton_acc
 
 
 def _layout(x: Tensor) -> tuple[int, int]:
@@ -35,14 +34,14 @@ def _bias_leaky(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -
     channels, inner = _layout(x)
     name = _backend.resolve(backend, x.device)
     if name in ("cpu", "cuda"):
-        _backend.call_c(name, x.device, "bias_leaky_relu", x.data_ptr(), _ptr(bias), DTYPE_CODES[x.dtype],
+        call_c(name, x.device, "bias_leaky_relu", x.data_ptr(), ptr(bias), DTYPE_CODES[x.dtype],
                         n, channels, inner, slope, y.data_ptr(), mask.data_ptr())
     elif n:
         k, _ = _backend._load_triton("activation")
-        with _backend.device_context(x.device):
+        with device_context(x.device):
             k.bias_leaky_kernel[(-(-n // k.BLOCK),)](
                 x, bias if bias is not None else x, n, channels, inner, *float32_pair(slope), y, mask,
-                HAS_BIAS=bias is not None, ACC=_backend.triton_acc(x.dtype), BLOCK=k.BLOCK)
+                HAS_BIAS=bias is not None, ACC=triton_acc(x.dtype), BLOCK=k.BLOCK)
     return y, mask
 
 
@@ -52,13 +51,13 @@ def _leaky_grad(g: Tensor, mask: Tensor, slope: float, backend: str) -> Tensor:
     n = g.numel()
     name = _backend.resolve(backend, g.device)
     if name in ("cpu", "cuda"):
-        _backend.call_c(name, g.device, "leaky_relu_grad", g.data_ptr(), DTYPE_CODES[g.dtype], n,
+        call_c(name, g.device, "leaky_relu_grad", g.data_ptr(), DTYPE_CODES[g.dtype], n,
                         mask.data_ptr(), slope, out.data_ptr())
     elif n:
         k, _ = _backend._load_triton("activation")
-        with _backend.device_context(g.device):
+        with device_context(g.device):
             k.leaky_grad_kernel[(-(-n // k.BLOCK),)](g, n, mask, *float32_pair(slope), out,
-                                                     ACC=_backend.triton_acc(g.dtype), BLOCK=k.BLOCK)
+                                                     ACC=triton_acc(g.dtype), BLOCK=k.BLOCK)
     return out
 
 
@@ -151,3 +150,10 @@ class BiasLeakyReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy, gmask):
         return _act_backward(ctx, gy, gmask, apply=LeakyReLUGrad.apply)
+
+
+def call_bias_leaky_relu(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -> tuple[Tensor, Tensor]:
+    """``pygan::bias_leaky_relu``: the registered op where torch.compile traces, else its eager twin."""
+    if torch.compiler.is_compiling():
+        return bias_leaky_relu(x, bias, slope, backend)
+    return BiasLeakyReLU.apply(x, bias, slope, backend)

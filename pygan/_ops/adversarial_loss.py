@@ -21,33 +21,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import _backend
-from ._backend import DTYPE_CODES
-
-def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
-    """The dtype the kernels compute and accumulate in: float64 if any input is, else float32."""
-    return torch.float64 if torch.float64 in dtypes else torch.float32
-
+from . import backend as _backend
+from .launch import DTYPE_CODES, call_c, compute_dtype, counter, device_context, ptr, triton_acc
 
 def _out_dtype(x0: Tensor, x1: Tensor) -> torch.dtype:
     return torch.promote_types(x0.dtype, x1.dtype)
-
-
-# Per (device, stream): the ticket counter of the deterministic one-launch reduction. The kernel
-# leaves it at zero, so one zero-filled buffer serves every launch on that stream.
-_COUNTERS: dict[tuple[int, int], Tensor] = {}
-
-
-def _counter(device: torch.device) -> Tensor:
-    if device.type != "cuda":  # the Triton interpreter: a fresh counter costs nothing there
-        return torch.zeros(1, dtype=torch.int32)
-    stream = torch.cuda.current_stream(device)
-    key = (device.index if device.index is not None else torch.cuda.current_device(), stream.cuda_stream)
-    buf = _COUNTERS.get(key)
-    if buf is None:
-        buf = torch.zeros(1, dtype=torch.int32, device=device)
-        _COUNTERS[key] = buf
-    return buf
 
 
 def _c_side(x: Tensor, term: int, sign: float, shift: Optional[Tensor]):
@@ -73,25 +51,25 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
         if minimax:
             kernel = "minimax_forward"
             args = (*sides, _c_side(x0, gterm0, gsign0, shift0), _c_side(x1, gterm1, gsign1, shift1),
-                    alpha, out.data_ptr(), g_out.data_ptr(), DTYPE_CODES[out.dtype], _ptr(grad0),
-                    _ptr(grad1), _ptr(g_grad0), _ptr(g_grad1))
+                    alpha, out.data_ptr(), g_out.data_ptr(), DTYPE_CODES[out.dtype], ptr(grad0),
+                    ptr(grad1), ptr(g_grad0), ptr(g_grad1))
         else:
             kernel = "loss_forward"
-            args = (*sides, alpha, reduction, out0.data_ptr(), out1.data_ptr(), _ptr(out),
-                    DTYPE_CODES[out.dtype] if out is not None else 0, _ptr(grad0), _ptr(grad1))
+            args = (*sides, alpha, reduction, out0.data_ptr(), out1.data_ptr(), ptr(out),
+                    DTYPE_CODES[out.dtype] if out is not None else 0, ptr(grad0), ptr(grad1))
         if name == "cuda":
             c, _ = _backend._load_c()
             tiles = c.loss_forward_tiles(x0.numel(), x1.numel())
             partials = torch.empty(max(tiles, 1) * passes, dtype=acc, device=device)
-            args += (partials.data_ptr(), _counter(device).data_ptr())
-        _backend.call_c(name, device, kernel, *args)
+            args += (partials.data_ptr(), counter(device).data_ptr())
+        call_c(name, device, kernel, *args)
         return
     k, _ = _backend._load_triton()
     block = k.BLOCK
     tiles0, tiles1 = math.ceil(x0.numel() / block), math.ceil(x1.numel() / block)
     tiles = tiles0 + tiles1
     partials = torch.empty(max(tiles, 1) * passes, dtype=acc, device=device)
-    counter = _counter(device)
+    ticket = counter(device)
     dummy = partials  # stands in for absent pointers; never read
     if minimax:
         minimax_args = (gsign0, g_grad0 if g_grad0 is not None else dummy, gsign1,
@@ -100,17 +78,17 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
                              G1=g_grad1 is not None)
     else:
         minimax_args, minimax_flags = (0.0, dummy, 0.0, dummy, dummy), {}
-    with _backend.device_context(device):
+    with device_context(device):
         k.forward_kernel[(tiles,)](
             x0, x0.numel(), shift0 if shift0 is not None else dummy, sign0, out0,
             grad0 if grad0 is not None else dummy,
             x1, x1.numel(), shift1 if shift1 is not None else dummy, sign1, out1,
             grad1 if grad1 is not None else dummy,
-            out if out is not None else dummy, partials, counter, alpha, tiles0,
+            out if out is not None else dummy, partials, ticket, alpha, tiles0,
             *minimax_args,
             HAS_SH0=shift0 is not None, HAS_SH1=shift1 is not None, TERM0=term0, TERM1=term1,
             REDUCE=reduction != 0, MEAN=reduction == 1, GRAD=grad0 is not None, **minimax_flags,
-            ACC=_backend.triton_acc(acc),
+            ACC=triton_acc(acc),
             STEPS=4 if acc == torch.float64 else 3, BLOCK=block,
         )
 
@@ -122,9 +100,9 @@ def _backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reducti
     device = x0.device
     name = _backend.resolve(backend, device)
     if name in ("cpu", "cuda"):
-        _backend.call_c(name, device, "loss_backward", _c_side(x0, term0, sign0, shift0),
-                        _c_side(x1, term1, sign1, shift1), alpha, reduction, order, _ptr(up),
-                        DTYPE_CODES[up.dtype] if up is not None else 0, _ptr(up0), _ptr(up1),
+        call_c(name, device, "loss_backward", _c_side(x0, term0, sign0, shift0),
+                        _c_side(x1, term1, sign1, shift1), alpha, reduction, order, ptr(up),
+                        DTYPE_CODES[up.dtype] if up is not None else 0, ptr(up0), ptr(up1),
                         grad0.data_ptr(), grad1.data_ptr())
         return
     k, _ = _backend._load_triton()
@@ -132,7 +110,7 @@ def _backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reducti
     tiles0, tiles1 = math.ceil(x0.numel() / block), math.ceil(x1.numel() / block)
     acc = compute_dtype(x0.dtype, x1.dtype)
     dummy = grad0 if grad0.numel() else grad1
-    with _backend.device_context(device):
+    with device_context(device):
         k.backward_kernel[(tiles0 + tiles1,)](
             x0, x0.numel(), shift0 if shift0 is not None else dummy, sign0,
             up0 if up0 is not None else dummy, grad0,
@@ -141,12 +119,9 @@ def _backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reducti
             up if up is not None else dummy, alpha, tiles0,
             HAS_SH0=shift0 is not None, HAS_SH1=shift1 is not None, TERM0=term0, TERM1=term1,
             MEAN=reduction == 1, UP=up is not None, UP_EL=up0 is not None, ORDER=order,
-            ACC=_backend.triton_acc(acc), STEPS=4 if acc == torch.float64 else 3, BLOCK=block,
+            ACC=triton_acc(acc), STEPS=4 if acc == torch.float64 else 3, BLOCK=block,
         )
 
-
-def _ptr(t: Optional[Tensor]) -> int:
-    return t.data_ptr() if t is not None else 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +257,7 @@ def _loss_backward_backward(ctx, gg0, gg1):
 adversarial_loss_backward.register_autograd(_loss_backward_backward, setup_context=_setup_loss_backward)
 
 
-def minimax(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor], term0: int,
+def _minimax(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor], term0: int,
             term1: int, sign0: float, sign1: float, gterm0: int, gterm1: int, gsign0: float,
             gsign1: float, alpha: float, backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Two mean losses of the same logits in one pass: D's (terms term_k, signs sign_k) and G's
@@ -307,9 +282,9 @@ def adversarial_minimax(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1
                         term0: int, term1: int, sign0: float, sign1: float, gterm0: int, gterm1: int,
                         gsign0: float, gsign1: float, alpha: float,
                         backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """:func:`minimax` as a registered op (for torch.compile and CUDA graphs). Its outputs are
+    """:func:`_minimax` as a registered op (for torch.compile and CUDA graphs). Its outputs are
     values, not differentiable functions of the inputs."""
-    return minimax(x0, x1, shift0, shift1, term0, term1, sign0, sign1, gterm0, gterm1, gsign0, gsign1,
+    return _minimax(x0, x1, shift0, shift1, term0, term1, sign0, sign1, gterm0, gterm1, gsign0, gsign1,
                    alpha, backend)
 
 
@@ -426,3 +401,22 @@ class LossBackward(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gg0, gg1):
         return _loss_backward_backward(ctx, gg0, gg1)
+
+
+# ---------------------------------------------------------------------------------------------
+# How callers run these ops: the registered op where torch.compile traces (it sees an ordinary
+# PyTorch op), the eager twin elsewhere (no custom-op dispatch). The choice is made here only.
+# ---------------------------------------------------------------------------------------------
+
+def call_loss_and_grad(*args) -> tuple[Tensor, Tensor, Tensor]:
+    """``pygan::adversarial_loss_and_grad(*args)``: the reduced loss, differentiable (twice)."""
+    if torch.compiler.is_compiling():
+        return adversarial_loss_and_grad(*args)
+    return LossAndGrad.apply(*args)
+
+
+def call_minimax(*args) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``pygan::adversarial_minimax(*args)``: both players' losses and upstream gradients."""
+    if torch.compiler.is_compiling():
+        return adversarial_minimax(*args)
+    return _minimax(*args)

@@ -1,4 +1,4 @@
-"""Backends and dispatch: which implementation runs an op for a given device.
+"""Backend policy: which implementation runs an op for a given device (launch.py runs it).
 
 Backends: ``"cpu"`` (C++, pygan._C), ``"cuda"`` (CUDA C++, pygan._C built with nvcc) and
 ``"triton"`` (pygan.triton_kernels; on CPU tensors only under ``TRITON_INTERPRET=1``). ``"auto"``
@@ -13,7 +13,6 @@ import contextlib
 import functools
 import importlib
 import os
-import struct
 from typing import Any
 
 import torch
@@ -33,7 +32,7 @@ REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 @functools.cache
 def _load_c() -> tuple[Any, str | None]:
     try:
-        from . import _C  # type: ignore[attr-defined]
+        from .. import _C  # type: ignore[attr-defined]
     except ImportError as e:  # not built, or built for another Python
         return None, f"pygan._C could not be imported ({e}); reinstall pygan (pip install .) with a C++ compiler and CMake"
     return _C, None
@@ -43,29 +42,10 @@ def _load_c() -> tuple[Any, str | None]:
 def _load_triton(module: str = "adversarial_loss") -> tuple[Any, str | None]:
     """The Triton kernel module ``pygan.triton_kernels.<module>``, or None and why not."""
     try:
-        kernels = importlib.import_module(f"{__package__}.triton_kernels.{module}")
+        kernels = importlib.import_module(f"pygan.triton_kernels.{module}")
     except ImportError as e:
         return None, f"Triton is not usable ({e}); install it with pip install triton"
     return kernels, None
-
-
-def device_context(device: torch.device):
-    """Makes ``device`` current for CUDA launches; nothing for CPU tensors (Triton interpreter)."""
-    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
-
-
-def triton_acc(dtype: torch.dtype):
-    """Triton's type for the compute dtype ``dtype`` (float64 or float32)."""
-    import triton.language as tl
-
-    return tl.float64 if dtype == torch.float64 else tl.float32
-
-
-def float32_pair(x: float) -> tuple[float, float]:
-    """x as hi + lo, both float32 (Triton's type for float arguments): a kernel that adds them in
-    float64 gets x back to about 48 bits, enough for float64 results within 1e-14."""
-    hi = struct.unpack("f", struct.pack("f", x))[0]
-    return hi, x - hi
 
 
 def triton_interpreted() -> bool:
@@ -168,17 +148,6 @@ def available() -> dict[str, str]:
             why = "compiled; " + why
         out[name] = "available" if why is None else why
     return out
-
-
-def call_c(name: str, device: torch.device, kernel: str, *args) -> None:
-    """Runs pygan._C's ``<kernel>_cpu(*args)`` for backend "cpu", or ``<kernel>_cuda(*args, stream)``
-    on ``device``'s current stream for backend "cuda"."""
-    c, _ = _load_c()
-    if name == "cpu":
-        getattr(c, f"{kernel}_cpu")(*args)
-        return
-    with device_context(device):
-        getattr(c, f"{kernel}_cuda")(*args, torch.cuda.current_stream(device).cuda_stream)
 
 
 def cpu_isas() -> list[str]:

@@ -8,7 +8,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "../lipschitz.h"
+#include "../penalty_head.h"
 #include "parallel.h"
 
 namespace pygan {

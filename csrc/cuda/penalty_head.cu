@@ -8,7 +8,7 @@
 
 #include <algorithm>
 
-#include "../lipschitz.h"
+#include "../penalty_head.h"
 #include "reduce.cuh"
 
 namespace pygan {

@@ -16,9 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _backend
-from ._backend import DTYPE_CODES
-from ._ops import compute_dtype
+from . import backend as _backend
+from .launch import DTYPE_CODES, call_c, compute_dtype, device_context, triton_acc
 
 # csrc/kernel_sums.h KernelKind; the constant c each kind takes from the bandwidth sigma.
 KINDS = {"gaussian": 0, "laplace": 1, "imq": 2, "polynomial": 3}
@@ -43,31 +42,26 @@ def _run(z: Tensor, sq_norms: Tensor, labels: Tensor, kind: int, params: list[fl
     P = labels.shape[1]
     B = len(params)
     name = _backend.resolve(backend, z.device)
-    c, _ = _backend._load_c()
     tiles = -(-n // TILE)
     partials = torch.zeros((max(tiles, 1), B, 1 + 2 * P), dtype=torch.float64, device=z.device)
     if n == 0:
         return partials.sum(0)
-    if name == "cpu":
-        zc = z if z.dtype in (torch.float32, torch.float64) else z.float()
-        c.kernel_sums_cpu(zc.data_ptr(), DTYPE_CODES[zc.dtype], n, d, sq_norms.data_ptr(),
-                          labels.data_ptr(), P, kind, params, coef0, degree, partials.data_ptr())
-    elif name == "cuda":
-        with torch.cuda.device(z.device):
-            c.kernel_sums_cuda(z.data_ptr(), DTYPE_CODES[z.dtype], n, d, sq_norms.data_ptr(),
-                               labels.data_ptr(), P, kind, params, coef0, degree, partials.data_ptr(),
-                               torch.cuda.current_stream(z.device).cuda_stream)
+    if name in ("cpu", "cuda"):
+        # The CPU loops take float32 and float64; on CUDA every float dtype.
+        zc = z if name == "cuda" or z.dtype in (torch.float32, torch.float64) else z.float()
+        call_c(name, z.device, "kernel_sums", zc.data_ptr(), DTYPE_CODES[zc.dtype], n, d, sq_norms.data_ptr(),
+               labels.data_ptr(), P, kind, params, coef0, degree, partials.data_ptr())
     else:
         k, _ = _backend._load_triton("kernel_sums")
         acc = compute_dtype(z.dtype)
         upcast = z.dtype == torch.bfloat16 and _backend.triton_interpreted()
         precision = "tf32x3" if z.dtype == torch.float32 or upcast else ("ieee" if acc == torch.float64 else None)
         params_t = torch.tensor(params, dtype=acc).to(z.device, non_blocking=True)
-        with _backend.device_context(z.device):
+        with device_context(z.device):
             k.kernel_sums_kernel[(tiles,)](
                 z, sq_norms, labels, params_t, partials, n, d, P, coef0, KIND=kind, NB=B,
                 NBP=max(2, 1 << (B - 1).bit_length()), DEGREE=degree,
-                PB=max(16, 1 << (P - 1).bit_length()), ACC=_backend.triton_acc(acc),
+                PB=max(16, 1 << (P - 1).bit_length()), ACC=triton_acc(acc),
                 PRECISION=precision, UPCAST=upcast,
                 DIRECT=DIRECT_BELOW, LABEL_PRECISION="ieee" if acc == torch.float64 else "tf32x3",
                 TILE=TILE, BK=k.BK)

@@ -1,0 +1,80 @@
+"""The one launch path: how an op hands its tensors to a kernel of the backend that backend.py chose.
+
+C++ and CUDA entries of ``pygan._C`` take raw pointers, sizes, dtype codes and, on CUDA, the current
+stream last; :func:`call_c` is the only caller. Triton kernels take tensors; :func:`device_context`
+makes their device current. The helpers below turn optional tensors, dtypes and float64 scalars
+into what the kernels take.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import backend as _backend
+from .backend import DTYPE_CODES
+
+__all__ = ["DTYPE_CODES", "call_c", "compute_dtype", "counter", "device_context", "float32_pair", "ptr",
+           "triton_acc"]
+
+
+def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """The dtype the kernels compute and accumulate in: float64 if any input is, else float32."""
+    return torch.float64 if torch.float64 in dtypes else torch.float32
+
+
+def ptr(t: Optional[Tensor]) -> int:
+    """The data pointer of ``t``, or 0 (a null pointer) for None."""
+    return t.data_ptr() if t is not None else 0
+
+
+def call_c(name: str, device: torch.device, kernel: str, *args) -> None:
+    """Runs pygan._C's ``<kernel>_cpu(*args)`` for backend "cpu", or ``<kernel>_cuda(*args, stream)``
+    on ``device``'s current stream for backend "cuda"."""
+    c, _ = _backend._load_c()
+    if name == "cpu":
+        getattr(c, f"{kernel}_cpu")(*args)
+        return
+    with device_context(device):
+        getattr(c, f"{kernel}_cuda")(*args, torch.cuda.current_stream(device).cuda_stream)
+
+
+def device_context(device: torch.device):
+    """Makes ``device`` current for CUDA launches; nothing for CPU tensors (Triton interpreter)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def triton_acc(dtype: torch.dtype):
+    """Triton's type for the compute dtype ``dtype`` (float64 or float32)."""
+    import triton.language as tl
+
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def float32_pair(x: float) -> tuple[float, float]:
+    """x as hi + lo, both float32 (Triton's type for float arguments): a kernel that adds them in
+    float64 gets x back to about 48 bits, enough for float64 results within 1e-14."""
+    hi = struct.unpack("f", struct.pack("f", x))[0]
+    return hi, x - hi
+
+
+# Per (device, stream): the ticket counter of the deterministic one-launch reductions. A kernel
+# leaves it at zero, so one zero-filled buffer serves every launch on that stream.
+_COUNTERS: dict[tuple[int, int], Tensor] = {}
+
+
+def counter(device: torch.device) -> Tensor:
+    """The zeroed ticket counter of ``device``'s current stream."""
+    if device.type != "cuda":  # the Triton interpreter: a fresh counter costs nothing there
+        return torch.zeros(1, dtype=torch.int32)
+    stream = torch.cuda.current_stream(device)
+    key = (device.index if device.index is not None else torch.cuda.current_device(), stream.cuda_stream)
+    buf = _COUNTERS.get(key)
+    if buf is None:
+        buf = torch.zeros(1, dtype=torch.int32, device=device)
+        _COUNTERS[key] = buf
+    return buf
