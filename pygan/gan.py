@@ -349,10 +349,25 @@ class GAN:
             raise ValueError(f"the real samples have shape {tuple(real.shape[1:])} per sample and the generator "
                              f"makes {tuple(fake.shape[1:])}: the data and the generator's out_shape must match")
 
-    def _penalty(self, real: Tensor, fake: Tensor) -> Optional[Tensor]:
+    def _shared_penalty_side(self, fake_is_leaf: bool) -> Optional[str]:
+        """"real" or "fake" when this D step's penalty (R1, R2) is taken on the loss's own forward of
+        that batch, so that D runs once per batch; None when it needs its own (interpolates, DRAGAN,
+        lazy off-steps, a fake batch that is G's output in the fused step)."""
+        p = self.penalty
+        if p is None or not p.due or p.kind not in ("r1", "r2"):
+            return None
+        if p.kind == "r1":
+            return None if self._joint and not fake_is_leaf else "real"
+        return "fake" if fake_is_leaf else None
+
+    def _penalty(self, real: Tensor, fake: Tensor, shared: Optional[str] = None,
+                 v_r: Optional[Tensor] = None, v_f: Optional[Tensor] = None) -> Optional[Tensor]:
         if self.penalty is None:
             return None
         with self._autocast():
+            if shared is not None:
+                return self.penalty.from_outputs(v_r if shared == "real" else v_f,
+                                                 real if shared == "real" else fake, scaler=self.d_scaler)
             return self.penalty(self.D, real, fake.detach() if self.penalty.kind in PENALTY_NEEDS_FAKE else None,
                                 scaler=self.d_scaler, generator=None if self._capturing else self.rng)
 
@@ -402,10 +417,15 @@ class GAN:
         with torch.no_grad(), self._autocast():
             real, fake = self._d_inputs(real, real.shape[0])
         self._check_shapes(real, fake)
+        shared = self._shared_penalty_side(fake_is_leaf=True)
+        if shared == "real":  # R1's gradient comes from this forward (a new leaf: the caller's tensor is left alone)
+            real = real.detach().requires_grad_(True)
+        elif shared == "fake":
+            fake = fake.detach().requires_grad_(True)
         with self._autocast():
             v_r, v_f = self.D(real), self.D(fake)
         d_loss = discriminator_loss(v_r, v_f, self.loss, backend=self.backend, **self.loss_params)
-        penalty = self._penalty(real, fake)
+        penalty = self._penalty(real, fake, shared, v_r, v_f)
         total = d_loss if penalty is None else d_loss + penalty
         self.d_optimizer.zero_grad(set_to_none=True)
         self._backward(total, self.d_scaler, self._d_params)
@@ -453,13 +473,18 @@ class GAN:
         per batch, both players' upstream gradients from one loss evaluation, two backward passes
         through the shared graph, then both optimizers step."""
         real = self._check_real(real)
+        # The fakes are G's output here (G's gradient runs through them): only R1 can share the
+        # forward, and only where the real batch does not depend on a player (BiGAN's E(x) does).
+        shared = self._shared_penalty_side(fake_is_leaf=False)
         with self._autocast():
             real, fake = self._d_inputs(real, real.shape[0])
             self._check_shapes(real, fake)
+            if shared == "real":
+                real = real.detach().requires_grad_(True)
             v_r, v_f = self.D(real), self.D(fake)
         ml = minimax_losses(v_r, v_f, self.loss, saturating=self.saturating, joint=self._joint,
                             backend=self.backend, **self.loss_params)
-        penalty = self._penalty(real, fake)
+        penalty = self._penalty(real, fake, shared, v_r, v_f)
         self.d_optimizer.zero_grad(set_to_none=True)
         self.g_optimizer.zero_grad(set_to_none=True)
         sd = self.d_scaler.scale(torch.ones((), device=self.device)) if self.d_scaler else None

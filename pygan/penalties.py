@@ -362,6 +362,25 @@ class GradientPenalty(nn.Module):
             self.last_norms = norms.detach()
         return penalty
 
+    def from_outputs(self, outputs: Tensor, inputs: Tensor, *, scaler=None) -> Tensor:
+        """R1 or R2 on a forward that already ran: ``outputs`` are D's logits of ``inputs`` (the real
+        batch for ``"r1"``, the fake one for ``"r2"``; it must require grad), the very forward the
+        loss uses, so the penalty sees what the loss sees (the same dropout and augmentation draws)
+        and D runs once. The call counts like :meth:`forward`; call it on due steps only (see
+        :attr:`due`), where it applies the penalty scaled by ``lazy``."""
+        if self.kind not in ("r1", "r2"):
+            raise ValueError(f"from_outputs serves 'r1' and 'r2', whose points are the batch itself; "
+                             f"{self.kind!r} takes its own points (call the module)")
+        if not self.due:
+            raise RuntimeError(f"from_outputs on a lazy step that skips the penalty (call {self.calls} of "
+                               f"lazy={self.lazy}): check .due first")
+        penalty, norms = penalty_from_outputs(outputs, inputs, head=_HEADS[self.kind],
+                                              weight=_weight_of(self.kind, self.weight) * self.lazy,
+                                              scaler=scaler, return_norms=True, backend=self.backend)
+        self.calls += 1
+        self.last_norms = norms.detach()
+        return penalty
+
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, weight={self.weight}, center={self.center}, lazy={self.lazy}"
 

@@ -189,6 +189,51 @@ def test_penalty_and_clip_inside_the_d_step():
     assert all(p.abs().max() <= 0.05 for p in d.parameters())
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["alternating", "fused"])
+@pytest.mark.parametrize("penalty,forwards", [(None, 2), ("r1", 2), ("r2", 2), ("wgan-gp", 3), ("dragan", 3)])
+def test_d_forwards_per_d_step(penalty, forwards, fused):
+    """D runs once per batch: R1 and R2 take their gradients from the loss's own forward of the
+    real or the fake batch; the interpolate penalties run D once more, on their own points. (In
+    the fused step the fakes are G's output, so R2 keeps its own forward there.)"""
+    g, d = _pair()
+    calls = []
+    d.register_forward_hook(lambda *_: calls.append(1))
+    gan = _gan(g, d, fused=fused, penalty=penalty,
+               loss="wasserstein" if penalty in ("wgan-gp", "dragan") else "gan")
+    gan.step(_real())
+    expected = forwards + (1 if fused and penalty == "r2" else 0)
+    assert len(calls) == expected + (0 if fused else 1)  # the alternating G step runs D on fakes once more
+
+
+def test_r1_on_the_loss_forward_equals_r1_on_its_own_forward():
+    """The shared forward changes no number: the D step with R1 (lazy 2, so scaled by 2) equals the
+    hand-written step whose penalty runs D again."""
+    g, d = _pair()
+    g_ref, d_ref = copy.deepcopy(g), copy.deepcopy(d)
+    gan = _gan(g, d, penalty=pygan.GradientPenalty("r1", weight=3.0, lazy=2))
+    real = _real()
+    stats = gan.d_step(real)
+    fake = g_ref(_noise(torch.Generator().manual_seed(123), 16)).detach()
+    x = real.clone().requires_grad_(True)
+    (gx,) = torch.autograd.grad(d_ref(x).sum(), x, create_graph=True)
+    l_d = pygan.discriminator_loss(d_ref(real), d_ref(fake), "gan") + 2 * 1.5 * gx.pow(2).sum(1).mean()
+    _sgd_update(d_ref, torch.autograd.grad(l_d, list(d_ref.parameters())))
+    _assert_params(d, d_ref, tol=1e-12, what="D")
+    assert stats["penalty"].item() == pytest.approx(3.0 * gx.pow(2).sum(1).mean().item(), rel=1e-12)
+    assert not real.requires_grad  # the caller's batch is left as it was
+    assert gan.penalty.calls == 1 and gan.penalty.last_norms.shape == (16,)
+
+
+def test_penalty_from_outputs_errors():
+    r1 = pygan.GradientPenalty("r1", lazy=2)
+    x = torch.randn(4, 2, requires_grad=True)
+    r1.calls = 1
+    with pytest.raises(RuntimeError, match="check .due"):
+        r1.from_outputs(x.sum(1), x)
+    with pytest.raises(ValueError, match="takes its own points"):
+        pygan.GradientPenalty("wgan-gp").from_outputs(x.sum(1), x)
+
+
 def test_lazy_penalty_applies_every_kth_d_step():
     gan = _gan(*_pair(), penalty=pygan.GradientPenalty("r1", weight=1.0, lazy=3))
     applied = [gan.d_step(_real(8, seed=i))["penalty"].item() > 0 for i in range(6)]
