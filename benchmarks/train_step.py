@@ -1,7 +1,11 @@
 """Training steps per second: a plain eager PyTorch loop against pygan.GAN, side by side.
 
-Two cases:
+Three cases:
 
+- ``demo``: the README's demo run (``python -m pygan train --data ring``): MLP width 128, batch
+  512, non-saturating GAN loss with R1 (weight 0.1) on every D step, EMA of G (0.995), Adam 1e-3
+  (0.5, 0.999). Its eager loop takes R1 from the loss's own forward of the real batch
+  (``autograd.grad(create_graph=True)``) and updates the EMA in a Python loop over the parameters.
 - ``ring``: the ring of 8 Gaussians, MLP generator and discriminator (3 hidden layers of 256),
   batch 512, non-saturating GAN loss, n_critic 1.
 - ``dcgan64``: DCGAN-64 generator and discriminator (no batch norm in the critic), batch 64,
@@ -15,7 +19,7 @@ double backward for the penalty); ``pygan`` (``GAN(...)``, alternating steps); `
 (``fused=True``); ``pygan-captured`` (``capture=True``, CUDA only). Each row trains its own copy of
 the networks with Adam, from the same initial weights.
 
-    python benchmarks/train_step.py                              # CPU: both cases, small DCGAN batch
+    python benchmarks/train_step.py                              # CPU: every case, small DCGAN batch
     python benchmarks/train_step.py --device cuda --json out.json
     python benchmarks/train_step.py --cases ring --dcgan-batch 64
 """
@@ -25,14 +29,13 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import pygan
 from pygan import models
 
 import _timing as timing
-from _timing import device_name, format_table, time_ms
+from _timing import format_table, time_ms
 
 
 def plain_mlp_discriminator(width: int) -> nn.Module:
@@ -66,6 +69,33 @@ def eager_gan_step(g, d, opt_g, opt_d, latent):
     return step
 
 
+def eager_demo_step(g, d, opt_g, opt_d, latent, weight=0.1, decay=0.995):
+    bce = nn.BCEWithLogitsLoss()
+    g_ema = copy.deepcopy(g)
+    ema_params = list(zip(g_ema.parameters(), g.parameters()))
+
+    def step(real):
+        m = real.shape[0]
+        fake = g(torch.randn(m, latent, device=real.device))
+        x = real.detach().requires_grad_(True)
+        out_r, out_f = d(x), d(fake.detach())
+        loss_d = bce(out_r, torch.ones_like(out_r)) + bce(out_f, torch.zeros_like(out_f))
+        (grad,) = torch.autograd.grad(out_r.sum(), x, create_graph=True)
+        r1 = weight / 2 * grad.pow(2).sum(1).mean()
+        opt_d.zero_grad()
+        (loss_d + r1).backward()
+        opt_d.step()
+        out = d(g(torch.randn(m, latent, device=real.device)))
+        loss_g = bce(out, torch.ones_like(out))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        with torch.no_grad():
+            for p_ema, p in ema_params:
+                p_ema.lerp_(p, 1 - decay)
+    return step
+
+
 def eager_wgan_gp_step(g, d, opt_g, opt_d, latent, n_critic=5, weight=10.0):
     def step(real):
         m = real.shape[0] // n_critic
@@ -89,6 +119,12 @@ def eager_wgan_gp_step(g, d, opt_g, opt_d, latent, n_critic=5, weight=10.0):
 def case(name: str, device: torch.device, dcgan_batch: int):
     """(generator, pygan discriminator, plain discriminator, data, gan kwargs, eager step factory, batch)."""
     torch.manual_seed(0)
+    if name == "demo":
+        g, d = models.build("mlp", (2,), width=128)
+        plain = plain_mlp_discriminator(128)
+        real = pygan.data.ring(device=device).sample(512)
+        kw = dict(loss="gan", penalty=pygan.GradientPenalty("r1", weight=0.1), ema=0.995)
+        return g, d, plain, real, kw, eager_demo_step, 1
     if name == "ring":
         g, d = models.build("mlp", (2,), width=256)
         plain = plain_mlp_discriminator(256)
@@ -100,8 +136,8 @@ def case(name: str, device: torch.device, dcgan_batch: int):
     return g, d, plain, real, dict(loss="wasserstein", penalty="wgan-gp", n_critic=5), eager_wgan_gp_step, 5
 
 
-def adam(params, wasserstein, capturable=False):
-    lr, betas = (1e-4, (0.0, 0.9)) if wasserstein else (2e-4, (0.5, 0.999))
+def adam(params, case_name, capturable=False):
+    lr, betas = {"dcgan64": (1e-4, (0.0, 0.9)), "demo": (1e-3, (0.5, 0.999))}.get(case_name, (2e-4, (0.5, 0.999)))
     return torch.optim.Adam(params, lr=lr, betas=betas, capturable=capturable)
 
 
@@ -110,13 +146,12 @@ def run(args) -> list[dict]:
     rows = []
     for name in args.cases:
         g0, d0, plain0, real, gan_kw, eager_factory, n_critic = case(name, device, args.dcgan_batch)
-        wasserstein = gan_kw["loss"] == "wasserstein"
         latent = g0.latent_dim
         results = {}
 
         def eager_like(compiled: bool):
             g, d = copy.deepcopy(g0).to(device), copy.deepcopy(plain0).to(device)
-            opt_g, opt_d = adam(g.parameters(), wasserstein), adam(d.parameters(), wasserstein)
+            opt_g, opt_d = adam(g.parameters(), name), adam(d.parameters(), name)
             if compiled:
                 g, d = torch.compile(g), torch.compile(d)
             return eager_factory(g, d, opt_g, opt_d, latent)
@@ -132,8 +167,8 @@ def run(args) -> list[dict]:
             def make(kw=kw):
                 g, d = copy.deepcopy(g0).to(device), copy.deepcopy(d0).to(device)
                 cap = kw.get("capture", False)
-                gan = pygan.GAN(g, d, g_optimizer=lambda ps: adam(ps, wasserstein, cap),
-                                d_optimizer=lambda ps: adam(ps, wasserstein, cap), seed=0, **gan_kw, **kw)
+                gan = pygan.GAN(g, d, g_optimizer=lambda ps: adam(ps, name, cap),
+                                d_optimizer=lambda ps: adam(ps, name, cap), seed=0, **copy.deepcopy(gan_kw), **kw)
                 return gan.step
             impls.append((label, make))
 
@@ -162,7 +197,7 @@ def run(args) -> list[dict]:
 
 def main() -> None:
     p = timing.parser(__doc__)
-    p.add_argument("--cases", nargs="+", default=["ring", "dcgan64"], choices=["ring", "dcgan64"])
+    p.add_argument("--cases", nargs="+", default=["demo", "ring", "dcgan64"], choices=["demo", "ring", "dcgan64"])
     p.add_argument("--dcgan-batch", type=int, default=None,
                    help="DCGAN batch per D step (default 64 on a GPU, 8 on the CPU)")
     p.add_argument("--min-time", type=float, default=2.0, help="seconds of timed steps per row (at least)")

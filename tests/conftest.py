@@ -2,6 +2,7 @@
 (set here, before Triton is imported). Tests marked ``gpu`` are skipped without a GPU."""
 
 import os
+import socket
 
 import pytest
 import torch
@@ -52,3 +53,12 @@ def rng():
     rng.initial_seed(); PYGAN_TEST_SEED=<that seed> draws the same inputs again."""
     seed = os.environ.get("PYGAN_TEST_SEED")
     return torch.Generator().manual_seed(int(seed) if seed else int.from_bytes(os.urandom(4), "little"))
+
+
+def free_port() -> int:
+    """A TCP port no one listens on now, for a test's own process group (a port derived from the
+    pid is shared by every test of one run, and a rank of the next test could meet the last one's
+    closing connections)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -16,6 +16,8 @@ import pygan
 from pygan import models
 from pygan.losses import LOSS_NAMES
 
+from .conftest import free_port
+
 LR = 0.05
 
 
@@ -681,6 +683,7 @@ for step in range(2):
     gan.step(R[step, rank * m:(rank + 1) * m])
 torch.save([p.detach() for p in list(gan._g_player.parameters()) + list(d.parameters())], out)
 if world > 1:
+    dist.barrier()  # both ranks are done with the group before either tears it down
     dist.destroy_process_group()
 """
 
@@ -690,8 +693,7 @@ if world > 1:
 def test_ddp_two_processes_equal_one_process_on_the_combined_batch(fused, bigan, tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1",
-               MASTER_PORT=str(29600 + os.getpid() % 1000 * 4 + 2 * bigan + fused), OMP_NUM_THREADS="1")
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), OMP_NUM_THREADS="1")
     flags = ["1" if fused else "0", "1" if bigan else "0"]
     procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", str(tmp_path / f"p{r}.pt"), *flags],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in range(2)]

@@ -18,6 +18,7 @@ from pygan._ops.penalty_head import PenaltyHead, penalty_head, penalty_head_back
 from pygan._ops.multi_tensor import clip_
 
 from . import reference as ref
+from .conftest import free_port
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 # Error of the head against float64 on the same (rounded) gradient: a float32 sum of squares; the
@@ -396,6 +397,7 @@ loss = loss + pygan.gradient_penalty(ddp, real[half], fake[half] if kind != "r1"
                                      generator=torch.Generator().manual_seed(100 + rank))
 loss.backward()
 torch.save([p.grad for p in disc.parameters()], out)
+dist.barrier()  # both ranks are done with the group before either tears it down
 dist.destroy_process_group()
 """
 
@@ -404,7 +406,7 @@ dist.destroy_process_group()
 def test_ddp_gives_the_combined_batch_gradient(kind, tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29500 + os.getpid() % 1000),
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
                OMP_NUM_THREADS="1")
     procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", kind, str(tmp_path / f"g{r}.pt")],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in range(2)]
