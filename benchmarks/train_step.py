@@ -27,6 +27,7 @@ the networks with Adam, from the same initial weights.
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 from torch import nn
@@ -50,14 +51,21 @@ def plain_dcgan_discriminator() -> nn.Module:
     return nn.Sequential(*layers, nn.Conv2d(512, 1, 4, 1, 0), nn.Flatten())
 
 
-def eager_gan_step(g, d, opt_g, opt_d, latent):
+def eager_gan_step(g, d, opt_g, opt_d, latent, r1_weight=0.0, ema_decay=None):
+    """The non-saturating GAN loop; with ``r1_weight`` R1 taken from the loss's own forward of the
+    real batch, with ``ema_decay`` an EMA of G updated in a Python loop (the demo case)."""
     bce = nn.BCEWithLogitsLoss()
+    ema_params = list(zip(copy.deepcopy(g).parameters(), g.parameters())) if ema_decay else []
 
     def step(real):
         m = real.shape[0]
         fake = g(torch.randn(m, latent, device=real.device))
-        out_r, out_f = d(real), d(fake.detach())
+        x = real.detach().requires_grad_(True) if r1_weight else real
+        out_r, out_f = d(x), d(fake.detach())
         loss_d = bce(out_r, torch.ones_like(out_r)) + bce(out_f, torch.zeros_like(out_f))
+        if r1_weight:
+            (grad,) = torch.autograd.grad(out_r.sum(), x, create_graph=True)
+            loss_d = loss_d + r1_weight / 2 * grad.pow(2).sum(1).mean()
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
@@ -66,33 +74,9 @@ def eager_gan_step(g, d, opt_g, opt_d, latent):
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()
-    return step
-
-
-def eager_demo_step(g, d, opt_g, opt_d, latent, weight=0.1, decay=0.995):
-    bce = nn.BCEWithLogitsLoss()
-    g_ema = copy.deepcopy(g)
-    ema_params = list(zip(g_ema.parameters(), g.parameters()))
-
-    def step(real):
-        m = real.shape[0]
-        fake = g(torch.randn(m, latent, device=real.device))
-        x = real.detach().requires_grad_(True)
-        out_r, out_f = d(x), d(fake.detach())
-        loss_d = bce(out_r, torch.ones_like(out_r)) + bce(out_f, torch.zeros_like(out_f))
-        (grad,) = torch.autograd.grad(out_r.sum(), x, create_graph=True)
-        r1 = weight / 2 * grad.pow(2).sum(1).mean()
-        opt_d.zero_grad()
-        (loss_d + r1).backward()
-        opt_d.step()
-        out = d(g(torch.randn(m, latent, device=real.device)))
-        loss_g = bce(out, torch.ones_like(out))
-        opt_g.zero_grad()
-        loss_g.backward()
-        opt_g.step()
         with torch.no_grad():
             for p_ema, p in ema_params:
-                p_ema.lerp_(p, 1 - decay)
+                p_ema.lerp_(p, 1 - ema_decay)
     return step
 
 
@@ -124,7 +108,7 @@ def case(name: str, device: torch.device, dcgan_batch: int):
         plain = plain_mlp_discriminator(128)
         real = pygan.data.ring(device=device).sample(512)
         kw = dict(loss="gan", penalty=pygan.GradientPenalty("r1", weight=0.1), ema=0.995)
-        return g, d, plain, real, kw, eager_demo_step, 1
+        return g, d, plain, real, kw, functools.partial(eager_gan_step, r1_weight=0.1, ema_decay=0.995), 1
     if name == "ring":
         g, d = models.build("mlp", (2,), width=256)
         plain = plain_mlp_discriminator(256)
