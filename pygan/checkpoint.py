@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -70,7 +69,9 @@ def load(path: Union[str, os.PathLike], map_location=None, *, format: Optional[i
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 -- damaged bytes make the unpickler fail in any way
+        # (IndexError, KeyError, AssertionError, UnicodeDecodeError, ... besides UnpicklingError):
+        # every one means the same thing to the user.
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise NotACheckpoint(f"{path} is not a pygan checkpoint, or is damaged ({first})") from None
     if not isinstance(state, dict) or "format" not in state:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -436,9 +437,17 @@ def test_load_refuses_foreign_and_damaged_files_without_running_them(tmp_path, m
     with pytest.raises(pygan.checkpoint.NotACheckpoint, match="evil.pt is not a pygan checkpoint, or is damaged"):
         pygan.GAN.load(tmp_path / "evil.pt")
     assert not (tmp_path / "pwned").exists()
-    (tmp_path / "junk.pt").write_bytes(os.urandom(300))
-    with pytest.raises(pygan.checkpoint.NotACheckpoint, match="junk.pt is not a pygan checkpoint"):
-        pygan.GAN.load(tmp_path / "junk.pt")
+    # Bytes that are no checkpoint fail inside the unpickler in many ways (IndexError, KeyError,
+    # AssertionError, ...): each one is the same clear error. Random files and truncated checkpoints.
+    gan = _gan(*_pair())
+    gan.save(tmp_path / "good.pt")
+    good = (tmp_path / "good.pt").read_bytes()
+    rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
+    junk = [rng.bytes(int(n)) for n in rng.integers(1, 2000, 60)] + [good[: len(good) // k] for k in (2, 3, 10)]
+    for i, data in enumerate(junk):
+        (tmp_path / "junk.pt").write_bytes(data)
+        with pytest.raises(pygan.checkpoint.NotACheckpoint, match="junk.pt is not a pygan checkpoint"):
+            pygan.GAN.load(tmp_path / "junk.pt")
     torch.save({"weights": torch.ones(2)}, tmp_path / "foreign.pt")
     with pytest.raises(pygan.checkpoint.NotACheckpoint, match="foreign.pt is not a pygan checkpoint .it holds no pygan format tag"):
         pygan.GAN.load(tmp_path / "foreign.pt")
