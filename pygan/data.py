@@ -26,6 +26,8 @@ from typing import Callable, Iterable, Optional, Union
 import torch
 from torch import Tensor
 
+from ._validate import positive_int
+
 __all__ = [
     "DATASETS", "GaussianMixture", "LoaderSampler", "Sampler", "SwissRoll", "TensorSampler",
     "as_sampler", "digits", "grid", "mixture_1d", "ring", "swiss_roll",
@@ -33,9 +35,7 @@ __all__ = [
 
 
 def _check_n(n: int) -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n (the batch size) must be a positive int, got {n!r}")
-    return n
+    return positive_int("n", n, "the batch size")
 
 
 class Sampler:

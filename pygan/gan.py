@@ -68,6 +68,7 @@ from .losses import discriminator_loss, generator_loss, joint_generator_loss, mi
 from .penalties import KINDS as PENALTY_KINDS
 from .penalties import NEEDS_FAKE as PENALTY_NEEDS_FAKE
 from .penalties import GradientPenalty, _unwrap, clip_weights_
+from ._validate import positive_int
 
 __all__ = ["GAN", "Normal", "Uniform", "STAT_NAMES", "TrainingDiverged"]
 
@@ -170,9 +171,7 @@ class GAN:
                 raise TypeError(f"{name} must be a torch.nn.Module, got {type(m).__name__}")
         self.spec = loss_spec(loss, loss_params)  # an unknown loss or parameter fails here
         self.loss, self.loss_params, self.saturating = loss, dict(loss_params), bool(saturating)
-        if not isinstance(n_critic, int) or isinstance(n_critic, bool) or n_critic < 1:
-            raise ValueError(f"n_critic must be a positive int, got {n_critic!r}")
-        self.n_critic = n_critic
+        self.n_critic = positive_int("n_critic", n_critic)
         if amp not in (None, "bf16", "fp16"):
             raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
         self.amp, self.fused, self.capture, self.backend = amp, bool(fused), bool(capture), check_backend(backend) or None
@@ -788,11 +787,11 @@ class GAN:
         """
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-        _positive_int("batch_size", batch_size)
-        _positive_int("log_every", log_every)
+        positive_int("batch_size", batch_size)
+        positive_int("log_every", log_every)
         for name, every in (("sample_every", sample_every), ("checkpoint_every", checkpoint_every)):
             if every is not None:
-                _positive_int(name, every)
+                positive_int(name, every)
         if nonfinite not in NONFINITE:
             raise ValueError(f"nonfinite must be one of {', '.join(map(repr, NONFINITE))}, got {nonfinite!r}")
         if nonfinite == "skip" and self.capture:
@@ -871,12 +870,6 @@ class TrainingDiverged(RuntimeError):
 
 
 NONFINITE = ("raise", "stop", "skip")
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _all_finite(tensors: Any) -> bool:

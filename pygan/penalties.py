@@ -52,6 +52,7 @@ from ._ops.penalty_head import KINDS as _HEAD_KINDS
 from ._ops.penalty_head import call_penalty_head
 from ._ops.multi_tensor import call_clip_
 from ._ops.launch import compute_dtype
+from ._validate import positive_int
 
 KINDS = ("wgan-gp", "one-sided", "r1", "r2", "dragan")
 # The kinds whose points involve generated samples (the others are taken on real data alone).
@@ -103,9 +104,7 @@ def _check_kind(kind: str) -> str:
 
 
 def _check_lazy(lazy: int) -> int:
-    if not isinstance(lazy, int) or lazy < 1:
-        raise ValueError(f"lazy must be a positive integer (apply every lazy steps), got {lazy!r}")
-    return lazy
+    return positive_int("lazy", lazy, "the penalty applies every lazy steps")
 
 
 def _require_grad() -> None:

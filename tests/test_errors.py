@@ -144,7 +144,7 @@ def test_penalty_argument_errors():
         pygan.gradient_penalty(_disc, x, x, kind="gp")
     with pytest.raises(ValueError, match="penalty kind 'wgan-gp' needs fake samples"):
         pygan.gradient_penalty(_disc, x)
-    with pytest.raises(ValueError, match="lazy must be a positive integer"):
+    with pytest.raises(ValueError, match=r"lazy \(the penalty applies every lazy steps\) must be a positive int"):
         pygan.gradient_penalty(_disc, x, x, lazy=0)
     with pytest.raises(ValueError, match="weight must be finite"):
         pygan.gradient_penalty(_disc, x, x, weight=float("nan"))

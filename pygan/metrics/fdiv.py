@@ -19,6 +19,7 @@ from torch import nn
 
 from ..divergences import divergence as _divergence
 from .two_sample import Result, _pair, logit_mlp
+from .._validate import positive_int
 
 __all__ = ["FDivEstimate", "fdiv_estimate"]
 
@@ -58,8 +59,7 @@ def fdiv_estimate(x: Any, y: Any, divergence: str, *, critic: Optional[nn.Module
     x, y = _pair(x, y, min_size=2)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    positive_int("steps", steps)
     params = {} if alpha is None else {"alpha": alpha}
     gen = torch.Generator().manual_seed(seed)
 

@@ -30,6 +30,7 @@ from .._ops import backend as _backend
 from .._ops.kernel_sums import KINDS, MAX_LABELS_CUDA, MAX_PARAMS, block_sums, kernel_constant, kernel_sums
 from .._ops.launch import compute_dtype
 from .two_sample import _check_permutations, _pair, p_value, permutation_statistics
+from .._validate import positive_int
 
 __all__ = ["KERNELS", "MMDResult", "KIDResult", "mmd2", "kid", "median_bandwidth"]
 
@@ -143,8 +144,7 @@ def mmd2(x: Any, y: Any, *, kernel: str = "gaussian", bandwidth: Bandwidth = "me
     if kernel == "polynomial":
         if not isinstance(bandwidth, str) or bandwidth != "median":
             raise ValueError("the polynomial kernel takes degree, gamma and coef0, not bandwidth")
-        if not isinstance(degree, int) or degree < 1:
-            raise ValueError(f"degree must be a positive int, got {degree!r}")
+        positive_int("degree", degree)
         gamma = 1.0 / d if gamma is None else float(gamma)
         if not math.isfinite(gamma) or not math.isfinite(coef0):
             raise ValueError(f"gamma and coef0 must be finite, got {gamma} and {coef0}")
@@ -186,9 +186,7 @@ def kid(features_x: Any, features_y: Any, *, subsets: int = 100, subset_size: in
     subsets' values, as torch-fidelity and torchmetrics report it; a ``subset_size`` larger than
     either sample is an error, as there."""
     fx, fy = _pair(features_x, features_y, min_size=2)
-    for name, v in (("subsets", subsets), ("subset_size", subset_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    positive_int("subsets", subsets), positive_int("subset_size", subset_size)
     if subset_size < 2:
         raise ValueError(f"subset_size must be at least 2 (an unbiased MMD^2 needs two samples), got {subset_size}")
     if subset_size > min(fx.shape[0], fy.shape[0]):

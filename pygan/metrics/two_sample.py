@@ -21,6 +21,8 @@ from typing import Any, Callable, Optional
 import torch
 from torch import Tensor, nn
 
+from .._validate import positive_int
+
 __all__ = ["Result", "TestResult", "C2STResult", "mean_difference_test", "variance_test", "c2st",
            "permutation_labels", "permutation_statistics", "as_samples", "logit_mlp"]
 
@@ -200,9 +202,7 @@ def c2st(x: Any, y: Any, *, classifier: Optional[Any] = None, test_fraction: flo
     x, y = _pair(x, y, min_size=2)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    for name, v in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    positive_int("steps", steps), positive_int("batch_size", batch_size)
     permutations = _check_permutations(permutations)
     gen = torch.Generator().manual_seed(seed)
     z = torch.cat([x, y]).float().cpu()
