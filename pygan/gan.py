@@ -348,16 +348,17 @@ class GAN:
             raise ValueError(f"the real samples have shape {tuple(real.shape[1:])} per sample and the generator "
                              f"makes {tuple(fake.shape[1:])}: the data and the generator's out_shape must match")
 
-    def _shared_penalty_side(self, fake_is_leaf: bool) -> Optional[str]:
+    def _shared_penalty_side(self, fused: bool) -> Optional[str]:
         """"real" or "fake" when this D step's penalty (R1, R2) is taken on the loss's own forward of
         that batch, so that D runs once per batch; None when it needs its own (interpolates, DRAGAN,
-        lazy off-steps, a fake batch that is G's output in the fused step)."""
+        lazy off-steps). In the fused step the fakes are G's output and a joint player's real pairs
+        E's, which stay attached to their players: those keep the penalty's own forward."""
         p = self.penalty
         if p is None or not p.due or p.kind not in ("r1", "r2"):
             return None
         if p.kind == "r1":
-            return None if self._joint and not fake_is_leaf else "real"
-        return "fake" if fake_is_leaf else None
+            return None if fused and self._joint else "real"
+        return None if fused else "fake"
 
     def _penalty(self, real: Tensor, fake: Tensor, shared: Optional[str] = None,
                  v_r: Optional[Tensor] = None, v_f: Optional[Tensor] = None) -> Optional[Tensor]:
@@ -416,7 +417,7 @@ class GAN:
         with torch.no_grad(), self._autocast():
             real, fake = self._d_inputs(real, real.shape[0])
         self._check_shapes(real, fake)
-        shared = self._shared_penalty_side(fake_is_leaf=True)
+        shared = self._shared_penalty_side(fused=False)
         if shared == "real":  # R1's gradient comes from this forward (a new leaf: the caller's tensor is left alone)
             real = real.detach().requires_grad_(True)
         elif shared == "fake":
@@ -474,7 +475,7 @@ class GAN:
         real = self._check_real(real)
         # The fakes are G's output here (G's gradient runs through them): only R1 can share the
         # forward, and only where the real batch does not depend on a player (BiGAN's E(x) does).
-        shared = self._shared_penalty_side(fake_is_leaf=False)
+        shared = self._shared_penalty_side(fused=True)
         with self._autocast():
             real, fake = self._d_inputs(real, real.shape[0])
             self._check_shapes(real, fake)

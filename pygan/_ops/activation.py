@@ -35,7 +35,7 @@ def _bias_leaky(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -
     name = _backend.resolve(backend, x.device)
     if name in ("cpu", "cuda"):
         call_c(name, x.device, "bias_leaky_relu", x.data_ptr(), ptr(bias), DTYPE_CODES[x.dtype],
-                        n, channels, inner, slope, y.data_ptr(), mask.data_ptr())
+               n, channels, inner, slope, y.data_ptr(), mask.data_ptr())
     elif n:
         k, _ = _backend._load_triton("activation")
         with device_context(x.device):
@@ -52,7 +52,7 @@ def _leaky_grad(g: Tensor, mask: Tensor, slope: float, backend: str) -> Tensor:
     name = _backend.resolve(backend, g.device)
     if name in ("cpu", "cuda"):
         call_c(name, g.device, "leaky_relu_grad", g.data_ptr(), DTYPE_CODES[g.dtype], n,
-                        mask.data_ptr(), slope, out.data_ptr())
+               mask.data_ptr(), slope, out.data_ptr())
     elif n:
         k, _ = _backend._load_triton("activation")
         with device_context(g.device):

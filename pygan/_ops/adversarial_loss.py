@@ -101,9 +101,9 @@ def _backward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reducti
     name = _backend.resolve(backend, device)
     if name in ("cpu", "cuda"):
         call_c(name, device, "loss_backward", _c_side(x0, term0, sign0, shift0),
-                        _c_side(x1, term1, sign1, shift1), alpha, reduction, order, ptr(up),
-                        DTYPE_CODES[up.dtype] if up is not None else 0, ptr(up0), ptr(up1),
-                        grad0.data_ptr(), grad1.data_ptr())
+               _c_side(x1, term1, sign1, shift1), alpha, reduction, order, ptr(up),
+               DTYPE_CODES[up.dtype] if up is not None else 0, ptr(up0), ptr(up1),
+               grad0.data_ptr(), grad1.data_ptr())
         return
     k, _ = _backend._load_triton()
     block = k.BLOCK
@@ -238,15 +238,16 @@ def _loss_backward_backward(ctx, gg0, gg1):
     consts, order, op = ctx.consts, ctx.order, ctx.op
     needs = ctx.needs_input_grad
     gx0 = gx1 = gs0 = gs1 = g_up = g_up0 = g_up1 = None
+    if any(needs[:4]) or (up is not None and needs[11]):
+        # gg_k E_k: the elementwise upstream of both the logits' and the scalar upstream's derivative.
+        e0, e1 = (gg0, gg1) if up0 is None else (gg0 * up0, gg1 * up1)
     if any(needs[:4]):
         if order >= MAX_ORDER:
             raise RuntimeError(f"pygan's loss ops are differentiable {MAX_ORDER} times; a derivative of "
                                f"order {order + 1} is not implemented")
-        e0, e1 = (gg0, gg1) if up0 is None else (gg0 * up0, gg1 * up1)
         gx0, gx1 = op(x0, x1, shift0, shift1, *consts, up, e0, e1, order + 1)
         gs0, gs1 = _shift_grads(needs, shift0, shift1, gx0, gx1)
     if up is not None and needs[11]:
-        e0, e1 = (gg0, gg1) if up0 is None else (gg0 * up0, gg1 * up1)
         r0, r1 = op(x0, x1, shift0, shift1, *consts, None, e0, e1, order)
         g_up = (r0.sum(dtype=up.dtype) + r1.sum(dtype=up.dtype)).reshape(up.shape)
     if up0 is not None and (needs[12] or needs[13]):

@@ -74,9 +74,9 @@ def run_now(op: int, dst: list[Tensor], src: Optional[list[Tensor]], bound: floa
         _run_triton(op, dst, src, bound, weight)
         return
     call_c(name, device, "multi_tensor", op, [t.data_ptr() for t in dst],
-                    [t.data_ptr() for t in src] if op == LERP else [],
-                    [t.numel() for t in dst], [DTYPE_CODES[t.dtype] for t in dst], bound,
-                    weight.data_ptr() if op == LERP else 0)
+           [t.data_ptr() for t in src] if op == LERP else [],
+           [t.numel() for t in dst], [DTYPE_CODES[t.dtype] for t in dst], bound,
+           weight.data_ptr() if op == LERP else 0)
 
 
 @torch.library.custom_op("pygan::clip_", mutates_args=("tensors",))

@@ -82,8 +82,8 @@ def _head_grad(g: Tensor, coef: Tensor, norms: Tensor, up: Tensor, up_norms: Opt
     name = _backend.resolve(backend, g.device)
     if name in ("cpu", "cuda"):
         call_c(name, g.device, "penalty_head_backward", g.data_ptr(), DTYPE_CODES[g.dtype], rows,
-                        cols, coef.data_ptr(), up.data_ptr(), norms.data_ptr(), ptr(up_norms),
-                        grad.data_ptr())
+               cols, coef.data_ptr(), up.data_ptr(), norms.data_ptr(), ptr(up_norms),
+               grad.data_ptr())
     elif g.numel():
         k, _ = _backend._load_triton("penalty_head")
         with device_context(g.device):

@@ -186,7 +186,8 @@ def kid(features_x: Any, features_y: Any, *, subsets: int = 100, subset_size: in
     subsets' values, as torch-fidelity and torchmetrics report it; a ``subset_size`` larger than
     either sample is an error, as there."""
     fx, fy = _pair(features_x, features_y, min_size=2)
-    positive_int("subsets", subsets), positive_int("subset_size", subset_size)
+    positive_int("subsets", subsets)
+    positive_int("subset_size", subset_size)
     if subset_size < 2:
         raise ValueError(f"subset_size must be at least 2 (an unbiased MMD^2 needs two samples), got {subset_size}")
     if subset_size > min(fx.shape[0], fy.shape[0]):

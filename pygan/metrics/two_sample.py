@@ -202,7 +202,8 @@ def c2st(x: Any, y: Any, *, classifier: Optional[Any] = None, test_fraction: flo
     x, y = _pair(x, y, min_size=2)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    positive_int("steps", steps), positive_int("batch_size", batch_size)
+    positive_int("steps", steps)
+    positive_int("batch_size", batch_size)
     permutations = _check_permutations(permutations)
     gen = torch.Generator().manual_seed(seed)
     z = torch.cat([x, y]).float().cpu()
