@@ -16,9 +16,9 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_ms(fn, device, min_time=0.2, min_reps=5, max_reps=200):
-    """Median wall time of fn() in ms, after warm-up; on CUDA with events around each call."""
-    for _ in range(3):
+def time_ms(fn, device, min_time=0.2, min_reps=5, max_reps=200, warmup=3):
+    """Median wall time of fn() in ms, after ``warmup`` calls; on CUDA with events around each call."""
+    for _ in range(warmup):
         fn()
     sync(device)
     times = []
@@ -36,6 +36,19 @@ def time_ms(fn, device, min_time=0.2, min_reps=5, max_reps=200):
             fn()
             times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
+
+
+def row(op: str, impl: str, size, times_ms, device, peak_mb=None, **extra) -> dict:
+    """One measurement in the schema every benchmark writes to --json: what ran (op, impl, size and
+    any ``extra`` such as loss or threads), its times in ms (min, p50, p90 of the samples: runs or
+    blocks), peak memory in MB when measured, and where (device, torch and pygan versions)."""
+    import pygan
+
+    ts = sorted(times_ms)
+    return {"op": op, "impl": impl, "size": size, **extra, "ms_min": ts[0],
+            "ms_p50": statistics.median(ts), "ms_p90": ts[min(len(ts) - 1, int(0.9 * len(ts)))],
+            "samples": len(ts), "peak_mb": peak_mb, "device": device_name(torch.device(device)),
+            "torch": torch.__version__, "pygan": pygan.__version__}
 
 
 def device_name(device):

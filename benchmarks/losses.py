@@ -41,14 +41,19 @@ from _timing import device_name, format_table, time_ms
 SIZES = [256, 4096, 65536, 1 << 20, 1 << 24]
 
 
-def eager_loss(real, fake, loss, params):
-    """The loss as a script writes it in PyTorch: the closed-form terms, then two means."""
+def eager_loss(real, fake, loss, params, player="d"):
+    """The loss as a script writes it in PyTorch: the closed-form terms, then means; D's loss, or
+    with ``player="g"`` G's non-saturating one (on the fakes; the relativistic ones on both sides)."""
     spec = loss_spec(loss, params)
+    d = player == "d"
     if spec.kind == "relativistic":
-        return reference_term(spec.real, real - fake, spec.alpha).mean()
+        return reference_term(spec.real if d else spec.gen, real - fake if d else fake - real, spec.alpha).mean()
     if spec.kind == "relativistic_average":
-        return (reference_term(spec.real, real - fake.mean(), spec.alpha).mean()
-                + reference_term(spec.fake, fake - real.mean(), spec.alpha).mean())
+        t_real, t_fake = (spec.real, spec.fake) if d else (spec.fake, spec.gen)
+        return (reference_term(t_real, real - fake.mean(), spec.alpha).mean()
+                + reference_term(t_fake, fake - real.mean(), spec.alpha).mean())
+    if not d:
+        return reference_term(spec.gen, fake, spec.alpha).mean()
     return reference_term(spec.real, real, spec.alpha).mean() + reference_term(spec.fake, fake, spec.alpha).mean()
 
 

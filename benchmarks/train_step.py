@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import time
 
 import torch
 from torch import nn
@@ -156,25 +157,40 @@ def run(args) -> list[dict]:
                 return gan.step
             impls.append((label, make))
 
+        # Build every impl, then time them in interleaved blocks (each impl a few steps per block):
+        # the least-disturbed block of each is its time, so a burst of load on a shared machine
+        # cannot land on one impl only.
+        steps = {}
         for label, make in impls:
             try:
                 step = make()
-                ms = time_ms(lambda: step(real), device, min_time=args.min_time, min_reps=args.reps)
-                results[label] = ms
-                rows.append({"case": name, "impl": label, "batch": real.shape[0] // n_critic, "ms": ms,
-                             "steps/s": 1e3 / ms})
+                for _ in range(2):  # warm-up (and compilation) before any timing
+                    step(real)
+                steps[label] = step
             except Exception as e:  # torch.compile has no double backward: say so in the table
-                rows.append({"case": name, "impl": label, "batch": real.shape[0] // n_critic,
-                             "ms": "fails", "error": f"{type(e).__name__}: {str(e).splitlines()[0][:100]}"})
+                rows.append({"op": name, "impl": label, "size": real.shape[0] // n_critic, "ms": "fails",
+                             "error": f"{type(e).__name__}: {str(e).splitlines()[0][:100]}"})
+        blocks = {label: [] for label in steps}
+        deadline = time.perf_counter() + args.min_time * len(steps)
+        while len(blocks[next(iter(blocks))]) < args.blocks or time.perf_counter() < deadline:
+            for label, step in steps.items():
+                blocks[label].append(time_ms(lambda: step(real), device, min_time=0.0, min_reps=args.reps,
+                                             max_reps=args.reps, warmup=0))
+            if len(blocks[next(iter(blocks))]) >= 4 * args.blocks:
+                break
+        for label, ts in blocks.items():
+            results[label] = ms = min(ts)
+            rows.append({**timing.row(name, label, real.shape[0] // n_critic, ts, device,
+                                      threads=torch.get_num_threads()), "ms": ms, "steps/s": 1e3 / ms})
         for r in rows:
-            if r["case"] == name and isinstance(r["ms"], float):
+            if r["op"] == name and isinstance(r["ms"], float):
                 r["vs_eager"] = results["eager"] / r["ms"]
                 if "compile" in results:
                     r["vs_compile"] = results["compile"] / r["ms"]
-        print(format_table([r for r in rows if r["case"] == name], header=True,
-                           cols=("case", "impl", "batch", "ms", "steps/s", "vs_eager", "vs_compile")), flush=True)
+        print(format_table([r for r in rows if r["op"] == name], header=True,
+                           cols=("op", "impl", "size", "ms", "steps/s", "vs_eager", "vs_compile")), flush=True)
         for r in rows:
-            if r["case"] == name and "error" in r:
+            if r["op"] == name and "error" in r:
                 print(f"  {r['impl']}: {r['error']}")
     return rows
 
@@ -184,9 +200,13 @@ def main() -> None:
     p.add_argument("--cases", nargs="+", default=["demo", "ring", "dcgan64"], choices=["demo", "ring", "dcgan64"])
     p.add_argument("--dcgan-batch", type=int, default=None,
                    help="DCGAN batch per D step (default 64 on a GPU, 8 on the CPU)")
-    p.add_argument("--min-time", type=float, default=2.0, help="seconds of timed steps per row (at least)")
-    p.add_argument("--reps", type=int, default=5, help="timed steps per row (at least)")
+    p.add_argument("--min-time", type=float, default=2.0, help="seconds of timed steps per impl (at least)")
+    p.add_argument("--reps", type=int, default=5, help="steps per impl per block (their median counts)")
+    p.add_argument("--blocks", type=int, default=5, help="interleaved blocks (at least); the least disturbed counts")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.dcgan_batch is None:
         args.dcgan_batch = 64 if args.device.startswith("cuda") else 8
     timing.main(args, "training steps", run)

@@ -1,6 +1,8 @@
 // pygan._C: the pybind11 module. It takes raw device pointers, sizes, dtype codes and CUDA streams
 // from Python and never links libtorch, so it builds in seconds and survives torch upgrades. Python
-// owns every buffer; validation happens in Python before any call reaches here.
+// owns every buffer; validation happens in Python before any call reaches here. The entries a
+// training step calls on every op are plain CPython functions (fastcall.h): pybind11's dispatcher
+// cost as much as a small kernel.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -10,6 +12,7 @@
 
 #include "activation.h"
 #include "adversarial_loss.h"
+#include "fastcall.h"
 #include "kernel_sums.h"
 #include "penalty_head.h"
 #include "loss_terms.h"
@@ -20,17 +23,6 @@ using namespace pygan;
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "pygan's compiled kernels (CPU C++ always, CUDA C++ when built with nvcc)";
-
-  py::class_<Side>(m, "Side")
-      .def(py::init([](uintptr_t x, int64_t n, int dtype, int term, double sign, uintptr_t shift) {
-             Side s;
-             s.x = x; s.n = n; s.dtype = dtype; s.term = term; s.sign = sign; s.shift = shift;
-             return s;
-           }),
-           py::arg("x"), py::arg("n"), py::arg("dtype"), py::arg("term"), py::arg("sign"),
-           py::arg("shift") = 0)
-      .def_readonly("n", &Side::n)
-      .def_readonly("term", &Side::term);
 
   m.def("term_codes", [] {
     std::map<std::string, int> codes;
@@ -43,19 +35,26 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"));
 
   const auto release = py::call_guard<py::gil_scoped_release>();
-  m.def("loss_forward_cpu", &loss_forward_cpu, release);
-  m.def("loss_backward_cpu", &loss_backward_cpu, release);
-  m.def("minimax_forward_cpu", &minimax_forward_cpu, release);
+  using fastcall::fast_entry;
+  static PyMethodDef entries[] = {
+      fast_entry<&loss_forward_cpu>("loss_forward_cpu", "Loss forward (adversarial_loss.h)."),
+      fast_entry<&loss_backward_cpu>("loss_backward_cpu", "Loss backward of order 1 or 2."),
+      fast_entry<&minimax_forward_cpu>("minimax_forward_cpu", "Both players' losses in one pass."),
+      fast_entry<&loss_forward_cuda>("loss_forward_cuda", "Loss forward on a CUDA stream."),
+      fast_entry<&loss_backward_cuda>("loss_backward_cuda", "Loss backward on a CUDA stream."),
+      fast_entry<&minimax_forward_cuda>("minimax_forward_cuda", "Both players' losses on a CUDA stream."),
+      fast_entry<&penalty_head_cpu>("penalty_head_cpu", "Penalty head (penalty_head.h)."),
+      fast_entry<&penalty_head_backward_cpu>("penalty_head_backward_cpu", "Penalty head backward."),
+      fast_entry<&penalty_head_cuda>("penalty_head_cuda", "Penalty head on a CUDA stream."),
+      fast_entry<&penalty_head_backward_cuda>("penalty_head_backward_cuda", "Penalty head backward, CUDA."),
+      fast_entry<&bias_leaky_relu_cpu>("bias_leaky_relu_cpu", "Bias + LeakyReLU with a bit mask (activation.h)."),
+      fast_entry<&leaky_relu_grad_cpu>("leaky_relu_grad_cpu", "The masked LeakyReLU derivative."),
+      fast_entry<&bias_leaky_relu_cuda>("bias_leaky_relu_cuda", "Bias + LeakyReLU on a CUDA stream."),
+      fast_entry<&leaky_relu_grad_cuda>("leaky_relu_grad_cuda", "The masked derivative on a CUDA stream."),
+      {nullptr, nullptr, 0, nullptr}};
+  if (PyModule_AddFunctions(m.ptr(), entries) != 0) throw py::error_already_set();
   m.def("loss_forward_tiles", &loss_forward_tiles);
-  m.def("loss_forward_cuda", &loss_forward_cuda, release);
-  m.def("loss_backward_cuda", &loss_backward_cuda, release);
-  m.def("minimax_forward_cuda", &minimax_forward_cuda, release);
-
-  m.def("penalty_head_cpu", &penalty_head_cpu, release);
-  m.def("penalty_head_backward_cpu", &penalty_head_backward_cpu, release);
   m.def("penalty_head_blocks", &penalty_head_blocks);
-  m.def("penalty_head_cuda", &penalty_head_cuda, release);
-  m.def("penalty_head_backward_cuda", &penalty_head_backward_cuda, release);
 
   // Multi-tensor updates: (op, dst, src, sizes, dtypes, bound, weight[, stream]).
   auto args = [](int op, std::vector<uintptr_t> dst, std::vector<uintptr_t> src,
@@ -108,8 +107,4 @@ PYBIND11_MODULE(_C, m) {
   m.def("max_kernel_params", [] { return MAX_KERNEL_PARAMS; });
   m.def("direct_below", [] { return DIRECT_BELOW; });
 
-  m.def("bias_leaky_relu_cpu", &bias_leaky_relu_cpu, release);
-  m.def("leaky_relu_grad_cpu", &leaky_relu_grad_cpu, release);
-  m.def("bias_leaky_relu_cuda", &bias_leaky_relu_cuda, release);
-  m.def("leaky_relu_grad_cuda", &leaky_relu_grad_cuda, release);
 }

@@ -52,6 +52,7 @@ class EMA(nn.Module):
         device = params[0].device if params else torch.device("cpu")
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.float64, device=device))
         self.register_buffer("weight", torch.zeros((), dtype=torch.float64, device=device))
+        self._trees: Optional[tuple] = None  # (model, its modules, the copy's modules); see _pairs
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
@@ -72,15 +73,45 @@ class EMA(nn.Module):
             t = self.num_updates
             beta = torch.clamp((1 + t) / (10 + t), max=self.decay) if self.rampup else torch.full_like(t, self.decay)
             torch.sub(1.0, beta, out=self.weight)
-        dst = [p.detach() for p in self.module.parameters()]
-        src = [p.detach() for p in model.parameters()]
-        if len(dst) != len(src) or any(d.shape != s.shape or d.dtype != s.dtype for d, s in zip(dst, src)):
-            raise ValueError("EMA.update: model's parameters differ from the averaged copy's "
-                             "(number, shapes or dtypes)")
+        dst, src, buffers = self._pairs(model)
         if dst:
             call_lerp_(dst, src, self.weight, self.backend)
-        for b_ema, b in zip(self.module.buffers(), model.buffers()):
+        for b_ema, b in buffers:
             b_ema.copy_(b)
+
+    def _pairs(self, model: nn.Module) -> tuple[list, list, list]:
+        """The averaged copy's parameters, the model's, and the pairs of buffers, in one order.
+        The module trees are walked once per model (walking them cost more than a small model's
+        update); each call reads the parameters from the modules, so a parameter replaced in place,
+        ``.to()`` or ``load_state_dict`` are seen."""
+        trees = self._trees
+        if trees is None or trees[0] is not model:
+            trees = self._trees = (model, list(self.module.modules()), list(model.modules()))
+            if len(trees[1]) != len(trees[2]):
+                raise ValueError("EMA.update: model's modules differ from the averaged copy's")
+        dst, src, buffers = [], [], []
+        for m_ema, m in zip(trees[1], trees[2]):
+            if len(m_ema._parameters) != len(m._parameters):
+                raise ValueError("EMA.update: model's parameters differ from the averaged copy's "
+                                 "(number, shapes or dtypes)")
+            for name, p in m._parameters.items():
+                if p is not None:
+                    q = m_ema._parameters.get(name)
+                    if q is None or q.shape != p.shape or q.dtype != p.dtype:
+                        raise ValueError("EMA.update: model's parameters differ from the averaged copy's "
+                                         "(number, shapes or dtypes)")
+                    dst.append(q.detach())
+                    src.append(p.detach())
+            for name, b in m._buffers.items():
+                if b is not None and m_ema._buffers.get(name) is not None:
+                    buffers.append((m_ema._buffers[name], b))
+        return dst, src, buffers
+
+    def __getstate__(self):
+        # Copies and pickles leave the walked trees behind: they reference the model, not the average.
+        state = dict(self.__dict__)
+        state["_trees"] = None
+        return state
 
     def extra_repr(self) -> str:
         return f"decay={self.decay}, rampup={self.rampup}"

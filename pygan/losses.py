@@ -51,7 +51,7 @@ import torch
 from torch import Tensor, nn
 
 from ._ops import adversarial_loss as _loss_op, backend as _backend
-from ._ops.launch import compute_dtype
+from ._ops.launch import compute_dtype, empty
 from ._ops.loss_terms import LOSS_NAMES, TERM_CODES, LossSpec, loss_spec
 
 __all__ = [
@@ -79,7 +79,7 @@ def _check_logits(name: str, x: object) -> Tensor:
         raise TypeError(f"{name} must be float16, bfloat16, float32 or float64 logits, got {x.dtype}")
     if x.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); a loss needs at least one logit")
-    return x.contiguous()
+    return x if x.is_contiguous() else x.contiguous()
 
 
 def _check_pair(real: Tensor, fake: Tensor) -> None:
@@ -96,26 +96,76 @@ def _check_reduction(reduction: str) -> int:
 def _run(x0: Tensor, x1: Tensor, terms: tuple[str, str], signs: tuple[float, float], spec: LossSpec,
          reduction: int, backend: str, shifts: tuple[Optional[Tensor], Optional[Tensor]] = (None, None),
          fields: tuple[bool, bool] = (True, True)):
-    t0, t1 = TERM_CODES[terms[0]], TERM_CODES[terms[1]]
-    args = (x0, x1, shifts[0], shifts[1], t0, t1, signs[0], signs[1], spec.alpha)
-    if reduction and _needs_grad(x0, x1, *shifts):
+    consts = (TERM_CODES[terms[0]], TERM_CODES[terms[1]], signs[0], signs[1], spec.alpha, reduction, backend)
+    return _launch(x0, x1, consts, shifts, fields)
+
+
+def _launch(x0: Tensor, x1: Tensor, consts: tuple, shifts: tuple[Optional[Tensor], Optional[Tensor]] = (None, None),
+            fields: tuple[bool, bool] = (True, True)):
+    """The fused loss op for ``consts`` = (term0, term1, sign0, sign1, alpha, reduction, backend)."""
+    if consts[5] and torch.is_grad_enabled() and (x0.requires_grad or x1.requires_grad or
+                                                  _needs_grad(*shifts)):
         # Training: the gradient comes from the forward pass, backward only scales it.
-        return _loss_op.call_loss_and_grad(*args, reduction, backend)[0]
-    if reduction:
-        return _loss_op.adversarial_loss(*args, reduction, backend)
-    out0, out1 = _loss_op.adversarial_loss_terms(*args, backend)
+        return _loss_op.call_loss_and_grad(x0, x1, *shifts, consts)
+    if consts[5]:
+        return _loss_op.adversarial_loss(x0, x1, *shifts, *consts)
+    out0, out1 = _loss_op.adversarial_loss_terms(x0, x1, *shifts, *consts[:5], consts[6])
     return LossTerms(out0 if fields[0] else None, out1 if fields[1] else None)
 
 
-def _checked(real_logits: Tensor, fake_logits: Tensor, loss: str, params: dict, reduction: str,
-             backend: Optional[str]) -> tuple[LossSpec, int, Tensor, Tensor, str]:
-    """The arguments of a two-sided loss, checked: (spec, reduction code, real, fake, backend)."""
-    spec = loss_spec(loss, params)
-    red = _check_reduction(reduction)
+class _Plan(NamedTuple):
+    """A call's arguments other than the logits, checked: the loss, the reduction code, the backend,
+    and the constants of its fused op when that op runs on the logits as given (the losses other than
+    the relativistic ones): (term0, term1, sign0, sign1, alpha, reduction, backend)."""
+
+    spec: LossSpec
+    reduction: int
+    backend: str
+    consts: tuple
+
+
+# Plans by (entry, loss, reduction, backend, flags, *params): checking the arguments on every call
+# would cost as much as a small loss kernel.
+_PLANS: dict[tuple, _Plan] = {}
+
+
+def _plan(entry: str, loss: str, reduction: str, backend: Optional[str], params: dict,
+          flags: tuple = ()) -> _Plan:
+    """The plan of ``entry``: "d" (D's loss), "bound" (minus D's loss: the divergence bound), "g" or
+    "joint" (``flags`` = (saturating,))."""
+    try:
+        key: Optional[tuple] = (entry, loss, reduction, backend, flags, *params.items())
+        plan = _PLANS.get(key)
+    except TypeError:  # an unhashable argument: the checks below name it
+        key, plan = None, None
+    if plan is None:
+        spec, red, be = loss_spec(loss, params), _check_reduction(reduction), _backend.check_backend(backend)
+        if entry in ("d", "bound"):
+            terms, signs = (spec.real, spec.fake), (1.0, 1.0) if entry == "d" else (-1.0, -1.0)
+        elif entry == "joint":
+            terms, signs = ((spec.real, spec.fake), (-1.0, -1.0)) if flags[0] else \
+                ((spec.gen_real, spec.gen), (1.0, 1.0))
+        else:  # G's own side only: the real side is the shared empty tensor
+            term, sign = (spec.fake, -1.0) if flags[0] else (spec.gen, 1.0)
+            terms, signs = (term, term), (0.0, sign)
+        consts = (TERM_CODES[terms[0]], TERM_CODES[terms[1]], *signs, spec.alpha, red, be)
+        plan = _Plan(spec, red, be, consts)
+        if key is not None:
+            if len(_PLANS) >= 1024:  # a sweep over alpha must not grow it without bound
+                _PLANS.clear()
+            _PLANS[key] = plan
+    return plan
+
+
+def _checked(entry: str, real_logits: Tensor, fake_logits: Tensor, loss: str, params: dict,
+             reduction: str, backend: Optional[str], flags: tuple = ()) -> tuple[_Plan, Tensor, Tensor]:
+    """The arguments of a two-sided loss, checked: (plan, real, fake)."""
+    plan = _plan(entry, loss, reduction, backend, params, flags)
     real = _check_logits("real_logits", real_logits)
     fake = _check_logits("fake_logits", fake_logits)
-    _check_pair(real, fake)
-    return spec, red, real, fake, _backend.check_backend(backend)
+    if real.device != fake.device:
+        _check_pair(real, fake)
+    return plan, real, fake
 
 
 def _needs_grad(*tensors: Optional[Tensor]) -> bool:
@@ -144,10 +194,15 @@ def _paired(a: Tensor, b: Tensor, term: str, side: int, spec: LossSpec, reductio
     _paired_shapes(a, b)
     dtype = torch.promote_types(a.dtype, b.dtype)
     compute = compute_dtype(dtype)
+    signs = (1.0, 0.0) if side == 0 else (0.0, 1.0)
+    if (reduction and a.dtype == compute and b.dtype == compute and torch.is_grad_enabled()
+            and (a.requires_grad or b.requires_grad)):
+        # Training in the compute dtype: the difference is formed inside the loss's node.
+        code = TERM_CODES[term]
+        return _loss_op.call_paired_loss_and_grad(a, b, (code, code, *signs, spec.alpha, reduction, backend))
     diff = a.to(compute) - b.to(compute)
     sides = [_empty_like_side(diff), _empty_like_side(diff)]
     sides[side] = diff
-    signs = (1.0, 0.0) if side == 0 else (0.0, 1.0)
     out = _run(sides[0], sides[1], (term, term), signs, spec, reduction, backend,
                fields=(side == 0, side == 1))
     if reduction:
@@ -162,7 +217,7 @@ def _paired_shapes(a: Tensor, b: Tensor) -> None:
 
 
 def _empty_like_side(x: Tensor) -> Tensor:
-    return x.new_empty((0,))
+    return empty(x.dtype, x.device)
 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "gan", *,
@@ -179,12 +234,13 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "ga
         backend: ``"auto"`` (default), ``"cpu"``, ``"cuda"`` or ``"triton"``.
         **params: loss parameters: ``alpha`` for ``loss="alpha"``.
     """
-    spec, red, real, fake, be = _checked(real_logits, fake_logits, loss, params, reduction, backend)
+    plan, real, fake = _checked("d", real_logits, fake_logits, loss, params, reduction, backend)
+    spec, red, be = plan.spec, plan.reduction, plan.backend
     if spec.kind == "relativistic":
         return _paired(real, fake, spec.real, 0, spec, red, be)
     if spec.kind == "relativistic_average":
         return _relativistic_average(real, fake, (spec.real, spec.fake), spec, red, be)
-    return _run(real, fake, (spec.real, spec.fake), (1.0, 1.0), spec, red, be)
+    return _launch(real, fake, plan.consts)
 
 
 def generator_loss(fake_logits: Tensor, loss: str = "gan", *, saturating: bool = False,
@@ -196,19 +252,16 @@ def generator_loss(fake_logits: Tensor, loss: str = "gan", *, saturating: bool =
     minimax loss :math:`-E_Q[f^*(g_f(v_f))]`, for ``"gan"`` :math:`E_Q[\log(1 - D(G(z)))]`.
     The relativistic losses need ``real_logits``; gradients reach them too.
     """
-    spec = loss_spec(loss, params)
-    red = _check_reduction(reduction)
+    plan = _plan("g", loss, reduction, backend, params, (bool(saturating),))
+    spec, red, be = plan.spec, plan.reduction, plan.backend
     fake = _check_logits("fake_logits", fake_logits)
     relativistic = spec.kind in ("relativistic", "relativistic_average")
     if relativistic and real_logits is None:
         raise ValueError(f"generator_loss with loss={loss!r} needs real_logits (D's outputs on data)")
-    be = _backend.check_backend(backend)
     if not relativistic:
         if real_logits is not None:
             _check_pair(_check_logits("real_logits", real_logits), fake)
-        term, sign = (spec.fake, -1.0) if saturating else (spec.gen, 1.0)
-        return _run(_empty_like_side(fake), fake, (term, term), (0.0, sign), spec, red, be,
-                    fields=(False, True))
+        return _launch(empty(fake.dtype, fake.device), fake, plan.consts, fields=(False, True))
     real = _check_logits("real_logits", real_logits)
     _check_pair(real, fake)
     if saturating:  # minimax: G ascends D's loss, whose every term depends on G
@@ -234,13 +287,12 @@ def joint_generator_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "
     :math:`+v_r`. ``saturating=True``: the minimax :math:`-L_D`. The relativistic losses already
     compare both sides: this is :func:`generator_loss` with ``real_logits``. One fused kernel.
     """
-    spec, red, real, fake, be = _checked(real_logits, fake_logits, loss, params, reduction, backend)
-    if spec.kind in ("relativistic", "relativistic_average"):
+    plan, real, fake = _checked("joint", real_logits, fake_logits, loss, params, reduction, backend,
+                                (bool(saturating),))
+    if plan.spec.kind in ("relativistic", "relativistic_average"):
         return generator_loss(fake, loss, saturating=saturating, real_logits=real, reduction=reduction,
-                              backend=be, **params)
-    if saturating:
-        return _run(real, fake, (spec.real, spec.fake), (-1.0, -1.0), spec, red, be)
-    return _run(real, fake, (spec.gen_real, spec.gen), (1.0, 1.0), spec, red, be)
+                              backend=plan.backend, **params)
+    return _launch(real, fake, plan.consts)
 
 
 def divergence_estimate(real_logits: Tensor, fake_logits: Tensor, loss: str, *,
@@ -252,11 +304,11 @@ def divergence_estimate(real_logits: Tensor, fake_logits: Tensor, loss: str, *,
     a lower bound on :math:`W_1(P, Q)` when the critic is 1-Lipschitz. Equals minus the mean
     discriminator loss, so it is differentiable like it.
     """
-    spec = loss_spec(loss, params)
-    if spec.kind not in ("f", "ipm"):
+    plan, real, fake = _checked("bound", real_logits, fake_logits, loss, params, "mean", backend)
+    if plan.spec.kind not in ("f", "ipm"):
         raise ValueError(f"divergence_estimate needs an f-divergence or 'wasserstein', got {loss!r} "
                          "(hinge, least_squares and the relativistic losses bound no divergence)")
-    return -discriminator_loss(real_logits, fake_logits, loss, reduction="mean", backend=backend, **params)
+    return _launch(real, fake, plan.consts)
 
 
 class MinimaxLosses(NamedTuple):
@@ -285,7 +337,8 @@ def minimax_losses(real_logits: Tensor, fake_logits: Tensor, loss: str = "gan", 
     one with respect to the fake logits only (the real logits do not depend on G). With ``joint=True`` the generator player produces both sides
     (BiGAN): :math:`L_G` is :func:`joint_generator_loss` and ``g_real_grad`` its gradient with
     respect to the real logits."""
-    spec, _, real, fake, be = _checked(real_logits, fake_logits, loss, params, "mean", backend)
+    plan, real, fake = _checked("d", real_logits, fake_logits, loss, params, "mean", backend)
+    spec, be = plan.spec, plan.backend
     real, fake = real.detach(), fake.detach()
     dtype = torch.promote_types(real.dtype, fake.dtype)
     terms = (spec.real, spec.fake)

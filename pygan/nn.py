@@ -36,7 +36,8 @@ def bias_leaky_relu(x: Tensor, bias: Optional[Tensor] = None, slope: float = 0.2
     if not isinstance(x, Tensor) or x.dtype not in _backend.FLOAT_DTYPES:
         raise TypeError(f"x must be a float32, float64, float16 or bfloat16 tensor, got "
                         f"{getattr(x, 'dtype', type(x).__name__)}")
-    slope = float(slope)
+    if type(slope) is not float:
+        slope = float(slope)
     if not math.isfinite(slope):
         raise ValueError(f"slope must be finite, got {slope}")
     if bias is not None:
@@ -45,9 +46,13 @@ def bias_leaky_relu(x: Tensor, bias: Optional[Tensor] = None, slope: float = 0.2
                              f"for x of shape {tuple(x.shape)} (channels on dim 1), got {tuple(bias.shape)}")
         if bias.device != x.device:
             raise ValueError(f"bias is on {bias.device} and x on {x.device}; they must share a device")
-        bias = bias.to(x.dtype).contiguous()  # autocast: a float32 bias meets float16 activations
-    backend = _backend.check_backend(backend)
-    return call_bias_leaky_relu(x.contiguous(), bias, slope, backend)[0]
+        if bias.dtype != x.dtype:  # autocast: a float32 bias meets float16 activations
+            bias = bias.to(x.dtype)
+        if not bias.is_contiguous():
+            bias = bias.contiguous()
+    if backend is not None:
+        backend = _backend.check_backend(backend)
+    return call_bias_leaky_relu(x if x.is_contiguous() else x.contiguous(), bias, slope, backend or "")
 
 
 class LeakyReLU(nn.Module):
@@ -77,6 +82,8 @@ class FusedLinear(nn.Linear):
         if self.slope is None:
             return F.linear(x, self.weight, self.bias)
         y = F.linear(x, self.weight)
+        if y.dim() == 2:  # (batch, features): channels already on dim 1
+            return bias_leaky_relu(y, self.bias, self.slope, backend=self.backend)
         flat = y.reshape(-1, self.out_features)
         return bias_leaky_relu(flat, self.bias, self.slope, backend=self.backend).view(y.shape)
 

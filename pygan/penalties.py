@@ -143,7 +143,7 @@ def gradient_norm_penalty(grad: Tensor, *, head: str = "two-sided", center: floa
     resolve(backend, grad.device)  # an unavailable backend is a clear error before any work
     if inv_scale is not None:
         grad = grad * inv_scale.to(grad.dtype) if grad.dtype == torch.float64 else grad.float() * inv_scale
-    penalty, norms, _ = call_penalty_head(grad.contiguous(), _HEAD_KINDS[head], center, weight, backend)
+    penalty, norms = call_penalty_head(grad.contiguous(), _HEAD_KINDS[head], center, weight, backend)
     return (penalty, norms) if return_norms else penalty
 
 

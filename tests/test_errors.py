@@ -80,17 +80,34 @@ def test_reduction_and_backend_names():
 def test_backend_that_cannot_run_says_why(monkeypatch):
     with pytest.raises(RuntimeError, match="backend 'cuda' is unavailable: backend 'cuda' runs on CUDA tensors"):
         pygan.discriminator_loss(R, F_, backend="cuda")
+    # The environment is read when a backend is first resolved; refresh() reads it again.
+    monkeypatch.setattr(_backend, "_RESOLVED", {})
     monkeypatch.setenv("TRITON_INTERPRET", "0")
+    _backend.refresh()
     with pytest.raises(RuntimeError, match="runs on CPU tensors only under TRITON_INTERPRET=1"):
         pygan.discriminator_loss(R, F_, backend="triton")
     monkeypatch.setenv("PYGAN_BACKEND", "nonsense")
+    _backend.refresh()
     with pytest.raises(ValueError, match="environment variable PYGAN_BACKEND='nonsense' is not a backend"):
         pygan.discriminator_loss(R, F_)
     monkeypatch.delenv("PYGAN_BACKEND")
     for bad in ("abc", "0", "-2"):
         monkeypatch.setenv("PYGAN_NUM_THREADS", bad)
+        _backend.refresh()
         with pytest.raises(ValueError, match=f"PYGAN_NUM_THREADS='{bad}' must be a positive integer"):
             pygan.discriminator_loss(R, F_)
+
+
+def test_environment_is_read_at_the_first_op(monkeypatch):
+    """A resolved backend stays resolved until refresh(), as the C++ loops keep the thread count
+    they read first."""
+    monkeypatch.setattr(_backend, "_RESOLVED", {})
+    pygan.discriminator_loss(R, F_)
+    monkeypatch.setenv("PYGAN_BACKEND", "nonsense")
+    pygan.discriminator_loss(R, F_)  # still the resolution made before
+    _backend.refresh()
+    with pytest.raises(ValueError, match="PYGAN_BACKEND='nonsense'"):
+        pygan.discriminator_loss(R, F_)
 
 
 def test_divergence_estimate_needs_a_divergence():

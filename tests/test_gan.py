@@ -299,6 +299,28 @@ def test_ema_without_rampup_and_buffers_copied():
         pygan.EMA(net, decay=1.0)
 
 
+def test_ema_follows_the_model_after_to_and_replaced_parameters():
+    """The module trees are walked once; parameters are read from them on every update, so .to()
+    and a replaced parameter are seen, and a model of another shape is an error."""
+    import copy
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    ema = pygan.EMA(net, decay=0.5, rampup=False)
+    ema.update(net)
+    net.to(torch.float64)
+    ema.to(torch.float64)
+    net[0].weight = torch.nn.Parameter(torch.full((4, 3), 3.0, dtype=torch.float64))
+    old = [p.detach().clone() for p in ema.module.parameters()]
+    ema.update(net)
+    for o, p, e in zip(old, net.parameters(), ema.module.parameters()):
+        assert e.dtype == torch.float64
+        assert torch.allclose(e, 0.5 * o + 0.5 * p.detach(), atol=1e-12)
+    assert copy.deepcopy(ema)._trees is None  # a copy does not drag the model along
+    other = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Linear(5, 2)).double()
+    with pytest.raises(ValueError, match="differ from the averaged copy"):
+        ema.update(other)
+
+
 def test_gan_samples_from_the_ema_generator():
     g, d = _pair(dtype=torch.float32)
     gan = pygan.GAN(g, d, ema=0.5, seed=3)

@@ -579,7 +579,7 @@ def test_minimax_kernel_matches_float64_reference(backend, loss, params, dtype, 
 
 def test_minimax_is_one_kernel_launch(monkeypatch, rng):
     """minimax_losses runs the two losses in one call of the CPU kernel (not one per player)."""
-    from pygan._ops import backend as _backend
+    from pygan._ops import backend as _backend, launch
 
     c, _ = _backend._load_c()
     calls = []
@@ -592,6 +592,7 @@ def test_minimax_is_one_kernel_launch(monkeypatch, rng):
             return fn
 
     monkeypatch.setattr(_backend, "_load_c", lambda: (Counting(), None))
+    monkeypatch.setattr(launch, "_ENTRIES", {})  # entries looked up before the counting module
     real, fake = _logits((64,), torch.float32, "cpu", rng), _logits((48,), torch.float32, "cpu", rng)
     for loss in ("gan", "hinge", "relativistic_average"):
         calls.clear()
@@ -605,8 +606,8 @@ def test_minimax_sides_must_share_their_logits():
 
     c, _ = _backend._load_c()
     x, y = torch.randn(5), torch.randn(5)
-    d0, d1 = c.Side(x.data_ptr(), 5, 0, 10, 1.0), c.Side(y.data_ptr(), 5, 0, 11, 1.0)
-    g1 = c.Side(x.data_ptr(), 5, 0, 10, 1.0)  # the real logits where the fake ones belong
+    d0, d1 = (x.data_ptr(), 5, 0, 10, 1.0, 0), (y.data_ptr(), 5, 0, 11, 1.0, 0)  # Sides
+    g1 = (x.data_ptr(), 5, 0, 10, 1.0, 0)  # the real logits where the fake ones belong
     out = torch.empty(2)
     with pytest.raises(ValueError, match="generator side must be its discriminator side"):
         c.minimax_forward_cpu(d0, d1, d0, g1, 0.0, out.data_ptr(), out.data_ptr() + 4, 0, 0, 0, 0, 0)

@@ -15,6 +15,9 @@ DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 # One rounding of x + b and one of the product: a few units in the last place of each dtype.
 RTOL = {torch.float32: 3e-7, torch.float64: 1e-15, torch.bfloat16: 1e-2, torch.float16: 2e-3}
 SHAPES = [(5,), (1, 3), (7, 9), (3, 5, 4, 3), (2, 4, 65, 1)]
+# The CPU loops' cases: rows of 8k channels, rows crossing 8-lane vectors, runs of one channel
+# shorter and longer than a vector, several threading chunks (16,384 elements) and a ragged end.
+ISA_SHAPES = [(40, 24), (13, 11), (3, 130, 2), (2, 7, 9, 3), (300, 130), (4, 19, 23, 23)]
 
 
 def _reference(x, bias, slope):
@@ -50,6 +53,34 @@ def test_matches_float64_reference(backend, dtype, rng):
         if bias is not None:
             tol = 4 * RTOL[dtype] * x64.grad.abs().sum().item()
             assert (bias.grad.double().cpu() - b64.grad).abs().max() <= tol, what
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_every_cpu_build_and_slope(dtype, rng):
+    """Each build of the CPU loops (8-lane float32 steps, scalar other dtypes) against float64, for
+    positive, zero and negative slopes: values, the mask-driven gradient and the bias gradient."""
+    from pygan._ops import backend as _backend
+
+    for isa in _backend.cpu_isas():
+        with _backend.cpu_isa(isa):
+            for shape in ISA_SHAPES:
+                for slope in (0.2, 0.0, -0.5):
+                    x = (torch.randn(shape, generator=rng, dtype=torch.float64) * 3).to(dtype).requires_grad_(True)
+                    bias = torch.randn(shape[1], generator=rng, dtype=torch.float64).to(dtype).requires_grad_(True)
+                    y = pnn.bias_leaky_relu(x, bias, slope, backend="cpu")
+                    x64 = x.detach().double().requires_grad_(True)
+                    b64 = bias.detach().double().requires_grad_(True)
+                    expect = _reference(x64, b64, slope)
+                    what = f"{isa} {dtype} {shape} slope={slope} seed={rng.initial_seed()}"
+                    scale = expect.abs().max().item()
+                    assert (y.double() - expect).abs().max().item() <= 4 * RTOL[dtype] * scale, what
+                    up = torch.randn(shape, generator=rng, dtype=torch.float64)
+                    (y.double() * up).sum().backward()
+                    (expect * up).sum().backward()
+                    tol = 4 * RTOL[dtype] * x64.grad.abs().max()
+                    assert (x.grad.double() - x64.grad).abs().max() <= tol, what
+                    tol = 4 * RTOL[dtype] * x64.grad.abs().sum().item()
+                    assert (bias.grad.double() - b64.grad).abs().max() <= tol, what
 
 
 def test_gradcheck_and_gradgradcheck(backend, rng):

@@ -22,15 +22,16 @@ from .launch import DTYPE_CODES, call_c, device_context, float32_pair, ptr, trit
 
 def _layout(x: Tensor) -> tuple[int, int]:
     """(channels, inner): x as (outer, channels, inner) with channels on dim 1."""
-    if x.dim() < 2:
-        return 1, 1
-    return x.shape[1], math.prod(x.shape[2:])
+    shape = x.shape
+    if len(shape) < 3:
+        return (shape[1], 1) if len(shape) == 2 else (1, 1)
+    return shape[1], math.prod(shape[2:])
 
 
 def _bias_leaky(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -> tuple[Tensor, Tensor]:
     n = x.numel()
     y = torch.empty_like(x)
-    mask = torch.empty((n + 7) // 8, dtype=torch.uint8, device=x.device)
+    mask = torch.empty((n + 7) // 8, dtype=torch.uint8, device=x.device)  # one bit per element
     channels, inner = _layout(x)
     name = _backend.resolve(backend, x.device)
     if name in ("cpu", "cuda"):
@@ -46,7 +47,8 @@ def _bias_leaky(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -
 
 
 def _leaky_grad(g: Tensor, mask: Tensor, slope: float, backend: str) -> Tensor:
-    g = g.contiguous()
+    if not g.is_contiguous():
+        g = g.contiguous()
     out = torch.empty_like(g)
     n = g.numel()
     name = _backend.resolve(backend, g.device)
@@ -138,22 +140,29 @@ class LeakyReLUGrad(torch.autograd.Function):
 
 
 class BiasLeakyReLU(torch.autograd.Function):
-    """Eager twin of ``pygan::bias_leaky_relu``."""
+    """Eager twin of ``pygan::bias_leaky_relu``: it returns ``y`` only and keeps the mask on its
+    context (one output is the cheapest node autograd records); a plain backward runs the masked
+    scaling directly, a ``create_graph`` one through :class:`LeakyReLUGrad` so that it is recorded."""
 
     @staticmethod
     def forward(ctx, x, bias, slope, backend):
-        out = _bias_leaky(x, bias, slope, backend)
-        _act_setup(ctx, (x, bias, slope, backend), out)
-        ctx.mark_non_differentiable(out[1])
-        return out
+        y, mask = _bias_leaky(x, bias, slope, backend)
+        ctx.mask, ctx.slope, ctx.backend, ctx.has_bias = mask, slope, backend, bias is not None
+        return y
 
     @staticmethod
-    def backward(ctx, gy, gmask):
-        return _act_backward(ctx, gy, gmask, apply=LeakyReLUGrad.apply)
+    def backward(ctx, gy):
+        if torch.is_grad_enabled():
+            gx = LeakyReLUGrad.apply(gy, ctx.mask, ctx.slope, ctx.backend)
+        else:
+            gx = _leaky_grad(gy, ctx.mask, ctx.slope, ctx.backend)
+        gb = _bias_grad(gx) if ctx.has_bias and ctx.needs_input_grad[1] else None
+        return gx, gb, None, None
 
 
-def call_bias_leaky_relu(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -> tuple[Tensor, Tensor]:
-    """``pygan::bias_leaky_relu``: the registered op where torch.compile traces, else its eager twin."""
+def call_bias_leaky_relu(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -> Tensor:
+    """``pygan::bias_leaky_relu``'s ``y``: the registered op where torch.compile traces, else its
+    eager twin."""
     if torch.compiler.is_compiling():
-        return bias_leaky_relu(x, bias, slope, backend)
+        return bias_leaky_relu(x, bias, slope, backend)[0]
     return BiasLeakyReLU.apply(x, bias, slope, backend)

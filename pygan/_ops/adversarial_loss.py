@@ -22,16 +22,16 @@ import torch
 from torch import Tensor
 
 from . import backend as _backend
-from .launch import DTYPE_CODES, call_c, compute_dtype, counter, device_context, ptr, triton_acc
+from .launch import DTYPE_CODES, call_c, compute_dtype, counter, device_context, empty, ptr, scalar, triton_acc
 
 def _out_dtype(x0: Tensor, x1: Tensor) -> torch.dtype:
     return torch.promote_types(x0.dtype, x1.dtype)
 
 
-def _c_side(x: Tensor, term: int, sign: float, shift: Optional[Tensor]):
-    c, _ = _backend._load_c()
-    return c.Side(x.data_ptr(), x.numel(), DTYPE_CODES[x.dtype], term, sign,
-                  shift.data_ptr() if shift is not None else 0)
+def _c_side(x: Tensor, term: int, sign: float, shift: Optional[Tensor]) -> tuple:
+    """A ``Side`` of csrc/adversarial_loss.h as the C entries take it: (x, n, dtype, term, sign, shift)."""
+    return (x.data_ptr(), x.numel(), DTYPE_CODES[x.dtype], term, sign,
+            shift.data_ptr() if shift is not None else 0)
 
 
 def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
@@ -42,11 +42,10 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
     loss on the same logits in the same pass; a side without g_grad is out of it (its sign is 0)."""
     device = x0.device
     name = _backend.resolve(backend, device)
-    acc = compute_dtype(x0.dtype, x1.dtype)
     passes = 2 if minimax else 1  # the one-launch reductions' partial sums: one set per loss
     if minimax:
         (gterm0, gterm1), (gsign0, gsign1), g_out, g_grad0, g_grad1 = minimax
-    if name in ("cpu", "cuda"):
+    if name == "cpu" or name == "cuda":
         sides = (_c_side(x0, term0, sign0, shift0), _c_side(x1, term1, sign1, shift1))
         if minimax:
             kernel = "minimax_forward"
@@ -60,10 +59,12 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
         if name == "cuda":
             c, _ = _backend._load_c()
             tiles = c.loss_forward_tiles(x0.numel(), x1.numel())
-            partials = torch.empty(max(tiles, 1) * passes, dtype=acc, device=device)
+            partials = torch.empty(max(tiles, 1) * passes, dtype=compute_dtype(x0.dtype, x1.dtype),
+                                   device=device)
             args += (partials.data_ptr(), counter(device).data_ptr())
         call_c(name, device, kernel, *args)
         return
+    acc = compute_dtype(x0.dtype, x1.dtype)
     k, _ = _backend._load_triton()
     block = k.BLOCK
     tiles0, tiles1 = math.ceil(x0.numel() / block), math.ceil(x1.numel() / block)
@@ -133,7 +134,7 @@ def adversarial_loss(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: O
                      term0: int, term1: int, sign0: float, sign1: float, alpha: float,
                      reduction: int, backend: str) -> Tensor:
     """sum_k w_k sum_i term_k(x_k[i] - shift_k), w_k = sign_k / n_k (mean) or sign_k (sum)."""
-    out = torch.empty((), dtype=_out_dtype(x0, x1), device=x0.device)
+    out = scalar(_out_dtype(x0, x1), x0.device)
     _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
              x0, x1, out)
     return out
@@ -144,14 +145,22 @@ def _(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, back
     return x0.new_empty((), dtype=_out_dtype(x0, x1))
 
 
-def _loss_and_grad(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend):
-    out = torch.empty((), dtype=_out_dtype(x0, x1), device=x0.device)
+def _loss_and_grad(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
+                   share_empty=False):
+    """The loss and its gradients in the compute dtype; ``share_empty``: an empty side's gradient is
+    the shared empty tensor (no allocation; the eager twin never hands it out)."""
     acc = compute_dtype(x0.dtype, x1.dtype)
-    grad0 = torch.empty(x0.shape, dtype=acc, device=x0.device)
-    grad1 = torch.empty(x1.shape, dtype=acc, device=x1.device)
+    out = scalar(_out_dtype(x0, x1), x0.device)
+    grad0, grad1 = (_grad_buffer(x, acc, share_empty) for x in (x0, x1))
     _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
              x0, x1, out, grad0, grad1)
     return out, grad0, grad1
+
+
+def _grad_buffer(x: Tensor, acc: torch.dtype, share_empty: bool) -> Tensor:
+    if share_empty and not x.numel():
+        return empty(acc, x.device)
+    return torch.empty_like(x) if x.dtype == acc else torch.empty(x.shape, dtype=acc, device=x.device)
 
 
 @torch.library.custom_op("pygan::adversarial_loss_and_grad", mutates_args=())
@@ -341,26 +350,18 @@ def _setup_with_grad(ctx, inputs, output):
     ctx.grads = output[1:]
 
 
-def _backward_with_grad(ctx, grad, _grad0=None, _grad1=None, *, eager=False):
+def _backward_with_grad(ctx, grad, _grad0=None, _grad1=None):
     if grad is None:
         return (None,) * 11
     if torch.is_grad_enabled() or ctx.grads is None:
         # create_graph: a product with the saved gradient (a constant) would hide the second
         # derivative, so take the recomputing path, whose op is differentiable again. The same
         # path serves a second backward (retain_graph), after the first consumed the saved buffers.
-        return _backward_reduced(ctx, grad, LossBackward.apply if eager else adversarial_loss_backward)
+        return _backward_reduced(ctx, grad)
     grads, ctx.grads = ctx.grads, None
     x0, x1, shift0, shift1 = ctx.saved_tensors
     up = grad.to(grads[0].dtype)
-    if eager:
-        # Eager: scale the saved gradients in place and hand them over, so that autograd can keep
-        # them as .grad without a copy (nothing else holds them). Traced graphs stay functional.
-        # An upstream of exactly 1 (loss.backward()) needs no pass at all; on the CPU reading it is free.
-        if up.device.type != "cpu" or up.item() != 1.0:
-            grads[0].mul_(up), grads[1].mul_(up)
-        g0, g1 = grads[0].to(x0.dtype), grads[1].to(x1.dtype)
-    else:
-        g0, g1 = (up * grads[0]).to(x0.dtype), (up * grads[1]).to(x1.dtype)
+    g0, g1 = (up * grads[0]).to(x0.dtype), (up * grads[1]).to(x1.dtype)  # traced graphs stay functional
     del grads
     s0, s1 = _shift_grads(ctx.needs_input_grad, shift0, shift1, g0, g1)
     return g0, g1, s0, s1, None, None, None, None, None, None, None
@@ -372,20 +373,89 @@ adversarial_loss_terms.register_autograd(_backward_terms, setup_context=_setup_c
 
 
 class LossAndGrad(torch.autograd.Function):
-    """Eager twin of ``pygan::adversarial_loss_and_grad``: the same kernels, context and backward,
-    without the custom-op dispatch, which at small sizes costs more than the kernel. pygan.losses
-    uses it outside ``torch.compile`` and the registered op inside."""
+    """Eager twin of ``pygan::adversarial_loss_and_grad``: the same kernels without the custom-op
+    dispatch, which at small sizes costs more than the kernel. It takes the op's constants as one
+    tuple (autograd inspects every argument of ``apply``), returns the loss only and keeps the
+    gradients on its context (one output is the cheapest node autograd records); its backward hands
+    them over. pygan.losses uses it outside ``torch.compile`` and the registered op inside."""
 
     @staticmethod
-    def forward(ctx, *inputs):
-        out = _loss_and_grad(*inputs)
-        _setup_with_grad(ctx, inputs, out)
-        ctx.mark_non_differentiable(out[1], out[2])
+    def forward(ctx, x0, x1, shift0, shift1, consts):
+        out, grad0, grad1 = _loss_and_grad(x0, x1, shift0, shift1, *consts, share_empty=True)
+        ctx.consts, ctx.reduction, ctx.backend = consts[:5], consts[5], consts[6]
+        ctx.grads, ctx.dtypes = (grad0, grad1), (x0.dtype, x1.dtype)
+        ctx.shifted = shift0 is not None or shift1 is not None
+        ctx.save_for_backward(x0, x1, shift0, shift1)
         return out
 
     @staticmethod
-    def backward(ctx, grad, grad0, grad1):
-        return _backward_with_grad(ctx, grad, eager=True)
+    def backward(ctx, grad):
+        grads = ctx.grads
+        if grads is None or torch.is_grad_enabled():
+            # create_graph (a product with the saved gradient would hide the second derivative), or a
+            # second backward after the first consumed the buffers: the recomputing path.
+            return _backward_reduced(ctx, grad, LossBackward.apply)[:4] + (None,)
+        ctx.grads = None
+        needs = ctx.needs_input_grad
+        # Scale the saved gradients in place and hand them over, so that autograd can keep them as
+        # .grad without a copy (nothing else holds them; a side that needs no gradient, such as the
+        # shared empty side of a generator loss, is left alone). An upstream of exactly 1
+        # (loss.backward()) needs no pass at all; on the CPU reading it is free.
+        used = (needs[0] or needs[2], needs[1] or needs[3])  # a shift's gradient sums its side's
+        if not grad.is_cpu or grad.item() != 1.0:
+            for g, use in zip(grads, used):
+                if use:
+                    g.mul_(grad)
+        d0, d1 = ctx.dtypes
+        g0, g1 = grads
+        if g0.dtype != d0 and used[0]:
+            g0 = g0.to(d0)
+        if g1.dtype != d1 and used[1]:
+            g1 = g1.to(d1)
+        s0 = s1 = None
+        if ctx.shifted:
+            _, _, shift0, shift1 = ctx.saved_tensors
+            s0, s1 = _shift_grads(needs, shift0, shift1, g0, g1)
+        g0, g1 = g0 if needs[0] else None, g1 if needs[1] else None
+        return g0, g1, s0, s1, None
+
+
+class PairedLossAndGrad(torch.autograd.Function):
+    """The relativistic pairing loss in one node: the loss op at ``a - b`` on one side (the side whose
+    sign in ``consts`` is not 0), with gradients ``g`` for ``a`` and ``-g`` for ``b``. Forming the
+    difference inside the node saves the subtraction's autograd node, which costs more than the
+    kernel at training sizes. ``a`` and ``b`` share the compute dtype (pygan.losses casts otherwise)."""
+
+    @staticmethod
+    def forward(ctx, a, b, consts):
+        side = 0 if consts[2] else 1
+        x0, x1 = _paired_sides(torch.sub(a, b), side)
+        out, grad0, grad1 = _loss_and_grad(x0, x1, None, None, *consts, share_empty=True)
+        ctx.grad, ctx.side, ctx.consts = (grad0, grad1)[side], side, consts
+        ctx.save_for_backward(a, b)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = ctx.grad
+        if g is None or torch.is_grad_enabled():
+            # create_graph, or a second backward: recompute the gradient at a - b differentiably.
+            a, b = ctx.saved_tensors
+            x0, x1 = _paired_sides(a - b, ctx.side)
+            grads = LossBackward.apply(x0, x1, None, None, *ctx.consts, grad.contiguous(), None, None, 1)
+            g = grads[ctx.side]
+        else:
+            ctx.grad = None
+            if not grad.is_cpu or grad.item() != 1.0:
+                g.mul_(grad)
+        needs = ctx.needs_input_grad
+        return g if needs[0] else None, -g if needs[1] else None, None
+
+
+def _paired_sides(diff: Tensor, side: int) -> tuple[Tensor, Tensor]:
+    """(x0, x1) with ``diff`` on ``side`` and the shared empty tensor on the other."""
+    other = empty(diff.dtype, diff.device)
+    return (diff, other) if side == 0 else (other, diff)
 
 
 class LossBackward(torch.autograd.Function):
@@ -409,11 +479,22 @@ class LossBackward(torch.autograd.Function):
 # PyTorch op), the eager twin elsewhere (no custom-op dispatch). The choice is made here only.
 # ---------------------------------------------------------------------------------------------
 
-def call_loss_and_grad(*args) -> tuple[Tensor, Tensor, Tensor]:
-    """``pygan::adversarial_loss_and_grad(*args)``: the reduced loss, differentiable (twice)."""
+def call_loss_and_grad(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],
+                       consts: tuple) -> Tensor:
+    """``pygan::adversarial_loss_and_grad(x0, x1, shift0, shift1, *consts)``'s reduced loss,
+    differentiable (twice); ``consts`` = (term0, term1, sign0, sign1, alpha, reduction, backend)."""
     if torch.compiler.is_compiling():
-        return adversarial_loss_and_grad(*args)
-    return LossAndGrad.apply(*args)
+        return adversarial_loss_and_grad(x0, x1, shift0, shift1, *consts)[0]
+    return LossAndGrad.apply(x0, x1, shift0, shift1, consts)
+
+
+def call_paired_loss_and_grad(a: Tensor, b: Tensor, consts: tuple) -> Tensor:
+    """The reduced loss op at ``a - b`` on the side whose sign in ``consts`` is not 0, differentiable
+    (twice) in ``a`` and ``b``; ``consts`` as for :func:`call_loss_and_grad`."""
+    if torch.compiler.is_compiling():
+        x0, x1 = _paired_sides(a - b, 0 if consts[2] else 1)
+        return adversarial_loss_and_grad(x0, x1, None, None, *consts)[0]
+    return PairedLossAndGrad.apply(a, b, consts)
 
 
 def call_minimax(*args) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:

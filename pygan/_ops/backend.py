@@ -3,8 +3,8 @@
 Backends: ``"cpu"`` (C++, pygan._C), ``"cuda"`` (CUDA C++, pygan._C built with nvcc) and
 ``"triton"`` (pygan.triton_kernels; on CPU tensors only under ``TRITON_INTERPRET=1``). ``"auto"``
 picks by device from :data:`PREFERENCE`; ``backend=`` on an op or the environment variable
-``PYGAN_BACKEND`` forces one. A backend that cannot run says which and why; nothing falls back
-silently.
+``PYGAN_BACKEND`` forces one (read at the first op; :func:`refresh` reads it again). A backend that
+cannot run says which and why; nothing falls back silently.
 """
 
 from __future__ import annotations
@@ -88,23 +88,30 @@ def check_backend(backend: str | None) -> str:
     return backend
 
 
-# Successful resolutions, by (request, device type, TRITON_INTERPRET): availability does not change
-# while the process runs, and the checks cost more than a small loss kernel.
+# Successful resolutions, by (request, device). The environment (PYGAN_BACKEND, TRITON_INTERPRET,
+# PYGAN_NUM_THREADS) is read when a request is first resolved, as the C++ loops read
+# PYGAN_NUM_THREADS once: set it before the first op, or call refresh() after changing it. Reading it
+# on every call would cost about a microsecond per variable, more than a small loss kernel.
 _RESOLVED: dict[tuple, str] = {}
 
 
 def resolve(backend: str | None, device: torch.device) -> str:
     """The backend that will run on ``device``: the one asked for, or the preferred available one."""
-    requested = backend or os.environ.get("PYGAN_BACKEND") or "auto"
-    key = (requested, device.type, os.environ.get("TRITON_INTERPRET"), os.environ.get("PYGAN_NUM_THREADS"))
+    key = (backend, device)  # hashing a device is cheaper than reading its type
     name = _RESOLVED.get(key)
     if name is None:
+        requested = backend or os.environ.get("PYGAN_BACKEND") or "auto"
         if not backend and requested not in BACKENDS:
             raise ValueError(f"the environment variable PYGAN_BACKEND={requested!r} is not a backend; "
                              f"valid backends: {', '.join(BACKENDS)}")
         _check_num_threads()
         name = _RESOLVED[key] = _resolve(requested, device)
     return name
+
+
+def refresh() -> None:
+    """Forgets every resolution, so that the next op reads the environment variables again."""
+    _RESOLVED.clear()
 
 
 def _check_num_threads() -> None:

@@ -18,8 +18,8 @@ from torch import Tensor
 from . import backend as _backend
 from .backend import DTYPE_CODES
 
-__all__ = ["DTYPE_CODES", "call_c", "compute_dtype", "counter", "device_context", "float32_pair", "ptr",
-           "triton_acc"]
+__all__ = ["DTYPE_CODES", "call_c", "compute_dtype", "counter", "device_context", "empty", "float32_pair",
+           "ptr", "scalar", "triton_acc"]
 
 
 def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
@@ -27,20 +27,53 @@ def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
     return torch.float64 if torch.float64 in dtypes else torch.float32
 
 
+# One 0-dim tensor per (dtype, device) to allocate scalars like: empty_like of it costs half of
+# torch.empty((), dtype=..., device=...), whose argument parsing dominates at this size.
+_SCALARS: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+
+def scalar(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """An uninitialized 0-dim tensor of ``dtype`` on ``device``."""
+    like = _SCALARS.get((dtype, device))
+    if like is None:
+        like = _SCALARS[(dtype, device)] = torch.empty((), dtype=dtype, device=device)
+    return torch.empty_like(like)
+
+
+_EMPTIES: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+
+def empty(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A shared tensor of no elements (the absent side of a one-sided loss); never written."""
+    if torch.compiler.is_compiling():  # a traced graph makes its own
+        return torch.empty((0,), dtype=dtype, device=device)
+    t = _EMPTIES.get((dtype, device))
+    if t is None:
+        t = _EMPTIES[(dtype, device)] = torch.empty((0,), dtype=dtype, device=device)
+    return t
+
+
 def ptr(t: Optional[Tensor]) -> int:
     """The data pointer of ``t``, or 0 (a null pointer) for None."""
     return t.data_ptr() if t is not None else 0
 
 
+# pygan._C's entries by (kernel, backend): looking one up by its formatted name on every call cost
+# a third of a small call's launch.
+_ENTRIES: dict[tuple[str, str], object] = {}
+
+
 def call_c(name: str, device: torch.device, kernel: str, *args) -> None:
     """Runs pygan._C's ``<kernel>_cpu(*args)`` for backend "cpu", or ``<kernel>_cuda(*args, stream)``
     on ``device``'s current stream for backend "cuda"."""
-    c, _ = _backend._load_c()
+    entry = _ENTRIES.get((kernel, name))
+    if entry is None:
+        entry = _ENTRIES[(kernel, name)] = getattr(_backend._load_c()[0], f"{kernel}_{name}")
     if name == "cpu":
-        getattr(c, f"{kernel}_cpu")(*args)
+        entry(*args)
         return
     with device_context(device):
-        getattr(c, f"{kernel}_cuda")(*args, torch.cuda.current_stream(device).cuda_stream)
+        entry(*args, torch.cuda.current_stream(device).cuda_stream)
 
 
 def device_context(device: torch.device):

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from . import backend as _backend
-from .launch import DTYPE_CODES, call_c, compute_dtype, counter, device_context, float32_pair, ptr, triton_acc
+from .launch import (DTYPE_CODES, call_c, compute_dtype, counter, device_context, float32_pair, ptr, scalar,
+                     triton_acc)
 
 # phi(n) of the per-sample gradient norm n, by name (codes of csrc/penalty_head.h PenaltyKind).
 KINDS = {"two-sided": 0, "one-sided": 1, "squared": 2}
@@ -32,7 +33,7 @@ def _rows_cols(g: Tensor) -> tuple[int, int]:
 def _head(g: Tensor, kind: int, center: float, weight: float, backend: str) -> tuple[Tensor, Tensor, Tensor]:
     rows, cols = _rows_cols(g)
     acc = compute_dtype(g.dtype)
-    out = torch.empty((), dtype=acc, device=g.device)
+    out = scalar(acc, g.device)
     norms = torch.empty(rows, dtype=acc, device=g.device)
     coef = torch.empty(rows, dtype=acc, device=g.device)
     name = _backend.resolve(backend, g.device)
@@ -76,7 +77,9 @@ def _head_grad(g: Tensor, coef: Tensor, norms: Tensor, up: Tensor, up_norms: Opt
                backend: str) -> Tensor:
     rows, cols = _rows_cols(g)
     grad = torch.empty_like(g)
-    up = up.to(coef.dtype).contiguous()
+    if up.dtype != coef.dtype:
+        up = up.to(coef.dtype)
+    up = up.contiguous()
     if up_norms is not None:
         up_norms = up_norms.to(coef.dtype).contiguous()
     name = _backend.resolve(backend, g.device)
@@ -129,24 +132,33 @@ penalty_head.register_autograd(_head_backward, setup_context=_head_setup)
 
 class PenaltyHead(torch.autograd.Function):
     """Eager twin of ``pygan::penalty_head``: the same kernels and backward without the custom-op
-    dispatch, which costs more than the kernels at GAN batch sizes. pygan.penalties uses it outside
-    ``torch.compile`` and the registered op inside."""
+    dispatch, which costs more than the kernels at GAN batch sizes. It returns (penalty, norms) and
+    keeps the derivative factors on its context (fewer outputs, a cheaper autograd node).
+    pygan.penalties uses it outside ``torch.compile`` and the registered op inside."""
 
     @staticmethod
     def forward(ctx, g, kind, center, weight, backend):
-        out = _head(g, kind, center, weight, backend)
-        _head_setup(ctx, (g, kind, center, weight, backend), out)
-        ctx.mark_non_differentiable(out[2])
-        return out
+        out, norms, coef = _head(g, kind, center, weight, backend)
+        ctx.backend, ctx.coef = backend, coef
+        ctx.set_materialize_grads(False)  # an unused norms output needs no zero-filled upstream
+        ctx.save_for_backward(g, norms)
+        return out, norms
 
     @staticmethod
-    def backward(ctx, up, up_norms, up_coef):
-        return _head_backward(ctx, up, up_norms, up_coef, grad_op=_head_grad)
+    def backward(ctx, up, up_norms):
+        if up is None and up_norms is None:
+            return None, None, None, None, None
+        g, norms = ctx.saved_tensors
+        coef = ctx.coef
+        if up is None:
+            up = torch.zeros((), dtype=coef.dtype, device=coef.device)
+        return _head_grad(g, coef, norms, up, up_norms, ctx.backend), None, None, None, None
 
 
 def call_penalty_head(g: Tensor, kind: int, center: float, weight: float,
-                      backend: str) -> tuple[Tensor, Tensor, Tensor]:
-    """``pygan::penalty_head``: the registered op where torch.compile traces, else its eager twin."""
+                      backend: str) -> tuple[Tensor, Tensor]:
+    """``pygan::penalty_head``'s (penalty, norms): the registered op where torch.compile traces, else
+    its eager twin."""
     if torch.compiler.is_compiling():
-        return penalty_head(g, kind, center, weight, backend)
+        return penalty_head(g, kind, center, weight, backend)[:2]
     return PenaltyHead.apply(g, kind, center, weight, backend)

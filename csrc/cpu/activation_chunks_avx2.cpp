@@ -1,0 +1,3 @@
+// The activation loops compiled with -mavx2 -mfma (see CMakeLists.txt); chosen at run time only on
+// CPUs that have both, together with the AVX2 loss loops.
+#include "activation_chunks.cpp"

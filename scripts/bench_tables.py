@@ -1,0 +1,84 @@
+"""Markdown tables for docs/benchmarks.md from the rows benchmark scripts write with --json.
+
+Rows follow benchmarks/_timing.py's schema (op, impl, size, ms_min / ms_p50 / ms_p90, peak_mb,
+device, torch, pygan, and extras such as loss or threads). A table pivots them: one line per
+(op, extras, size), one column per impl, and the ratios the table names. ``--update`` replaces the
+block between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->`` in a markdown file, so
+the numbers in the docs are the ones the script measured.
+
+    python benchmarks/overhead.py --json /tmp/overhead.json
+    python scripts/bench_tables.py overhead /tmp/overhead.json                  # print the table
+    python scripts/bench_tables.py overhead /tmp/overhead.json --update docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+# name -> (the row fields that label a line, impl columns, (numerator, denominator) ratios, unit scale, unit)
+TABLES = {
+    "overhead": (("op", "loss", "size"), ("floor", "eager", "pygan"),
+                 (("pygan", "floor"), ("pygan", "eager")), 1e3, "us"),
+    "train_step": (("op", "threads", "size"), ("eager", "compile", "pygan", "pygan-fused", "pygan-captured"),
+                   (("eager", "pygan"), ("eager", "pygan-fused")), 1.0, "ms"),
+}
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}" if v < 100 else f"{v:,.0f}"
+
+
+def render(name: str, rows: list[dict]) -> str:
+    """The markdown table ``name`` of ``rows`` (time: each row's ms_min, the least-disturbed sample)."""
+    labels, impls, ratios, scale, unit = TABLES[name]
+    lines: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        if isinstance(r.get("ms_min"), (int, float)):
+            lines.setdefault(tuple(r.get(k, "") for k in labels), {})[r["impl"]] = r["ms_min"] * scale
+    impls = [i for i in impls if any(i in line for line in lines.values())]
+    # A ratio a/b is "how many times a's time" for overhead (lower is better) and speed-up b/a for
+    # training steps, as the table's column says.
+    head = [*labels, *(f"{i} {unit}" for i in impls), *(f"{a} / {b}" for a, b in ratios)]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < len(labels) else "---:"
+                                                          for i in range(len(head))) + "|"]
+    for key, times in lines.items():
+        cells = [str(k) for k in key] + [_fmt(times[i]) if i in times else "" for i in impls]
+        for a, b in ratios:
+            cells.append(f"{times[a] / times[b]:.2f}x" if a in times and b in times else "")
+        out.append("| " + " | ".join(cells) + " |")
+    devices = sorted({f"{r['device']}, torch {r['torch']}" for r in rows if "device" in r})
+    return "\n".join(out) + "\n\n" + f"Measured on: {'; '.join(devices)}."
+
+
+def update(path: Path, name: str, table: str) -> None:
+    """Replaces the generated block ``name`` in the markdown file ``path``."""
+    text = path.read_text()
+    pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(\n<!-- /generated:{name} -->)", re.S)
+    if not pattern.search(text):
+        sys.exit(f"{path} has no block <!-- generated:{name} --> ... <!-- /generated:{name} -->")
+    path.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("table", choices=sorted(TABLES))
+    p.add_argument("json", nargs="+", help="files a benchmark wrote with --json")
+    p.add_argument("--update", type=Path, help="markdown file whose generated block to replace")
+    args = p.parse_args()
+    rows: list[dict] = []
+    for f in args.json:
+        data = json.loads(Path(f).read_text())
+        rows += data["rows"] if isinstance(data, dict) else data
+    table = render(args.table, rows)
+    if args.update:
+        update(args.update, args.table, table)
+    else:
+        print(table)
+
+
+if __name__ == "__main__":
+    main()
