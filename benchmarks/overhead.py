@@ -38,6 +38,10 @@ OPS = ("discriminator_loss", "generator_loss", "minimax_losses", "divergence_est
        "gradient_norm_penalty", "bias_leaky_relu")
 
 
+def _empty_grads(ctx, grad):
+    return tuple(torch.empty_like(x) for x in ctx.saved_tensors)
+
+
 class Floor(torch.autograd.Function):
     """The least a fused op does: allocate its output (a scalar), save its inputs, allocate their
     gradients."""
@@ -47,8 +51,10 @@ class Floor(torch.autograd.Function):
         ctx.save_for_backward(*xs)
         return torch.empty((), dtype=xs[0].dtype, device=xs[0].device)
 
+    backward = staticmethod(_empty_grads)
 
-class ElementwiseFloor(Floor):
+
+class ElementwiseFloor(torch.autograd.Function):
     """:class:`Floor` for an elementwise op: its output is shaped like the first input."""
 
     @staticmethod
@@ -56,9 +62,7 @@ class ElementwiseFloor(Floor):
         ctx.save_for_backward(*xs)
         return torch.empty_like(xs[0])
 
-    @staticmethod
-    def backward(ctx, grad):
-        return tuple(torch.empty_like(x) for x in ctx.saved_tensors)
+    backward = staticmethod(_empty_grads)
 
 
 def _params(loss: str) -> dict:
@@ -134,7 +138,6 @@ def measure(impls: dict[str, Callable[[], None]], blocks: int, reps: int) -> dic
 
 
 def run(args):
-    torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     gen = torch.Generator().manual_seed(0)
     rows = []
@@ -170,6 +173,7 @@ def main():
     if args.device != "cpu":
         p.error("the host-overhead benchmark runs on the CPU (on a GPU the same host work bounds a step; "
                 "scripts/gpu.sh times the ops there)")
+    torch.set_num_threads(args.threads)
     timing.main(args, "host-overhead benchmark", run)
 
 

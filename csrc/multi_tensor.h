@@ -25,12 +25,16 @@ struct MultiTensorArgs {
   uintptr_t weight = 0;
 };
 
+inline namespace PYGAN_ISA {  // one copy per CPU build (common.h)
+
 // One element of the update, shared by the CPU and CUDA loops.
 template <class Acc>
 PYGAN_HD Acc multi_tensor_value(int op, Acc d, Acc s, Acc bound, Acc w) {
   if (op == CLIP) return d < -bound ? -bound : (d > bound ? bound : d);
   return d + w * (s - d);
 }
+
+}  // namespace PYGAN_ISA
 
 void multi_tensor_cpu(const MultiTensorArgs& a);
 void multi_tensor_cuda(const MultiTensorArgs& a, uintptr_t stream);

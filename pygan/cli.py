@@ -240,9 +240,10 @@ def _data(name: str, bigan: bool, device: torch.device) -> tuple[pdata.Sampler, 
 def _build(s: dict, args: argparse.Namespace, shape: tuple, device: torch.device, **options) -> GAN:
     if _is_bigan(s["model"]):
         family = "dcgan" if s["model"] == "bigan-dcgan" else "mlp"
-        g, e, d = models.build_bigan(family, shape, latent_dim=s["latent_dim"], width=s["width"])
+        g, e, d = models.build_bigan(family, shape, latent_dim=s["latent_dim"], width=s["width"],
+                                     backend=s["backend"])
         return BiGAN(g.to(device), e.to(device), d.to(device), **options)
-    g, d = models.build(s["model"], shape, latent_dim=s["latent_dim"], width=s["width"])
+    g, d = models.build(s["model"], shape, latent_dim=s["latent_dim"], width=s["width"], backend=s["backend"])
     return GAN(g.to(device), d.to(device), **options)
 
 

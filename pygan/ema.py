@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ._ops import backend as _backend
-from ._ops.multi_tensor import call_lerp_
+from ._ops.multi_tensor import call_lerp_, step_ema_weight
 from .penalties import _unwrap
 
 __all__ = ["EMA"]
@@ -62,17 +62,7 @@ class EMA(nn.Module):
         """One averaging step towards ``model``'s current weights (same architecture as at
         construction)."""
         model = _unwrap(model)
-        if self.num_updates.device.type == "cpu" and not torch.compiler.is_compiling():
-            # The counter is host memory here: the same float64 arithmetic in Python, without the
-            # five small tensor ops (each costs more than the update of a small model).
-            t = float(self.num_updates) + 1.0
-            self.num_updates.fill_(t)
-            self.weight.fill_(1.0 - (min((1.0 + t) / (10.0 + t), self.decay) if self.rampup else self.decay))
-        else:  # device arithmetic: no host sync, and a captured CUDA graph replays it
-            self.num_updates += 1
-            t = self.num_updates
-            beta = torch.clamp((1 + t) / (10 + t), max=self.decay) if self.rampup else torch.full_like(t, self.decay)
-            torch.sub(1.0, beta, out=self.weight)
+        step_ema_weight(self.num_updates, self.weight, self.decay, self.rampup)
         dst, src, buffers = self._pairs(model)
         if dst:
             call_lerp_(dst, src, self.weight, self.backend)

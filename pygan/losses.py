@@ -178,6 +178,12 @@ def _relativistic_average(real: Tensor, fake: Tensor, terms: tuple[str, str], sp
     in the compute dtype and comes back in the inputs' dtypes: through the means every gradient
     gathers a sum over the other side's per-element gradients, which must not be rounded to float16
     or bfloat16 before they are added."""
+    compute = compute_dtype(real.dtype, fake.dtype)
+    if (reduction and real.dtype == compute and fake.dtype == compute and torch.is_grad_enabled()
+            and (real.requires_grad or fake.requires_grad)):
+        # Training in the compute dtype: the means are taken inside the loss's node.
+        consts = (TERM_CODES[terms[0]], TERM_CODES[terms[1]], 1.0, 1.0, spec.alpha, reduction, backend)
+        return _loss_op.call_averaged_loss_and_grad(real, fake, consts)
     r = real.to(compute_dtype(real.dtype))
     f = fake.to(compute_dtype(fake.dtype))
     shifts = (f.mean().to(r.dtype), r.mean().to(f.dtype))

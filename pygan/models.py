@@ -237,38 +237,40 @@ class JointDCGANDiscriminator(nn.Module):
 
 
 def build(model: str, shape: Sequence[int], *, latent_dim: Optional[int] = None,
-          width: Optional[int] = None) -> tuple[nn.Module, nn.Module]:
+          width: Optional[int] = None, backend: Optional[str] = None) -> tuple[nn.Module, nn.Module]:
     """A (generator, discriminator) pair named ``model`` ("mlp" or "dcgan") for samples of
-    ``shape``: (dims,) points or (channels, size, size) images."""
+    ``shape``: (dims,) points or (channels, size, size) images. ``backend`` runs the
+    discriminator's fused layers (default: the ops' own choice)."""
     shape = tuple(shape)
     if model == "mlp":
         image = len(shape) == 3
         hidden = width or (512 if image else 256)
         g = MLPGenerator(latent_dim or (64 if image else 16), shape, hidden, tanh=image)
-        return g, MLPDiscriminator(shape, hidden)
+        return g, MLPDiscriminator(shape, hidden, backend=backend)
     if model == "dcgan":
         if len(shape) != 3 or shape[1] != shape[2]:
             raise ValueError(f"model 'dcgan' needs square images (channels, size, size), got shape {shape}")
         w = width or 64
         return (DCGANGenerator(latent_dim or 100, shape[0], shape[1], w),
-                DCGANDiscriminator(shape[0], shape[1], w))
+                DCGANDiscriminator(shape[0], shape[1], w, backend=backend))
     raise ValueError(f"unknown model {model!r}; choose 'mlp' or 'dcgan'")
 
 
 def build_bigan(model: str, shape: Sequence[int], *, latent_dim: Optional[int] = None,
-                width: Optional[int] = None) -> tuple[nn.Module, nn.Module, nn.Module]:
+                width: Optional[int] = None, backend: Optional[str] = None) -> tuple[nn.Module, nn.Module, nn.Module]:
     """A (generator, encoder, joint discriminator) triple for :class:`pygan.BiGAN`, of family
-    ``model`` ("mlp" or "dcgan") for samples of ``shape``."""
+    ``model`` ("mlp" or "dcgan") for samples of ``shape``; ``backend`` runs the encoder's and the
+    discriminator's fused layers."""
     shape = tuple(shape)
     if model == "mlp":
         image = len(shape) == 3
         hidden = width or (512 if image else 256)
         latent = latent_dim or (32 if image else 2)
-        return (MLPGenerator(latent, shape, hidden, tanh=image), MLPEncoder(shape, latent, hidden),
-                JointMLPDiscriminator(shape, latent, hidden))
+        return (MLPGenerator(latent, shape, hidden, tanh=image), MLPEncoder(shape, latent, hidden, backend=backend),
+                JointMLPDiscriminator(shape, latent, hidden, backend=backend))
     if model == "dcgan":
         g, _ = build("dcgan", shape, latent_dim=latent_dim, width=width)
         w = width or 64
-        return (g, ConvEncoder(shape[0], shape[1], g.latent_dim, w),
-                JointDCGANDiscriminator(shape[0], shape[1], g.latent_dim, w))
+        return (g, ConvEncoder(shape[0], shape[1], g.latent_dim, w, backend=backend),
+                JointDCGANDiscriminator(shape[0], shape[1], g.latent_dim, w, backend=backend))
     raise ValueError(f"unknown model {model!r}; choose 'mlp' or 'dcgan'")

@@ -57,10 +57,10 @@ def render(name: str, rows: list[dict]) -> str:
 def update(path: Path, name: str, table: str) -> None:
     """Replaces the generated block ``name`` in the markdown file ``path``."""
     text = path.read_text()
-    pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(\n<!-- /generated:{name} -->)", re.S)
+    pattern = re.compile(rf"(<!-- generated:{name} -->\n)(?:.*?\n)?(<!-- /generated:{name} -->)", re.S)
     if not pattern.search(text):
         sys.exit(f"{path} has no block <!-- generated:{name} --> ... <!-- /generated:{name} -->")
-    path.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
+    path.write_text(pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text))
 
 
 def main() -> None:

@@ -104,3 +104,17 @@ def test_mlp_models_and_build():
         models.build("dcgan", (2,))
     # discriminators are built from the fused layers
     assert any(isinstance(m, pygan.nn.FusedLinear) for m in models.MLPDiscriminator().modules())
+
+
+@pytest.mark.parametrize("family", ["mlp", "dcgan"])
+def test_build_hands_the_backend_to_every_fused_layer(family):
+    """models.build / build_bigan (and so the CLI's --backend) reach the fused layers of D and E."""
+    from pygan import nn as pnn
+
+    shape = (2,) if family == "mlp" else (3, 16, 16)
+    _, d = models.build(family, shape, width=8, backend="cpu")
+    _, e, jd = models.build_bigan(family, shape, width=8, backend="cpu")
+    for net in (d, e, jd):
+        fused = [m for m in net.modules() if isinstance(m, (pnn.FusedLinear, pnn.FusedConv2d, pnn.LeakyReLU))
+                 and getattr(m, "slope", getattr(m, "negative_slope", None)) is not None]
+        assert fused and all(m.backend == "cpu" for m in fused), type(net).__name__

@@ -1,14 +1,31 @@
 // CPU multi-tensor updates: every CHUNK-element chunk of every tensor is one work item, numbered
-// across the tensors, so one parallel pass covers a whole model however its sizes are spread.
+// across the tensors, so one parallel pass covers a whole model however its sizes are spread. The
+// loop itself is in multi_tensor_chunks.cpp, built once per instruction set.
 #include <algorithm>
-#include <type_traits>
 
+#include "../adversarial_loss.h"
 #include "../multi_tensor.h"
 #include "parallel.h"
 
 namespace pygan {
 
+#define PYGAN_MULTI_TENSOR_CHUNK(ns)                                                               \
+  namespace ns {                                                                                   \
+  void multi_tensor_chunk(int op, int dtype, void* d, const void* s, double bound, double w,       \
+                          int64_t lo, int64_t hi);                                                 \
+  }
+PYGAN_MULTI_TENSOR_CHUNK(isa_base)
+#if defined(PYGAN_HAVE_AVX2)
+PYGAN_MULTI_TENSOR_CHUNK(isa_avx2)
+#endif
+#undef PYGAN_MULTI_TENSOR_CHUNK
+
 void multi_tensor_cpu(const MultiTensorArgs& a) {
+#if defined(PYGAN_HAVE_AVX2)  // the build set_cpu_isa chose for the loss loops
+  const auto chunk = cpu_isa() == "avx2" ? &isa_avx2::multi_tensor_chunk : &isa_base::multi_tensor_chunk;
+#else
+  const auto chunk = &isa_base::multi_tensor_chunk;
+#endif
   std::vector<int64_t> first(a.dst.size() + 1, 0);
   int64_t total = 0;
   for (size_t t = 0; t < a.dst.size(); ++t) {
@@ -21,20 +38,7 @@ void multi_tensor_cpu(const MultiTensorArgs& a) {
     void* d = reinterpret_cast<void*>(a.dst[t]);
     const void* s = a.op == LERP ? reinterpret_cast<const void*>(a.src[t]) : d;
     const int64_t lo = (item - first[t]) * CHUNK, hi = std::min(a.sizes[t], lo + CHUNK);
-    dispatch_dtype(a.dtypes[t], [&](auto tag) {
-      constexpr int DT = decltype(tag)::value;
-      using Acc = std::conditional_t<DT == F64, double, float>;
-      // The op as a compile-time constant: the loop body is then branch-free and vectorizes.
-      auto loop = [&](auto op_tag) {
-        constexpr int OP = decltype(op_tag)::value;
-        const Acc bound = Acc(a.bound), wa = Acc(w);
-        for (int64_t i = lo; i < hi; ++i)
-          store_as<Acc>(d, i, DT, multi_tensor_value<Acc>(OP, load_as<Acc>(d, i, DT),
-                                                           load_as<Acc>(s, i, DT), bound, wa));
-      };
-      if (a.op == LERP) loop(std::integral_constant<int, LERP>{});
-      else loop(std::integral_constant<int, CLIP>{});
-    });
+    chunk(a.op, a.dtypes[t], d, s, a.bound, w, lo, hi);
   });
 }
 

@@ -117,3 +117,20 @@ def call_lerp_(tensors: list[Tensor], sources: list[Tensor], weight: Tensor, bac
         lerp_(tensors, sources, weight, backend)
     else:
         run_now(LERP, tensors, sources, 0.0, weight, backend)
+
+
+def step_ema_weight(num_updates: Tensor, weight: Tensor, decay: float, rampup: bool) -> None:
+    """Advances an EMA's update counter t and sets its interpolation weight 1 - beta_t,
+    beta_t = min(decay, (1 + t) / (10 + t)) (``decay`` without ``rampup``), both 0-dim float64."""
+    if num_updates.device.type == "cpu" and not torch.compiler.is_compiling():
+        # The counter is host memory here: the same float64 arithmetic in Python, without the
+        # five small tensor ops (each costs more than the update of a small model).
+        t = float(num_updates) + 1.0
+        num_updates.fill_(t)
+        weight.fill_(1.0 - (min((1.0 + t) / (10.0 + t), decay) if rampup else decay))
+        return
+    # Device arithmetic: no host sync, and a captured CUDA graph replays it.
+    num_updates += 1
+    beta = torch.clamp((1 + num_updates) / (10 + num_updates), max=decay) if rampup else \
+        torch.full_like(num_updates, decay)
+    torch.sub(1.0, beta, out=weight)
