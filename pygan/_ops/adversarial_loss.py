@@ -372,6 +372,24 @@ adversarial_loss_and_grad.register_autograd(_backward_with_grad, setup_context=_
 adversarial_loss_terms.register_autograd(_backward_terms, setup_context=_setup_context)
 
 
+def _take_grads(ctx, grad: Tensor, used: tuple[bool, bool] = (True, True)) -> Optional[tuple[Tensor, Tensor]]:
+    """The gradients the forward pass saved on ``ctx``, scaled by the upstream ``grad`` in place and
+    handed over (autograd can then keep them as .grad without a copy; nothing else holds them), or
+    None where the caller must recompute: under ``create_graph`` (a product with a saved constant
+    would hide the second derivative) or for a second backward after the first took them. Sides not
+    ``used`` are left alone (the shared empty side). An upstream of exactly 1 (``loss.backward()``)
+    needs no pass at all; on the CPU reading it is free."""
+    grads = ctx.grads
+    if grads is None or torch.is_grad_enabled():
+        return None
+    ctx.grads = None
+    if not grad.is_cpu or grad.item() != 1.0:
+        for g, use in zip(grads, used):
+            if use:
+                g.mul_(grad)
+    return grads
+
+
 class LossAndGrad(torch.autograd.Function):
     """Eager twin of ``pygan::adversarial_loss_and_grad``: the same kernels without the custom-op
     dispatch, which at small sizes costs more than the kernel. It takes the op's constants as one
@@ -390,22 +408,11 @@ class LossAndGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        grads = ctx.grads
-        if grads is None or torch.is_grad_enabled():
-            # create_graph (a product with the saved gradient would hide the second derivative), or a
-            # second backward after the first consumed the buffers: the recomputing path.
-            return _backward_reduced(ctx, grad, LossBackward.apply)[:4] + (None,)
-        ctx.grads = None
         needs = ctx.needs_input_grad
-        # Scale the saved gradients in place and hand them over, so that autograd can keep them as
-        # .grad without a copy (nothing else holds them; a side that needs no gradient, such as the
-        # shared empty side of a generator loss, is left alone). An upstream of exactly 1
-        # (loss.backward()) needs no pass at all; on the CPU reading it is free.
         used = (needs[0] or needs[2], needs[1] or needs[3])  # a shift's gradient sums its side's
-        if not grad.is_cpu or grad.item() != 1.0:
-            for g, use in zip(grads, used):
-                if use:
-                    g.mul_(grad)
+        grads = _take_grads(ctx, grad, used)
+        if grads is None:
+            return _backward_reduced(ctx, grad, LossBackward.apply)[:4] + (None,)
         d0, d1 = ctx.dtypes
         g0, g1 = grads
         if g0.dtype != d0 and used[0]:
@@ -431,23 +438,18 @@ class PairedLossAndGrad(torch.autograd.Function):
         side = 0 if consts[2] else 1
         x0, x1 = _paired_sides(torch.sub(a, b), side)
         out, grad0, grad1 = _loss_and_grad(x0, x1, None, None, *consts, share_empty=True)
-        ctx.grad, ctx.side, ctx.consts = (grad0, grad1)[side], side, consts
+        ctx.grads, ctx.side, ctx.consts = (grad0, grad1), side, consts
         ctx.save_for_backward(a, b)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        g = ctx.grad
-        if g is None or torch.is_grad_enabled():
-            # create_graph, or a second backward: recompute the gradient at a - b differentiably.
+        grads = _take_grads(ctx, grad, (ctx.side == 0, ctx.side == 1))
+        if grads is None:  # recompute the gradient at a - b differentiably
             a, b = ctx.saved_tensors
             x0, x1 = _paired_sides(a - b, ctx.side)
             grads = LossBackward.apply(x0, x1, None, None, *ctx.consts, grad.contiguous(), None, None, 1)
-            g = grads[ctx.side]
-        else:
-            ctx.grad = None
-            if not grad.is_cpu or grad.item() != 1.0:
-                g.mul_(grad)
+        g = grads[ctx.side]
         needs = ctx.needs_input_grad
         return g if needs[0] else None, -g if needs[1] else None, None
 
@@ -468,18 +470,14 @@ class AveragedLossAndGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        grads = ctx.grads
-        if grads is None or torch.is_grad_enabled():
-            # create_graph, or a second backward: recompute with means that autograd sees.
+        grads = _take_grads(ctx, grad)
+        if grads is None:  # recompute with means that autograd sees
             x0, x1 = ctx.saved_tensors
             g0, g1 = LossBackward.apply(x0, x1, x1.mean(), x0.mean(), *ctx.consts, grad.contiguous(),
                                         None, None, 1)
             s0, s1 = g0.sum(), g1.sum()  # the arithmetic of the in-place path below, bit for bit
             return torch.sub(g0, s1, alpha=1.0 / g0.numel()), torch.sub(g1, s0, alpha=1.0 / g1.numel()), None
-        ctx.grads = None
         g0, g1 = grads
-        if not grad.is_cpu or grad.item() != 1.0:
-            g0.mul_(grad), g1.mul_(grad)
         s0, s1 = g0.sum(), g1.sum()
         g0.sub_(s1, alpha=1.0 / g0.numel())
         g1.sub_(s0, alpha=1.0 / g1.numel())
