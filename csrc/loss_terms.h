@@ -83,6 +83,21 @@ template <class M, class T> PYGAN_HD T js_real(T u) {
 }
 
 // max(0, m) and its derivative slope * [m > 0], with NaN kept in both.
+// The alpha-divergence's fake terms (Amari), written once for term and term2. With a < 1,
+// S = (1-a) softplus(-u) and log S in log space; f*'(u) = S^(1/(a-1)) sigmoid(-u), also in log
+// space, so that S -> 0 and S -> inf give 0 or inf, never 0 * inf.
+template <class M, class T> PYGAN_HD T alpha_lt1_log_s(T u, T a) {
+  return M::log(T(1) - a) + M::log_softplus(-u);
+}
+template <class M, class T> PYGAN_HD T alpha_lt1_slope(T ls, T u, T a) {
+  return M::exp(ls / (a - T(1)) - M::softplus(u));
+}
+// With a > 1, s = 1 + (a-1) u; log s = log1p((a-1) u), exact near u = 0, and -inf where s <= 0
+// (f* is the constant -1/a there). `e` = (a-1) u.
+template <class M, class T> PYGAN_HD T alpha_gt1_log_s(T e) {
+  return M::log1p(select(e > T(-1), e, T(-1)));
+}
+
 template <class T> PYGAN_HD void hinge(T m, T slope, T& v, T& d) {
   const T zero_or_nan = select(m != m, m, T(0));
   v = select(m > T(0), m, zero_or_nan);
@@ -118,15 +133,14 @@ template <int C, class M, class T> PYGAN_HD void term(T u, T a, T& v, T& d) {
     // s = (1-a) softplus(-u) = 1 + (a-1) t; f*(t) = (s^(a/(a-1)) - 1)/a; f*'(t) = s^(1/(a-1)),
     // g'(u) = sigmoid(-u) = exp(-softplus(u)); both powers taken in log space so that s -> 0 and
     // s -> inf give 0 or inf, never 0 * inf.
-    const T ls = M::log(T(1) - a) + M::log_softplus(-u);
+    const T ls = alpha_lt1_log_s<M>(u, a);
     v = M::expm1(a / (a - T(1)) * ls) / a;
-    d = M::exp(ls / (a - T(1)) - M::softplus(u));
+    d = alpha_lt1_slope<M>(ls, u, a);
   }
   else if constexpr (C == ALPHA_GT1_FAKE) {
     // For a > 1, f* is -1/a (its value at s = 0) for all s <= 0: the supremum sits at u -> 0.
     // log s = log1p((a-1) u), exact near u = 0; -inf at s <= 0 gives v = -1/a, d = 0.
-    const T e = (a - T(1)) * u;
-    const T ls = M::log1p(select(e > T(-1), e, T(-1)));
+    const T ls = alpha_gt1_log_s<M>((a - T(1)) * u);
     v = M::expm1(a / (a - T(1)) * ls) / a;
     d = M::exp(ls / (a - T(1)));
     v = select(u != u, u, v);
@@ -166,16 +180,14 @@ template <int C, class M, class T> PYGAN_HD T term2(T u, T a) {
   else if constexpr (C == ALPHA_LT1_FAKE) {
     // f*'(u) = S^(1/(a-1)) sigmoid(-u) with S = (1-a) softplus(-u) and S' = (a-1) sigmoid(-u):
     // f*'' = f*' (sigmoid(-u) / S - sigmoid(u)), the ratio taken in log space like f*'.
-    const T ls = M::log(T(1) - a) + M::log_softplus(-u);
-    const T d = M::exp(ls / (a - T(1)) - M::softplus(u));
-    return d * (M::exp(-M::softplus(u) - ls) - M::sigmoid(u));
+    const T ls = alpha_lt1_log_s<M>(u, a);
+    return alpha_lt1_slope<M>(ls, u, a) * (M::exp(-M::softplus(u) - ls) - M::sigmoid(u));
   }
   else if constexpr (C == ALPHA_GT1_FAKE) {
     // f*' = s^(1/(a-1)) with s = 1 + (a-1) u, so f*'' = s^((2-a)/(a-1)) for s > 0 and 0 where f*
     // is the constant -1/a (s <= 0; the power alone would give inf or NaN there for a >= 2).
     const T e = (a - T(1)) * u;
-    const T ls = M::log1p(select(e > T(-1), e, T(-1)));
-    const T d2 = select(e > T(-1), M::exp(ls * ((T(2) - a) / (a - T(1)))), T(0));
+    const T d2 = select(e > T(-1), M::exp(alpha_gt1_log_s<M>(e) * ((T(2) - a) / (a - T(1)))), T(0));
     return select(u != u, u, d2);
   }
   else if constexpr (C == HINGE_REAL || C == HINGE_FAKE) { return select(u != u, u, T(0)); }

@@ -324,6 +324,13 @@ def gradient_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor, fa
     else:
         points = dragan_points(real, spread=spread, generator=generator)
     outputs = _unwrap(discriminator)(points)
+    return _due_penalty(outputs, points, kind, weight, center, lazy, scaler, return_norms, backend)
+
+
+def _due_penalty(outputs: Tensor, points: Tensor, kind: str, weight: float, center: float, lazy: int,
+                 scaler, return_norms: bool, backend: Optional[str]):
+    """The penalty ``kind`` on a step that applies it, from D's ``outputs`` at ``points``: its
+    head, its weight convention, scaled by the lazy interval."""
     return penalty_from_outputs(outputs, points, head=_HEADS[kind], center=center,
                                 weight=_weight_of(kind, weight) * lazy, scaler=scaler,
                                 return_norms=return_norms, backend=backend)
@@ -356,6 +363,10 @@ class GradientPenalty(nn.Module):
             discriminator, real, fake, kind=self.kind, weight=self.weight, center=self.center,
             lazy=self.lazy, step=self.calls, scaler=scaler, spread=self.spread, generator=generator,
             return_norms=True, backend=self.backend)
+        return self._counted(penalty, norms)
+
+    def _counted(self, penalty: Tensor, norms: Optional[Tensor]) -> Tensor:
+        """Counts one call (lazy phase) and keeps the applied call's norms."""
         self.calls += 1
         if norms is not None:
             self.last_norms = norms.detach()
@@ -373,12 +384,9 @@ class GradientPenalty(nn.Module):
         if not self.due:
             raise RuntimeError(f"from_outputs on a lazy step that skips the penalty (call {self.calls} of "
                                f"lazy={self.lazy}): check .due first")
-        penalty, norms = penalty_from_outputs(outputs, inputs, head=_HEADS[self.kind],
-                                              weight=_weight_of(self.kind, self.weight) * self.lazy,
-                                              scaler=scaler, return_norms=True, backend=self.backend)
-        self.calls += 1
-        self.last_norms = norms.detach()
-        return penalty
+        penalty, norms = _due_penalty(outputs, inputs, self.kind, self.weight, self.center, self.lazy,
+                                      scaler, True, self.backend)
+        return self._counted(penalty, norms)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, weight={self.weight}, center={self.center}, lazy={self.lazy}"

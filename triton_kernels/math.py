@@ -101,6 +101,24 @@ def log_wright_omega_1m(u, STEPS: tl.constexpr):
 
 
 @triton.jit
+def alpha_lt1_log_s(u, a):
+    """log S, S = (1-a) softplus(-u): the alpha < 1 fake term's base (csrc/loss_terms.h)."""
+    return tl.log(1.0 - a) + log_softplus(-u)
+
+
+@triton.jit
+def alpha_lt1_slope(ls, u, a):
+    """f*'(u) = S^(1/(a-1)) sigmoid(-u) in log space, from ls = log S."""
+    return tl.exp(ls / (a - 1.0) - softplus(u))
+
+
+@triton.jit
+def alpha_gt1_log_s(e):
+    """log s = log1p(e), e = (a-1) u, clamped to -inf where s <= 0 (alpha > 1)."""
+    return log1p(tl.maximum(e, -1.0))
+
+
+@triton.jit
 def js_real(u):
     # -log1p(tanh(u/2)) near 0, softplus(-u) - log 2 for u < -1 (see csrc/loss_terms.h).
     return tl.where(u < -1.0, softplus(-u) - LOG2, -log1p(tanh(0.5 * u)))
@@ -162,11 +180,11 @@ def term(u, a, TERM: tl.constexpr, STEPS: tl.constexpr):
         v = softplus(-u) - 1.0 / (1.0 - a)
         d = -sigmoid(-u)
     elif TERM == ALPHA_LT1_FAKE:
-        ls = tl.log(1.0 - a) + log_softplus(-u)
+        ls = alpha_lt1_log_s(u, a)
         v = expm1(a / (a - 1.0) * ls) / a
-        d = tl.exp(ls / (a - 1.0) - softplus(u))
+        d = alpha_lt1_slope(ls, u, a)
     elif TERM == ALPHA_GT1_FAKE:
-        ls = log1p(tl.maximum((a - 1.0) * u, -1.0))
+        ls = alpha_gt1_log_s((a - 1.0) * u)
         v = expm1(a / (a - 1.0) * ls) / a
         d = tl.exp(ls / (a - 1.0))
         v = tl.where(u != u, u, v)
@@ -214,13 +232,11 @@ def term2(u, a, TERM: tl.constexpr, STEPS: tl.constexpr):
     elif TERM == TV_FAKE:
         d2 = -(sech2(u) * tanh(u))
     elif TERM == ALPHA_LT1_FAKE:
-        ls = tl.log(1.0 - a) + log_softplus(-u)
-        d = tl.exp(ls / (a - 1.0) - softplus(u))
-        d2 = d * (tl.exp(-softplus(u) - ls) - sigmoid(u))
+        ls = alpha_lt1_log_s(u, a)
+        d2 = alpha_lt1_slope(ls, u, a) * (tl.exp(-softplus(u) - ls) - sigmoid(u))
     elif TERM == ALPHA_GT1_FAKE:
         e = (a - 1.0) * u
-        ls = log1p(tl.maximum(e, -1.0))
-        d2 = tl.where(e > -1.0, tl.exp(ls * ((2.0 - a) / (a - 1.0))), 0.0)
+        d2 = tl.where(e > -1.0, tl.exp(alpha_gt1_log_s(e) * ((2.0 - a) / (a - 1.0))), 0.0)
         d2 = tl.where(u != u, u, d2)
     elif TERM == HINGE_REAL or TERM == HINGE_FAKE:
         d2 = tl.where(u != u, u, 0.0)
