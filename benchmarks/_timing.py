@@ -16,8 +16,9 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_ms(fn, device, min_time=0.2, min_reps=5, max_reps=200, warmup=3):
-    """Median wall time of fn() in ms, after ``warmup`` calls; on CUDA with events around each call."""
+def time_ms(fn, device, min_time=0.2, min_reps=5, max_reps=200, warmup=3, samples=False):
+    """Median wall time of fn() in ms, after ``warmup`` calls; on CUDA with events around each call.
+    With ``samples``, every call's time (for :func:`row`)."""
     for _ in range(warmup):
         fn()
     sync(device)
@@ -35,7 +36,37 @@ def time_ms(fn, device, min_time=0.2, min_reps=5, max_reps=200, warmup=3):
             t0 = time.perf_counter()
             fn()
             times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return times if samples else statistics.median(times)
+
+
+def interleaved(impls: dict, device, blocks: int = 7, reps: int = 20, min_time: float = 0.0,
+                warmup: int = 3) -> dict[str, list[float]]:
+    """Each impl's mean time per call in ms, per block, with the impls interleaved: every block runs
+    each impl ``reps`` times in turn, for at least ``blocks`` blocks and ``min_time`` seconds (at most
+    four times ``blocks``). On a shared machine a burst of load then lands on every impl alike, and
+    the least-disturbed block of each is the fair comparison. An impl that raises is left out, its
+    error printed."""
+    ready = {}
+    for name, fn in impls.items():
+        try:
+            for _ in range(warmup):
+                fn()
+            ready[name] = fn
+        except Exception as e:  # e.g. torch.compile without double backward: say so, go on
+            print(f"{name} failed: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+    times: dict[str, list[float]] = {name: [] for name in ready}
+    start = time.perf_counter()
+    while ready and (len(next(iter(times.values()))) < blocks or time.perf_counter() - start < min_time):
+        for name, fn in ready.items():
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            sync(device)
+            times[name].append((time.perf_counter() - t0) / reps * 1e3)
+        if len(next(iter(times.values()))) >= 4 * blocks:
+            break
+    return times
 
 
 def row(op: str, impl: str, size, times_ms, device, peak_mb=None, **extra) -> dict:
@@ -57,7 +88,7 @@ def device_name(device):
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
-def format_table(rows, header, cols=("N", "impl", "ms", "GB/s", "vs_eager", "vs_compile", "of_copy_bw")):
+def format_table(rows, header, cols=("size", "impl", "ms", "GB/s", "vs_eager", "vs_compile", "of_copy_bw")):
     cols = [c for c in cols if any(c in r for r in rows)]
     lines = []
     if header:

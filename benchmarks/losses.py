@@ -28,6 +28,7 @@ each loss in PyTorch with ``autograd.grad``; ``pygan-2`` the two fused losses, o
 
 from __future__ import annotations
 
+import statistics
 
 import torch
 
@@ -96,12 +97,13 @@ def copy_bandwidth_gbs(device):
     return 2 * n / (ms * 1e-3) / 1e9
 
 
-def _add_rows(rows, timings, n, bytes_min, copy_bw):
-    """Table rows of one size; bytes_min is the minimum traffic (each logit read, each gradient
-    written once)."""
+def _add_rows(rows, samples, op, n, bytes_min, copy_bw, device, **extra):
+    """Rows of one size in _timing.row's schema, with the median time as ``ms`` and its bandwidth
+    (minimum traffic ``bytes_min``: each logit read, each gradient written once) and ratios."""
+    timings = {name: statistics.median(ts) for name, ts in samples.items()}
     for name, ms in timings.items():
-        row = {"N": n, "impl": name, "ms": ms, "GB/s": bytes_min / (ms * 1e-3) / 1e9,
-               "vs_eager": timings["eager"] / ms}
+        row = {**timing.row(op, name, n, samples[name], device, **extra), "ms": ms,
+               "GB/s": bytes_min / (ms * 1e-3) / 1e9, "vs_eager": timings["eager"] / ms}
         if "compile" in timings:
             row["vs_compile"] = timings["compile"] / ms
         if copy_bw:
@@ -120,6 +122,8 @@ def run(args):
     compiled = torch.compile(lambda r, f: eager_loss(r, f, args.loss, params)) if not args.no_compile else None
     copy_bw = copy_bandwidth_gbs(device) if device.type == "cuda" else None
     rows = []
+    op = "minimax_losses" if args.minimax else "second_order" if args.second_order else "discriminator_loss"
+    extra = {"loss": args.loss, "dtype": args.dtype}
     gen = torch.Generator(device="cpu").manual_seed(0)
     for n in args.sizes:
         nr = n // 2
@@ -142,16 +146,16 @@ def run(args):
             return go
 
         if args.minimax:
-            timings = {}
+            samples = {}
             for name, fn in minimax_impls(args.loss, params, backends, compiled is not None).items():
-                timings[name] = time_ms(lambda fn=fn: fn(real0, fake0), device)
-            _add_rows(rows, timings, n, 2 * n * real0.element_size() + 3 * n * 4, copy_bw)
-            print(format_table([r for r in rows if r["N"] == n], header=n == args.sizes[0]), flush=True)
+                samples[name] = time_ms(lambda fn=fn: fn(real0, fake0), device, samples=True)
+            _add_rows(rows, samples, op, n, 2 * n * real0.element_size() + 3 * n * 4, copy_bw, device, **extra)
+            print(format_table([r for r in rows if r["size"] == n], header=n == args.sizes[0]), flush=True)
             continue
-        timings = {"eager": time_ms(step(lambda r, f: eager_loss(r, f, args.loss, params)), device)}
+        samples = {"eager": time_ms(step(lambda r, f: eager_loss(r, f, args.loss, params)), device, samples=True)}
         if compiled is not None:
             try:
-                timings["compile"] = time_ms(step(compiled), device)
+                samples["compile"] = time_ms(step(compiled), device, samples=True)
             except Exception as e:  # compile unsupported here: say so in the table
                 print(f"torch.compile failed at N={n}: {type(e).__name__}: {e}")
         for b in backends:
@@ -159,11 +163,12 @@ def run(args):
             if b == "cpu":  # every build of the CPU loops this CPU runs, best first
                 for isa in reversed(_backend.cpu_isas()):
                     with _backend.cpu_isa(isa):
-                        timings[f"cpu-{isa}"] = time_ms(fn, device)
+                        samples[f"cpu-{isa}"] = time_ms(fn, device, samples=True)
             else:
-                timings[b] = time_ms(fn, device)
-        _add_rows(rows, timings, n, (3 if args.second_order else 2) * n * real0.element_size(), copy_bw)
-        print(format_table([r for r in rows if r["N"] == n], header=n == args.sizes[0]), flush=True)
+                samples[b] = time_ms(fn, device, samples=True)
+        _add_rows(rows, samples, op, n, (3 if args.second_order else 2) * n * real0.element_size(), copy_bw,
+                  device, **extra)
+        print(format_table([r for r in rows if r["size"] == n], header=n == args.sizes[0]), flush=True)
     return {"device": device_name(device), "minimax": args.minimax, "second_order": args.second_order,
             "loss": args.loss, "dtype": args.dtype,
             "torch": torch.__version__, "copy_GB/s": copy_bw, "rows": rows}

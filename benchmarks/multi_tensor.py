@@ -26,9 +26,9 @@ import pygan
 from pygan.ema import EMA
 
 import _timing as timing
-from _timing import device_name, format_table, time_ms
+from _timing import device_name, format_table
 
-COLS = ("model", "op", "impl", "tensors", "params", "ms", "GB/s", "vs_eager", "vs_foreach", "vs_compile")
+COLS = ("model", "op", "impl", "tensors", "size", "ms", "GB/s", "vs_eager", "vs_foreach", "vs_compile")
 
 
 def models(device):
@@ -82,26 +82,29 @@ def run(args):
         n = sum(p.numel() for p in tensors)
         for op, make in (("ema", ema_impls), ("clip", clip_impls)):
             impls, passes = make(model, not args.no_compile)
-            timings = {}
-            for impl, fn in impls.items():
-                try:
-                    timings[impl] = time_ms(fn, device)
-                except Exception as e:  # compile unsupported here: say so in the table
-                    print(f"{impl} failed for {name} {op}: {type(e).__name__}: {e}")
-            for impl, ms in timings.items():
-                row = {"model": name, "op": op, "impl": impl, "tensors": len(tensors), "params": n,
+            times = timing.interleaved(impls, device, blocks=args.blocks, reps=args.reps)
+            best = {impl: min(ts) for impl, ts in times.items()}
+            for impl, ts in times.items():
+                ms = best[impl]
+                row = {**timing.row(op, impl, n, ts, device, model=name, tensors=len(tensors)),
                        "ms": ms, "GB/s": passes * n * 4 / (ms * 1e-3) / 1e9,
-                       "vs_eager": timings["eager"] / ms, "vs_foreach": timings["foreach"] / ms}
-                if "compile" in timings:
-                    row["vs_compile"] = timings["compile"] / ms
+                       "vs_eager": best["eager"] / ms, "vs_foreach": best["foreach"] / ms}
+                if "compile" in best:
+                    row["vs_compile"] = best["compile"] / ms
                 rows.append(row)
             print(format_table([r for r in rows if r["model"] == name and r["op"] == op],
-                               header=not rows[:-len(timings)], cols=COLS), flush=True)
+                               header=not rows[:-len(times)], cols=COLS), flush=True)
     return {"device": device_name(device), "torch": torch.__version__, "rows": rows}
 
 
 def main():
-    args = timing.parser(__doc__).parse_args()
+    p = timing.parser(__doc__)
+    p.add_argument("--blocks", type=int, default=7, help="interleaved blocks; the least disturbed counts")
+    p.add_argument("--reps", type=int, default=20, help="calls per impl per block")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     timing.main(args, "multi-tensor benchmark", run)
 
 

@@ -20,7 +20,6 @@ default (``--threads``): at these sizes a second thread only adds noise.
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import torch
@@ -122,21 +121,6 @@ def cases(op: str, loss: str, n: int, gen: torch.Generator) -> dict[str, Callabl
     raise ValueError(f"unknown op {op!r}")
 
 
-def measure(impls: dict[str, Callable[[], None]], blocks: int, reps: int) -> dict[str, list[float]]:
-    """Each impl's mean time per call in us, per block; blocks interleave the impls."""
-    for fn in impls.values():
-        for _ in range(max(reps // 5, 3)):
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in impls}
-    for _ in range(blocks):
-        for name, fn in impls.items():
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            times[name].append((time.perf_counter() - t0) / reps * 1e6)
-    return times
-
-
 def run(args):
     device = torch.device("cpu")
     gen = torch.Generator().manual_seed(0)
@@ -150,11 +134,11 @@ def run(args):
             if op == "divergence_estimate" and loss_spec(loss, _params(loss)).kind not in ("f", "ipm"):
                 continue  # bounds no divergence
             for n in args.sizes:
-                times = measure(cases(op, loss, n, gen), args.blocks, args.reps)
-                best = {k: min(v) for k, v in times.items()}
+                times = timing.interleaved(cases(op, loss, n, gen), device, args.blocks, args.reps,
+                                           warmup=max(args.reps // 5, 3))
                 for impl, ts in times.items():
-                    rows.append(timing.row(op, impl, n, [t * 1e-3 for t in ts], device,
-                                           loss=loss, threads=args.threads))
+                    rows.append(timing.row(op, impl, n, ts, device, loss=loss, threads=args.threads))
+                best = {k: min(v) * 1e3 for k, v in times.items()}  # us
                 print(f"{op:>22} {loss:>20} {n:>5} {best['floor']:>9.1f} {best['eager']:>9.1f} "
                       f"{best['pygan']:>9.1f} {best['pygan'] / best['floor']:>6.2f}x "
                       f"{best['pygan'] / best['eager']:>6.2f}x", flush=True)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import time
 
 import torch
 from torch import nn
@@ -37,7 +36,7 @@ import pygan
 from pygan import models
 
 import _timing as timing
-from _timing import format_table, time_ms
+from _timing import format_table
 
 
 def plain_mlp_discriminator(width: int) -> nn.Module:
@@ -164,20 +163,16 @@ def run(args) -> list[dict]:
         for label, make in impls:
             try:
                 step = make()
-                for _ in range(2):  # warm-up (and compilation) before any timing
-                    step(real)
-                steps[label] = step
-            except Exception as e:  # torch.compile has no double backward: say so in the table
+                steps[label] = lambda step=step: step(real)
+            except Exception as e:  # say so in the table
                 rows.append({"op": name, "impl": label, "size": real.shape[0] // n_critic, "ms": "fails",
                              "error": f"{type(e).__name__}: {str(e).splitlines()[0][:100]}"})
-        blocks = {label: [] for label in steps}
-        deadline = time.perf_counter() + args.min_time * len(steps)
-        while len(blocks[next(iter(blocks))]) < args.blocks or time.perf_counter() < deadline:
-            for label, step in steps.items():
-                blocks[label].append(time_ms(lambda: step(real), device, min_time=0.0, min_reps=args.reps,
-                                             max_reps=args.reps, warmup=0))
-            if len(blocks[next(iter(blocks))]) >= 4 * args.blocks:
-                break
+        blocks = timing.interleaved(steps, device, blocks=args.blocks, reps=args.reps,
+                                    min_time=args.min_time * len(steps), warmup=2)
+        for label in steps:
+            if label not in blocks:  # its warm-up raised (torch.compile has no double backward)
+                rows.append({"op": name, "impl": label, "size": real.shape[0] // n_critic, "ms": "fails",
+                             "error": "failed at its first steps (printed above)"})
         for label, ts in blocks.items():
             results[label] = ms = min(ts)
             rows.append({**timing.row(name, label, real.shape[0] // n_critic, ts, device,

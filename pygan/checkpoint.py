@@ -19,6 +19,7 @@ import io
 import os
 import random
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -67,6 +68,7 @@ def load(path: Union[str, os.PathLike], map_location=None, *, format: Optional[i
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    _check_integrity(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 -- damaged bytes make the unpickler fail in any way
@@ -80,6 +82,22 @@ def load(path: Union[str, os.PathLike], map_location=None, *, format: Optional[i
         raise NotACheckpoint(f"{path} is a pygan checkpoint of format {state['format']!r}; this pygan reads "
                              f"format {format}")
     return state
+
+
+def _check_integrity(path: Path) -> None:
+    """torch.save writes a zip archive whose entries carry CRC-32 checksums, which torch.load does
+    not verify: a flipped byte inside a valid checkpoint could load as different weights or
+    structure. Checking them first makes any damaged entry a NotACheckpoint naming the file. Files
+    that are no zip archive go on to torch.load, which refuses them."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except Exception as e:  # noqa: BLE001 -- a damaged directory fails in many ways
+        raise NotACheckpoint(f"{path} is not a pygan checkpoint, or is damaged ({type(e).__name__}: {e})") from None
+    if bad is not None:
+        raise NotACheckpoint(f"{path} is damaged: the checksum of its entry {bad!r} does not match its bytes")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,12 +19,21 @@ import re
 import sys
 from pathlib import Path
 
-# name -> (the row fields that label a line, impl columns, (numerator, denominator) ratios, unit scale, unit)
+# name -> (the row fields that label a line, impl columns, (numerator, denominator) ratios, unit
+# scale, unit, statistic). Columns and ratios that no row fills are left out. The statistic is the
+# least-disturbed sample for the interleaved benchmarks, the median for the sequential ones.
 TABLES = {
     "overhead": (("op", "loss", "size"), ("floor", "eager", "pygan"),
-                 (("pygan", "floor"), ("pygan", "eager")), 1e3, "us"),
+                 (("pygan", "floor"), ("pygan", "eager")), 1e3, "us", "ms_min"),
     "train_step": (("op", "threads", "size"), ("eager", "compile", "pygan", "pygan-fused", "pygan-captured"),
-                   (("eager", "pygan"), ("eager", "pygan-fused")), 1.0, "ms"),
+                   (("eager", "pygan"), ("eager", "pygan-fused"), ("eager", "pygan-captured")), 1.0, "ms",
+                   "ms_min"),
+    "multi_tensor": (("model", "op", "size"), ("eager", "foreach", "compile", "pygan"),
+                     (("eager", "pygan"), ("foreach", "pygan")), 1.0, "ms", "ms_min"),
+    "losses": (("op", "loss", "dtype", "size"),
+               ("eager", "compile", "cpu-2", "cpu-avx2", "cpu-base", "cpu", "cuda-2", "cuda", "triton-2", "triton"),
+               tuple(("eager", i) for i in ("cpu-avx2", "cpu", "cuda", "triton"))
+               + tuple(("compile", i) for i in ("cpu-avx2", "cpu", "cuda", "triton")), 1.0, "ms", "ms_p50"),
 }
 
 
@@ -33,15 +42,16 @@ def _fmt(v: float) -> str:
 
 
 def render(name: str, rows: list[dict]) -> str:
-    """The markdown table ``name`` of ``rows`` (time: each row's ms_min, the least-disturbed sample)."""
-    labels, impls, ratios, scale, unit = TABLES[name]
+    """The markdown table ``name`` of ``rows``."""
+    labels, impls, ratios, scale, unit, stat = TABLES[name]
     lines: dict[tuple, dict[str, float]] = {}
     for r in rows:
-        if isinstance(r.get("ms_min"), (int, float)):
-            lines.setdefault(tuple(r.get(k, "") for k in labels), {})[r["impl"]] = r["ms_min"] * scale
+        if isinstance(r.get(stat), (int, float)):
+            lines.setdefault(tuple(r.get(k, "") for k in labels), {})[r["impl"]] = r[stat] * scale
     impls = [i for i in impls if any(i in line for line in lines.values())]
-    # A ratio a/b is "how many times a's time" for overhead (lower is better) and speed-up b/a for
-    # training steps, as the table's column says.
+    ratios = [(a, b) for a, b in ratios if any(a in line and b in line for line in lines.values())]
+    # "a / b" is a's time over b's: how many times the floor for the overhead table (lower is
+    # better), the speed-up of b over a for the others, as each column names it.
     head = [*labels, *(f"{i} {unit}" for i in impls), *(f"{a} / {b}" for a, b in ratios)]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < len(labels) else "---:"
                                                           for i in range(len(head))) + "|"]

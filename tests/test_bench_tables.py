@@ -38,3 +38,46 @@ def test_overhead_table_pivots_impls_and_ratios(tmp_path):
     assert "old" not in text and table in text and text.startswith("intro\n") and text.endswith("rest\n")
     with pytest.raises(SystemExit, match="has no block"):
         bt.update(doc, "train_step", table)
+
+
+@pytest.mark.parametrize("script, table, args", [
+    ("overhead.py", "overhead", ["--ops", "discriminator_loss", "--losses", "gan", "--blocks", "2", "--reps", "2"]),
+    ("train_step.py", "train_step", ["--cases", "demo", "--no-compile", "--min-time", "0", "--blocks", "1",
+                                     "--reps", "1", "--threads", "1"]),
+    ("multi_tensor.py", "multi_tensor", ["--no-compile", "--blocks", "1", "--reps", "1"]),
+])
+def test_benchmarks_write_rows_the_tables_render(tmp_path, script, table, args):
+    """Each benchmark that writes the row schema runs end to end at a tiny size, and its rows make
+    its docs table (the numbers are not checked: timing is not a test)."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "rows.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--device", "cpu", "--json", str(out),
+                    *args], check=True, capture_output=True, cwd=ROOT / "benchmarks", timeout=600)
+    data = json.loads(out.read_text())
+    rows = data["rows"] if isinstance(data, dict) else data
+    assert rows and all({"op", "impl", "size", "ms_min", "ms_p50", "device", "torch", "pygan"} <= set(r)
+                        for r in rows if r.get("ms") != "fails")
+    table = _module().render(table, rows)
+    assert table.count("\n|") >= 2 and "Measured on:" in table
+
+
+def test_losses_benchmark_rows(tmp_path):
+    """benchmarks/losses.py writes the row schema too, and its table keeps only the filled columns."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "rows.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "losses.py"), "--device", "cpu", "--no-compile",
+                    "--sizes", "256", "--json", str(out)], check=True, capture_output=True,
+                   cwd=ROOT / "benchmarks", timeout=600)
+    rows = json.loads(out.read_text())["rows"]
+    from pygan._ops import backend as _backend
+
+    header = _module().render("losses", rows).splitlines()[0]
+    assert "eager ms" in header and "cpu-base ms" in header
+    assert ("eager / cpu-avx2" in header) == ("avx2" in _backend.cpu_isas())
+    assert "triton" not in header and "compile" not in header

@@ -478,6 +478,33 @@ def test_load_refuses_foreign_and_damaged_files_without_running_them(tmp_path, m
         pygan.GAN.load(tmp_path / "old.pt")
 
 
+def test_flipped_bytes_inside_a_checkpoint_never_load_as_other_weights(tmp_path):
+    """A checkpoint with flipped bytes either loads exactly the saved state (the bytes were padding
+    or ignored header fields) or is a NotACheckpoint naming the file: the entries' checksums are
+    verified before torch.load reads them. Fresh random positions each run."""
+    gan = _gan(*_pair())
+    gan.step(_real(8))
+    gan.save(tmp_path / "good.pt")
+    good = bytearray((tmp_path / "good.pt").read_bytes())
+    expect = [p.detach().clone() for p in gan.discriminator.parameters()]
+    rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
+    loaded = 0
+    for trial in range(40):
+        data = bytearray(good)
+        for pos in rng.integers(0, len(data), int(rng.integers(1, 9))):
+            data[pos] ^= int(rng.integers(1, 256))
+        (tmp_path / "flipped.pt").write_bytes(bytes(data))
+        try:
+            other = pygan.GAN.load(tmp_path / "flipped.pt")
+        except pygan.checkpoint.NotACheckpoint as e:
+            assert "flipped.pt" in str(e)
+            continue
+        loaded += 1
+        for a, b in zip(expect, other.discriminator.parameters()):
+            assert torch.equal(a, b.detach()), f"trial {trial} loaded other weights"
+    assert loaded < 40  # most flips land in checked bytes
+
+
 def test_load_restores_global_random_states_only_to_resume(tmp_path):
     gan = _gan(*_pair())
     path = gan.save(tmp_path / "ck.pt")
