@@ -8,6 +8,8 @@ import platform
 import statistics
 import time
 
+from typing import Optional
+
 import torch
 
 
@@ -105,12 +107,21 @@ def format_table(rows, header, cols=("size", "impl", "ms", "GB/s", "vs_eager", "
     return "\n".join(lines)
 
 
-def parser(doc: str) -> argparse.ArgumentParser:
-    """The options every benchmark takes: --device, --no-compile, --json."""
+def parser(doc: str, interleaved: Optional[tuple[int, int, Optional[int]]] = None) -> argparse.ArgumentParser:
+    """The options every benchmark takes: --device, --no-compile, --json; with ``interleaved`` =
+    (blocks, reps, threads) defaults, also those of :func:`interleaved` and --threads (applied by
+    :func:`main`)."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     p.add_argument("--json", help="also write the results to this file")
+    if interleaved is not None:
+        blocks, reps, threads = interleaved
+        p.add_argument("--blocks", type=int, default=blocks,
+                       help="interleaved blocks (at least); each impl's least disturbed block counts")
+        p.add_argument("--reps", type=int, default=reps, help="calls per impl per block")
+        shown = threads if threads else "torch's own"
+        p.add_argument("--threads", type=int, default=threads, help=f"torch.set_num_threads (default: {shown})")
     return p
 
 
@@ -118,6 +129,8 @@ def main(args: argparse.Namespace, title: str, run) -> None:
     """Prints the header line, runs the benchmark and writes its results to --json."""
     import pygan
 
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
     print(f"pygan {pygan.__version__} {title}: device={device_name(torch.device(args.device))} "
           f"torch={torch.__version__}", flush=True)
     result = run(args)

@@ -98,13 +98,7 @@ def run(args):
 
 
 def main():
-    p = timing.parser(__doc__)
-    p.add_argument("--blocks", type=int, default=7, help="interleaved blocks; the least disturbed counts")
-    p.add_argument("--reps", type=int, default=20, help="calls per impl per block")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = timing.parser(__doc__, interleaved=(7, 20, None)).parse_args()
     timing.main(args, "multi-tensor benchmark", run)
 
 

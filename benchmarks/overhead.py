@@ -146,18 +146,14 @@ def run(args):
 
 
 def main():
-    p = timing.parser(__doc__)
+    p = timing.parser(__doc__, interleaved=(7, 200, 1))
     p.add_argument("--ops", nargs="+", default=list(OPS), choices=OPS)
     p.add_argument("--losses", nargs="+", default=list(pygan.LOSS_NAMES), choices=pygan.LOSS_NAMES)
     p.add_argument("--sizes", type=int, nargs="+", default=SIZES)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--blocks", type=int, default=7, help="interleaved blocks; the least disturbed counts")
-    p.add_argument("--reps", type=int, default=200, help="calls per impl per block")
     args = p.parse_args()
     if args.device != "cpu":
         p.error("the host-overhead benchmark runs on the CPU (on a GPU the same host work bounds a step; "
                 "scripts/gpu.sh times the ops there)")
-    torch.set_num_threads(args.threads)
     timing.main(args, "host-overhead benchmark", run)
 
 

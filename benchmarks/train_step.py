@@ -191,17 +191,12 @@ def run(args) -> list[dict]:
 
 
 def main() -> None:
-    p = timing.parser(__doc__)
+    p = timing.parser(__doc__, interleaved=(5, 5, None))
     p.add_argument("--cases", nargs="+", default=["demo", "ring", "dcgan64"], choices=["demo", "ring", "dcgan64"])
     p.add_argument("--dcgan-batch", type=int, default=None,
                    help="DCGAN batch per D step (default 64 on a GPU, 8 on the CPU)")
     p.add_argument("--min-time", type=float, default=2.0, help="seconds of timed steps per impl (at least)")
-    p.add_argument("--reps", type=int, default=5, help="steps per impl per block (their median counts)")
-    p.add_argument("--blocks", type=int, default=5, help="interleaved blocks (at least); the least disturbed counts")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.dcgan_batch is None:
         args.dcgan_batch = 64 if args.device.startswith("cuda") else 8
     timing.main(args, "training steps", run)
