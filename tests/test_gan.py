@@ -712,7 +712,7 @@ def test_captured_steps_equal_eager_steps(fused):
 # ---------------------------------------------------------------------------------------------
 
 DDP_SCRIPT = r"""
-import sys, torch, torch.distributed as dist
+import os, sys, torch, torch.distributed as dist
 import pygan
 from pygan import models
 rank, world, out, fused, bigan = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", sys.argv[5] == "1"
@@ -743,6 +743,10 @@ torch.save([p.detach() for p in list(gan._g_player.parameters()) + list(d.parame
 if world > 1:
     dist.barrier()  # both ranks are done with the group before either tears it down
     dist.destroy_process_group()
+# The work and the file are done: skip the interpreter's teardown, where gloo's threads can abort
+# the process on a loaded machine ("terminate called without an active exception").
+sys.stdout.flush()
+os._exit(0)
 """
 
 
