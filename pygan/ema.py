@@ -81,17 +81,13 @@ class EMA(nn.Module):
                 raise ValueError("EMA.update: model's modules differ from the averaged copy's")
         dst, src, buffers = [], [], []
         for m_ema, m in zip(trees[1], trees[2]):
-            if len(m_ema._parameters) != len(m._parameters):
+            pairs = [(m_ema._parameters.get(name), p) for name, p in m._parameters.items() if p is not None]
+            if len(m_ema._parameters) != len(m._parameters) or any(
+                    q is None or q.shape != p.shape or q.dtype != p.dtype for q, p in pairs):
                 raise ValueError("EMA.update: model's parameters differ from the averaged copy's "
                                  "(number, shapes or dtypes)")
-            for name, p in m._parameters.items():
-                if p is not None:
-                    q = m_ema._parameters.get(name)
-                    if q is None or q.shape != p.shape or q.dtype != p.dtype:
-                        raise ValueError("EMA.update: model's parameters differ from the averaged copy's "
-                                         "(number, shapes or dtypes)")
-                    dst.append(q.detach())
-                    src.append(p.detach())
+            dst += [q.detach() for q, _ in pairs]
+            src += [p.detach() for _, p in pairs]
             for name, b in m._buffers.items():
                 if b is not None and m_ema._buffers.get(name) is not None:
                     buffers.append((m_ema._buffers[name], b))

@@ -96,8 +96,21 @@ def _check_reduction(reduction: str) -> int:
 def _run(x0: Tensor, x1: Tensor, terms: tuple[str, str], signs: tuple[float, float], spec: LossSpec,
          reduction: int, backend: str, shifts: tuple[Optional[Tensor], Optional[Tensor]] = (None, None),
          fields: tuple[bool, bool] = (True, True)):
-    consts = (TERM_CODES[terms[0]], TERM_CODES[terms[1]], signs[0], signs[1], spec.alpha, reduction, backend)
-    return _launch(x0, x1, consts, shifts, fields)
+    return _launch(x0, x1, _consts(terms, signs, spec, reduction, backend), shifts, fields)
+
+
+def _consts(terms: tuple[str, str], signs: tuple[float, float], spec: LossSpec, reduction: int,
+            backend: str) -> tuple:
+    """A fused loss op's constants: (term0, term1, sign0, sign1, alpha, reduction, backend)."""
+    return (TERM_CODES[terms[0]], TERM_CODES[terms[1]], *signs, spec.alpha, reduction, backend)
+
+
+def _trains_in_compute_dtype(a: Tensor, b: Tensor, reduction: int) -> bool:
+    """A reduced loss of inputs in the compute dtype that need gradients: where the relativistic
+    losses run as one node (the difference or the means taken inside it)."""
+    compute = compute_dtype(a.dtype, b.dtype)
+    return (bool(reduction) and a.dtype == compute and b.dtype == compute and torch.is_grad_enabled()
+            and (a.requires_grad or b.requires_grad))
 
 
 def _launch(x0: Tensor, x1: Tensor, consts: tuple, shifts: tuple[Optional[Tensor], Optional[Tensor]] = (None, None),
@@ -148,8 +161,7 @@ def _plan(entry: str, loss: str, reduction: str, backend: Optional[str], params:
         else:  # G's own side only: the real side is the shared empty tensor
             term, sign = (spec.fake, -1.0) if flags[0] else (spec.gen, 1.0)
             terms, signs = (term, term), (0.0, sign)
-        consts = (TERM_CODES[terms[0]], TERM_CODES[terms[1]], *signs, spec.alpha, red, be)
-        plan = _Plan(spec, red, be, consts)
+        plan = _Plan(spec, red, be, _consts(terms, signs, spec, red, be))
         if key is not None:
             if len(_PLANS) >= 1024:  # a sweep over alpha must not grow it without bound
                 _PLANS.clear()
@@ -178,12 +190,9 @@ def _relativistic_average(real: Tensor, fake: Tensor, terms: tuple[str, str], sp
     in the compute dtype and comes back in the inputs' dtypes: through the means every gradient
     gathers a sum over the other side's per-element gradients, which must not be rounded to float16
     or bfloat16 before they are added."""
-    compute = compute_dtype(real.dtype, fake.dtype)
-    if (reduction and real.dtype == compute and fake.dtype == compute and torch.is_grad_enabled()
-            and (real.requires_grad or fake.requires_grad)):
-        # Training in the compute dtype: the means are taken inside the loss's node.
-        consts = (TERM_CODES[terms[0]], TERM_CODES[terms[1]], 1.0, 1.0, spec.alpha, reduction, backend)
-        return _loss_op.call_averaged_loss_and_grad(real, fake, consts)
+    if _trains_in_compute_dtype(real, fake, reduction):  # the means taken inside the loss's node
+        return _loss_op.call_averaged_loss_and_grad(real, fake, _consts(terms, (1.0, 1.0), spec, reduction,
+                                                                        backend))
     r = real.to(compute_dtype(real.dtype))
     f = fake.to(compute_dtype(fake.dtype))
     shifts = (f.mean().to(r.dtype), r.mean().to(f.dtype))
@@ -201,11 +210,8 @@ def _paired(a: Tensor, b: Tensor, term: str, side: int, spec: LossSpec, reductio
     dtype = torch.promote_types(a.dtype, b.dtype)
     compute = compute_dtype(dtype)
     signs = (1.0, 0.0) if side == 0 else (0.0, 1.0)
-    if (reduction and a.dtype == compute and b.dtype == compute and torch.is_grad_enabled()
-            and (a.requires_grad or b.requires_grad)):
-        # Training in the compute dtype: the difference is formed inside the loss's node.
-        code = TERM_CODES[term]
-        return _loss_op.call_paired_loss_and_grad(a, b, (code, code, *signs, spec.alpha, reduction, backend))
+    if _trains_in_compute_dtype(a, b, reduction):  # the difference formed inside the loss's node
+        return _loss_op.call_paired_loss_and_grad(a, b, _consts((term, term), signs, spec, reduction, backend))
     diff = a.to(compute) - b.to(compute)
     sides = [_empty_like_side(diff), _empty_like_side(diff)]
     sides[side] = diff

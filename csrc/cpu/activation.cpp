@@ -2,27 +2,18 @@
 // threading and the choice of build; the loops are in activation_chunks.cpp, compiled once per
 // instruction set. Chunks are multiples of 8 elements, so no mask byte is shared between threads.
 #include <algorithm>
-#include <string>
 
 #include "../activation.h"
-#include "../adversarial_loss.h"
+#include "isa.h"
 #include "parallel.h"
 
 namespace pygan {
 
-#define PYGAN_ACTIVATION_CHUNKS(ns)                                                                \
-  namespace ns {                                                                                   \
-  void bias_leaky_relu_chunk(const void* x, const void* bias, int dtype, int64_t channels,          \
-                             int64_t inner, double slope, void* y, uint8_t* mask, int64_t lo,      \
-                             int64_t hi);                                                          \
-  void leaky_relu_grad_chunk(const void* g, int dtype, const uint8_t* mask, double slope, void* out, \
-                             int64_t lo, int64_t hi);                                              \
-  }
-PYGAN_ACTIVATION_CHUNKS(isa_base)
-#if defined(PYGAN_HAVE_AVX2)
-PYGAN_ACTIVATION_CHUNKS(isa_avx2)
-#endif
-#undef PYGAN_ACTIVATION_CHUNKS
+PYGAN_CPU_BUILDS(
+    void bias_leaky_relu_chunk(const void* x, const void* bias, int dtype, int64_t channels, int64_t inner,
+                               double slope, void* y, uint8_t* mask, int64_t lo, int64_t hi);
+    void leaky_relu_grad_chunk(const void* g, int dtype, const uint8_t* mask, double slope, void* out,
+                               int64_t lo, int64_t hi);)
 
 static_assert(CHUNK % 8 == 0, "mask bytes must not straddle chunks");
 
@@ -35,16 +26,9 @@ template <class F> void activation_chunks(int64_t n, F&& fn) {
 }
 }  // namespace
 
-// The build of a chunk loop that set_cpu_isa chose for the loss loops.
-#if defined(PYGAN_HAVE_AVX2)
-#define PYGAN_BUILD(fn) (cpu_isa() == "avx2" ? &isa_avx2::fn : &isa_base::fn)
-#else
-#define PYGAN_BUILD(fn) (&isa_base::fn)
-#endif
-
 void bias_leaky_relu_cpu(uintptr_t x, uintptr_t bias, int dtype, int64_t n, int64_t channels,
                          int64_t inner, double slope, uintptr_t y, uintptr_t mask) {
-  const auto chunk = PYGAN_BUILD(bias_leaky_relu_chunk);
+  const auto chunk = PYGAN_CPU_BUILD(bias_leaky_relu_chunk);
   const void* xp = reinterpret_cast<const void*>(x);
   const void* bp = reinterpret_cast<const void*>(bias);
   void* yp = reinterpret_cast<void*>(y);
@@ -55,7 +39,7 @@ void bias_leaky_relu_cpu(uintptr_t x, uintptr_t bias, int dtype, int64_t n, int6
 }
 
 void leaky_relu_grad_cpu(uintptr_t g, int dtype, int64_t n, uintptr_t mask, double slope, uintptr_t out) {
-  const auto chunk = PYGAN_BUILD(leaky_relu_grad_chunk);
+  const auto chunk = PYGAN_CPU_BUILD(leaky_relu_grad_chunk);
   const void* gp = reinterpret_cast<const void*>(g);
   const uint8_t* mp = reinterpret_cast<const uint8_t*>(mask);
   void* op = reinterpret_cast<void*>(out);

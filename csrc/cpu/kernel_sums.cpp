@@ -3,8 +3,8 @@
 // own slot of the partials, so the result never depends on the thread count.
 #include <string>
 
-#include "../adversarial_loss.h"
 #include "../kernel_sums.h"
+#include "isa.h"
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -12,16 +12,10 @@
 
 namespace pygan {
 
-namespace isa_base { void kernel_sum_row_tile(const KernelSumArgs& a, int64_t tile); }
-#if defined(PYGAN_HAVE_AVX2)
-namespace isa_avx2 { void kernel_sum_row_tile(const KernelSumArgs& a, int64_t tile); }
-#endif
+PYGAN_CPU_BUILDS(void kernel_sum_row_tile(const KernelSumArgs& a, int64_t tile);)
 
 void kernel_sums_cpu(const KernelSumArgs& a) {
-  auto tile_fn = &isa_base::kernel_sum_row_tile;
-#if defined(PYGAN_HAVE_AVX2)
-  if (cpu_isa() == "avx2") tile_fn = &isa_avx2::kernel_sum_row_tile;  // the build set_cpu_isa chose
-#endif
+  const auto tile_fn = PYGAN_CPU_BUILD(kernel_sum_row_tile);
   const int64_t tiles = kernel_sum_tiles(a.n);
   // Work in pair evaluations: small problems stay on the calling thread.
   const int threads = num_threads(tiles, a.n * a.n * (a.d + a.n_params) / 64);

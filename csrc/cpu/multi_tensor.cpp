@@ -3,29 +3,17 @@
 // loop itself is in multi_tensor_chunks.cpp, built once per instruction set.
 #include <algorithm>
 
-#include "../adversarial_loss.h"
 #include "../multi_tensor.h"
+#include "isa.h"
 #include "parallel.h"
 
 namespace pygan {
 
-#define PYGAN_MULTI_TENSOR_CHUNK(ns)                                                               \
-  namespace ns {                                                                                   \
-  void multi_tensor_chunk(int op, int dtype, void* d, const void* s, double bound, double w,       \
-                          int64_t lo, int64_t hi);                                                 \
-  }
-PYGAN_MULTI_TENSOR_CHUNK(isa_base)
-#if defined(PYGAN_HAVE_AVX2)
-PYGAN_MULTI_TENSOR_CHUNK(isa_avx2)
-#endif
-#undef PYGAN_MULTI_TENSOR_CHUNK
+PYGAN_CPU_BUILDS(void multi_tensor_chunk(int op, int dtype, void* d, const void* s, double bound, double w,
+                                         int64_t lo, int64_t hi);)
 
 void multi_tensor_cpu(const MultiTensorArgs& a) {
-#if defined(PYGAN_HAVE_AVX2)  // the build set_cpu_isa chose for the loss loops
-  const auto chunk = cpu_isa() == "avx2" ? &isa_avx2::multi_tensor_chunk : &isa_base::multi_tensor_chunk;
-#else
-  const auto chunk = &isa_base::multi_tensor_chunk;
-#endif
+  const auto chunk = PYGAN_CPU_BUILD(multi_tensor_chunk);
   std::vector<int64_t> first(a.dst.size() + 1, 0);
   int64_t total = 0;
   for (size_t t = 0; t < a.dst.size(); ++t) {

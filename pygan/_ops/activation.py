@@ -113,11 +113,17 @@ def _act_setup(ctx, inputs, output):
     ctx.save_for_backward(output[1])
 
 
-def _act_backward(ctx, gy, _gmask, *, apply=None):
+def _act_backward(ctx, gy, _gmask):
     if gy is None:
         return None, None, None, None
     (mask,) = ctx.saved_tensors
-    gx = (apply or leaky_relu_grad)(gy, mask, ctx.slope, ctx.backend)
+    return _act_grads(ctx, leaky_relu_grad, gy, mask)
+
+
+def _act_grads(ctx, apply, gy: Tensor, mask: Tensor) -> tuple:
+    """The gradients of (x, bias, slope, backend): ``apply`` (the masked scaling) on ``gy``, and
+    its sum over every dim but 1 for the bias."""
+    gx = apply(gy, mask, ctx.slope, ctx.backend)
     gb = _bias_grad(gx) if ctx.has_bias and ctx.needs_input_grad[1] else None
     return gx, gb, None, None
 
@@ -152,12 +158,7 @@ class BiasLeakyReLU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy):
-        if torch.is_grad_enabled():
-            gx = LeakyReLUGrad.apply(gy, ctx.mask, ctx.slope, ctx.backend)
-        else:
-            gx = _leaky_grad(gy, ctx.mask, ctx.slope, ctx.backend)
-        gb = _bias_grad(gx) if ctx.has_bias and ctx.needs_input_grad[1] else None
-        return gx, gb, None, None
+        return _act_grads(ctx, LeakyReLUGrad.apply if torch.is_grad_enabled() else _leaky_grad, gy, ctx.mask)
 
 
 def call_bias_leaky_relu(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -> Tensor:

@@ -116,15 +116,22 @@ def _head_setup(ctx, inputs, output):
     ctx.save_for_backward(g, coef, norms)
 
 
-def _head_backward(ctx, up, up_norms, _up_coef, *, grad_op=penalty_head_backward):
+def _head_backward(ctx, up, up_norms, _up_coef):
     # The third output (the derivative factors) is internal: pygan.penalties never hands it out, and
     # traced graphs pass it a zero upstream, which is ignored.
     g, coef, norms = ctx.saved_tensors
+    return _head_grads(penalty_head_backward, g, coef, norms, up, up_norms, ctx.backend)
+
+
+def _head_grads(grad_op, g: Tensor, coef: Tensor, norms: Tensor, up: Optional[Tensor],
+                up_norms: Optional[Tensor], backend: str) -> tuple:
+    """The gradients of (g, kind, center, weight, backend) for the upstreams of the penalty and of
+    the norms (None where that output is unused)."""
     if up is None and up_norms is None:
         return None, None, None, None, None
     if up is None:
         up = torch.zeros((), dtype=coef.dtype, device=coef.device)
-    return grad_op(g, coef, norms, up, up_norms, ctx.backend), None, None, None, None
+    return grad_op(g, coef, norms, up, up_norms, backend), None, None, None, None
 
 
 penalty_head.register_autograd(_head_backward, setup_context=_head_setup)
@@ -146,13 +153,8 @@ class PenaltyHead(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, up, up_norms):
-        if up is None and up_norms is None:
-            return None, None, None, None, None
         g, norms = ctx.saved_tensors
-        coef = ctx.coef
-        if up is None:
-            up = torch.zeros((), dtype=coef.dtype, device=coef.device)
-        return _head_grad(g, coef, norms, up, up_norms, ctx.backend), None, None, None, None
+        return _head_grads(_head_grad, g, ctx.coef, norms, up, up_norms, ctx.backend)
 
 
 def call_penalty_head(g: Tensor, kind: int, center: float, weight: float,
