@@ -1,6 +1,7 @@
 """The training engine against hand-written PyTorch: the D and G steps, n_critic, the fused
 simultaneous step, penalties and clipping inside the loop, AMP, EMA, exact resume, DDP and fit."""
 
+import contextlib
 import copy
 import json
 import math
@@ -264,6 +265,15 @@ def test_amp_steps_train_in_float32_with_finite_statistics(amp, fused):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
 def test_ema_update_matches_the_formula(backend, dtype, rng):
     name, device = backend
+    from pygan._ops import backend as _backend
+
+    for isa in _backend.cpu_isas() if name == "cpu" else [None]:  # every build of the CPU loop
+        with _backend.cpu_isa(isa) if isa else contextlib.nullcontext():
+            _check_ema_formula(name, device, dtype, rng)
+
+
+def _check_ema_formula(name, device, dtype, rng):
+    # 7 x 5 weights: the loop's 8-element steps and its scalar tail.
     net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Linear(7, 3)).to(device, dtype)
     ema = pygan.EMA(net, decay=0.9, backend=name)
     avg = [p.detach().double().clone() for p in net.parameters()]

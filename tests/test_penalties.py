@@ -2,6 +2,7 @@
 each kind against plain double backprop on MLP and conv discriminators, and the known traps
 (per-sample norm and interpolation weight, clipping after the step, AMP, DDP, torch.compile)."""
 
+import contextlib
 import math
 import os
 import subprocess
@@ -304,13 +305,18 @@ def test_lazy_applies_every_k_steps_scaled_by_k(rng):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_clip_matches_clamp(backend, dtype, rng):
     name, device = backend
-    tensors = [torch.randn(s, generator=rng).to(dtype).to(device) for s in [(1,), (7, 3), (70001,), (2, 1, 5)]]
-    tensors[1][0, 0] = float("nan")
-    expect = [t.clamp(-0.3, 0.3) for t in tensors]
-    clip_(tensors, 0.3, name)
-    for t, e in zip(tensors, expect):
-        assert torch.equal(t.isnan(), e.isnan())
-        assert torch.equal(t.nan_to_num(), e.nan_to_num())
+    from pygan._ops import backend as _backend
+
+    for isa in _backend.cpu_isas() if name == "cpu" else [None]:  # every build of the CPU loop
+        with _backend.cpu_isa(isa) if isa else contextlib.nullcontext():
+            tensors = [torch.randn(s, generator=rng).to(dtype).to(device) for s in [(1,), (7, 3), (70001,), (2, 1, 5)]]
+            tensors[1][0, 0] = float("nan")
+            tensors[2][:3] = torch.tensor([float("inf"), -float("inf"), float("nan")])
+            expect = [t.clamp(-0.3, 0.3) for t in tensors]
+            clip_(tensors, 0.3, name)
+            for t, e in zip(tensors, expect):
+                assert torch.equal(t.isnan(), e.isnan()), isa
+                assert torch.equal(t.nan_to_num(), e.nan_to_num()), isa
 
 
 def test_clip_weights_many_parameters_and_modules():
