@@ -50,9 +50,10 @@ PYGAN_HD T penalty_row_factor(T up, T coef, const T* norms, const T* up_norms, i
 // Forward of the head over g viewed as rows x cols (one row per sample, any dtype code):
 //   out[0]  = weight / rows * sum_i phi(||g_i||)        (compute dtype: float64 for F64, else float32)
 //   norms[i] = ||g_i||,  coef[i] = weight / rows * phi'(n_i) / n_i   (compute dtype)
+//   values[i] = weight * phi(n_i), the per-sample penalties, when values is not 0
 // Rows are summed in row order, so the result is reproducible.
 void penalty_head_cpu(uintptr_t g, int dtype, int64_t rows, int64_t cols, int kind, double center,
-                      double weight, uintptr_t out, uintptr_t norms, uintptr_t coef);
+                      double weight, uintptr_t out, uintptr_t norms, uintptr_t coef, uintptr_t values);
 // Backward: grad[i, j] = (up * coef[i] + up_norms[i] / norms[i]) * g[i, j], written in g's dtype;
 // `up` is one compute-dtype value, `up_norms` (the upstream of the norms output, compute dtype) may
 // be 0 for none; a zero norm contributes nothing (the subgradient torch's norm uses).
@@ -64,7 +65,7 @@ void penalty_head_backward_cpu(uintptr_t g, int dtype, int64_t rows, int64_t col
 // that the kernel leaves zeroed (the same ticket scheme as the loss kernels).
 int64_t penalty_head_blocks(int64_t rows, int64_t cols);
 void penalty_head_cuda(uintptr_t g, int dtype, int64_t rows, int64_t cols, int kind, double center,
-                       double weight, uintptr_t out, uintptr_t norms, uintptr_t coef,
+                       double weight, uintptr_t out, uintptr_t norms, uintptr_t coef, uintptr_t values,
                        uintptr_t partials, uintptr_t counter, uintptr_t stream);
 void penalty_head_backward_cuda(uintptr_t g, int dtype, int64_t rows, int64_t cols, uintptr_t coef,
                                 uintptr_t up, uintptr_t norms, uintptr_t up_norms, uintptr_t grad,

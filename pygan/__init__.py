@@ -3,13 +3,13 @@
 ``pygan.losses`` holds the fused "logits in, loss out" family (the f-GAN divergences, wasserstein,
 hinge, least squares, relativistic); ``pygan.divergences`` the f-divergence table they come from;
 ``pygan.penalties`` the gradient penalties (WGAN-GP, one-sided, R1, R2, DRAGAN) with a fused penalty
-head, and weight clipping; :class:`pygan.GAN` the minimax training loop (fused steps, CUDA graphs,
-AMP, EMA, checkpoints, DDP) with ``pygan.data`` samplers and ``pygan.models`` reference networks;
+head, and weight clipping; ``pygan.augment`` differentiable augmentation (DiffAugment, ADA);
+:class:`pygan.GAN` the minimax training loop (fused steps, CUDA graphs, AMP, EMA, checkpoints, DDP) with ``pygan.data`` samplers and ``pygan.models`` reference networks;
 :class:`pygan.BiGAN` the same engine with an encoder and a joint discriminator; ``pygan.metrics``
 the two-sample tests and evaluation.
 """
 
-from . import checkpoint, data, divergences, evaluate, losses, metrics, models, penalties
+from . import augment, checkpoint, data, divergences, evaluate, losses, metrics, models, penalties
 from ._ops.backend import available as available_backends
 from .bigan import BiGAN
 from .ema import EMA
@@ -30,7 +30,7 @@ from .losses import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "BiGAN", "EMA", "checkpoint", "evaluate", "GAN", "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss",
+    "BiGAN", "EMA", "augment", "checkpoint", "evaluate", "GAN", "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss",
     "GradientPenalty", "Normal", "TrainingDiverged", "Uniform", "available_backends", "clip_weights_", "data",
     "discriminator_loss", "divergence_estimate", "divergences", "generator_loss", "gradient_penalty",
     "joint_generator_loss", "losses", "metrics", "minimax_losses", "models", "penalties",

@@ -100,6 +100,8 @@ class BiGAN(GAN):
         for name, m in (("generator", generator), ("encoder", encoder)):
             if not isinstance(m, nn.Module):
                 raise TypeError(f"{name} must be a torch.nn.Module, got {type(m).__name__}")
+        if options.get("num_classes") is not None or getattr(generator, "num_classes", None) is not None:
+            raise ValueError("BiGAN is not class-conditional: build its networks without num_classes")
         super().__init__(BiGenerator(generator, encoder), discriminator, **options)
 
     @property
@@ -116,11 +118,12 @@ class BiGAN(GAN):
         """E (unwrapped from DDP)."""
         return self._g_player.encoder
 
-    def _d_inputs(self, real: Optional[Tensor], n: int) -> tuple[Optional[Tensor], Tensor]:
+    def _d_inputs(self, real: Optional[Tensor], n: int,
+                  labels: Optional[Tensor] = None) -> tuple[Optional[Tensor], Tensor]:
         fake_pair, real_pair = self.G(self._noise(n), real)
         return real_pair, fake_pair
 
-    def _generate(self, player: nn.Module, z: Tensor) -> Tensor:
+    def _generate(self, player: nn.Module, z: Tensor, labels: Optional[Tensor] = None) -> Tensor:
         return player.generator(z)
 
     def _modules(self) -> dict[str, nn.Module]:

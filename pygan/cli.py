@@ -12,7 +12,10 @@ checkpoint with the run's own options (an option given that differs is an error;
 grow), ``--overwrite`` starts a new one, and neither is an error when the folder holds a run. A BiGAN
 (``--model bigan`` or ``bigan-dcgan``) also writes ``reconstructions.png`` (x beside G(E(x))) and
 puts :func:`pygan.evaluate.evaluate_inference`'s report in ``metrics.json`` under ``inference``; on
-digits it trains on the training split and scores its features on the held-out split. Options left
+digits it trains on the training split and scores its features on the held-out split. A
+class-conditional GAN (``--conditional``, labelled data: digits) trains on the training split too,
+draws one row per class, and puts :func:`pygan.evaluate.evaluate_conditional`'s report (class
+accuracy by a classifier of the real data, per-class coverage) under ``conditional``. Options left
 out take the data set's defaults (:data:`DEFAULTS`), which train every data set here to all its modes.
 ``eval`` compares a run's generator (its EMA weights when it has them) with fresh data, or two
 sample files, with every statistic of :func:`pygan.evaluate.evaluate`, and writes them as JSON.
@@ -34,11 +37,12 @@ import torch
 from . import data as pdata
 from . import metrics, models, plots
 from .bigan import BiGAN
-from .evaluate import evaluate, evaluate_inference, load_samples
+from .evaluate import evaluate, evaluate_conditional, evaluate_inference, load_samples
 from .gan import GAN, adam_defaults
 from .losses import LOSS_NAMES
 from .penalties import KINDS as PENALTY_KINDS
 from .penalties import GradientPenalty
+from .augment import OPERATIONS, AdaptiveAugment, DiffAugment
 
 # Per data set: settings that train it well with the default model (see README, "Results").
 _TOY = dict(model="mlp", width=128, loss="gan", penalty="r1", penalty_weight=0.1, batch_size=512,
@@ -56,11 +60,13 @@ BIGAN_DEFAULTS: dict[tuple[str, str], dict] = {
     ("digits", "bigan"): dict(latent_dim=16),
     ("digits", "bigan-dcgan"): dict(width=32, latent_dim=32, lr=2e-4),
 }
-MODELS = ("mlp", "dcgan", "bigan", "bigan-dcgan")
+MODELS = ("mlp", "dcgan", "resnet", "bigan", "bigan-dcgan")
 SAMPLES_SHOWN = 2000
+CLASS_ROW = 10  # samples per class in a conditional GAN's picture
 # Options that define a run: on --resume they come from the checkpoint, and a different value is an
 # error (--steps, the logging options, --device and --quiet may change).
-RUN_OPTIONS = ("model", "width", "latent_dim", "loss", "alpha", "penalty", "penalty_weight", "lazy", "clip",
+RUN_OPTIONS = ("model", "width", "latent_dim", "loss", "alpha", "penalty", "penalty_weight", "lazy", "augment",
+               "ada", "clip", "conditional",
                "batch_size", "n_critic", "lr", "betas", "saturating", "fused", "capture", "amp", "ema",
                "backend", "seed")
 
@@ -83,6 +89,27 @@ def _number(kind: type, low: float, *, low_open: bool = False, high: float = mat
 
 POSITIVE_INT, COUNT = _number(int, 1), _number(int, 0)
 POSITIVE, NON_NEGATIVE, FINITE = _number(float, 0, low_open=True), _number(float, 0), _number(float, -math.inf)
+
+
+def _penalties(text: str) -> str:
+    """An argparse type: "none", a penalty kind, or kinds joined by "+" ("r1+r2")."""
+    if text == "none":
+        return text
+    kinds = text.split("+")
+    bad = [k for k in kinds if k not in PENALTY_KINDS]
+    if bad or len(set(kinds)) != len(kinds):
+        why = f"unknown kind {bad[0]!r}" if bad else "a kind repeats"
+        raise argparse.ArgumentTypeError(f"{text!r}: {why}; give one of {', '.join(PENALTY_KINDS)}, several "
+                                         "joined by '+' (r1+r2), or none")
+    return text
+
+
+def _augment_policy(text: str) -> str:
+    """An argparse type: "none", or DiffAugment operations joined by commas."""
+    if text != "none" and any(o not in OPERATIONS for o in text.split(",")):
+        raise argparse.ArgumentTypeError(f"{text!r}: give operations of {', '.join(OPERATIONS)} joined by "
+                                         "commas (color,translation,cutout), or none")
+    return text
 
 
 def _defaults_table() -> str:
@@ -116,11 +143,20 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, type=Path, help="output directory")
     t.add_argument("--loss", choices=LOSS_NAMES, help="adversarial loss")
     t.add_argument("--alpha", type=FINITE, help="parameter of --loss alpha (not 0 or 1)")
-    t.add_argument("--penalty", choices=PENALTY_KINDS + ("none",), help="gradient penalty")
-    t.add_argument("--penalty-weight", type=NON_NEGATIVE, help="its weight (lambda, or gamma for r1/r2)")
-    t.add_argument("--lazy", type=POSITIVE_INT, help="apply the penalty every LAZY D steps (default 1)")
+    t.add_argument("--penalty", type=_penalties, metavar="KIND[+KIND...]",
+                   help=f"gradient penalties, summed: {', '.join(PENALTY_KINDS)}, several joined by '+' "
+                        "(r1+r2, as R3GAN), or none")
+    t.add_argument("--penalty-weight", type=NON_NEGATIVE,
+                   help="the weight of each penalty (lambda, or gamma for r1/r2)")
+    t.add_argument("--lazy", type=POSITIVE_INT, help="apply the penalties every LAZY D steps (default 1)")
+    t.add_argument("--augment", type=_augment_policy, metavar="OPS",
+                   help="differentiable augmentation of every batch D sees, image data only: operations of "
+                        f"{', '.join(OPERATIONS)} joined by commas, or none (default)")
+    t.add_argument("--ada", type=_number(float, 0, high=1), metavar="TARGET",
+                   help="adapt the augmentation's probability by ADA's heuristic toward r_t = TARGET (e.g. 0.6)")
     t.add_argument("--clip", type=POSITIVE, help="clamp D's weights to [-CLIP, CLIP] (original WGAN)")
-    t.add_argument("--model", choices=MODELS, help="network family; bigan and bigan-dcgan train an encoder too")
+    t.add_argument("--model", choices=MODELS,
+                   help="network family (resnet: R3GAN's, scaled down); bigan and bigan-dcgan train an encoder too")
     t.add_argument("--latent-dim", type=POSITIVE_INT, help="dimension of the noise (and of BiGAN's codes)")
     t.add_argument("--width", type=POSITIVE_INT, help="hidden width (mlp) or base channels (dcgan)")
     t.add_argument("--steps", type=COUNT, help="total training iterations")
@@ -129,6 +165,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=POSITIVE, help="Adam learning rate of both players")
     t.add_argument("--betas", type=_number(float, 0, high=1), nargs=2,
                    help="Adam betas (default 0.5 0.999; 0 0.9 for wasserstein)")
+    t.add_argument("--conditional", action="store_true", default=None,
+                   help="class-conditional GAN on labelled data (digits): class embeddings in G, projection D")
     t.add_argument("--saturating", action="store_true", default=None, help="minimax (saturating) generator loss")
     t.add_argument("--fused", action="store_true", default=None, help="fused simultaneous D/G step")
     t.add_argument("--capture", action="store_true", default=None, help="CUDA-graph capture of the step (CUDA only)")
@@ -190,8 +228,8 @@ def _is_bigan(model: str) -> bool:
 def _settings(args: argparse.Namespace) -> dict:
     s = dict(DEFAULTS[args.data], latent_dim=None)
     model = args.model or s["model"]
-    if model.endswith("dcgan"):
-        s["width"] = None  # the data set's width is an MLP's; DCGAN's channels default to the model's own
+    if model.endswith(("dcgan", "resnet")):
+        s["width"] = None  # the data set's width is an MLP's; conv channels default to the model's own
     s.update(BIGAN_DEFAULTS.get((args.data, model), {}))
     for key in ("model", "width", "latent_dim", "loss", "penalty", "penalty_weight", "batch_size", "steps", "lr",
                 "ema"):
@@ -201,8 +239,9 @@ def _settings(args: argparse.Namespace) -> dict:
     if args.penalty is not None and args.penalty_weight is None and args.penalty != DEFAULTS[args.data]["penalty"]:
         s["penalty_weight"] = None  # the new kind's own default weight
     s["betas"] = list(args.betas) if args.betas else list(adam_defaults(s["loss"], s["penalty"])[1])
-    for key, default in (("alpha", None), ("lazy", 1), ("clip", None), ("n_critic", 1), ("saturating", False),
-                         ("fused", False), ("capture", False), ("amp", None), ("backend", "auto"), ("seed", 0)):
+    for key, default in (("alpha", None), ("lazy", 1), ("augment", "none"), ("ada", None), ("clip", None),
+                         ("n_critic", 1), ("conditional", False), ("saturating", False), ("fused", False), ("capture", False), ("amp", None),
+                         ("backend", "auto"), ("seed", 0)):
         value = getattr(args, key)
         s[key] = default if value is None else value
     return s
@@ -224,27 +263,50 @@ def _conflicts(args: argparse.Namespace, run: dict) -> list[str]:
 
 def _draw(gan: GAN, sampler: pdata.Sampler, path: Path, title: str) -> None:
     gen = torch.Generator(device=gan.device).manual_seed(0)  # the same noise in every picture
+    if gan.num_classes is not None:  # one row per class
+        per = CLASS_ROW
+        labels = torch.arange(gan.num_classes, device=gan.device).repeat_interleave(per)
+        fake = gan.generate(gan.prior(labels.shape[0], gan.device, gen), labels=labels)
+        plots.save_samples(fake, path, title=title + " (a row per class)", per_row=per)
+        return
     fake = gan.sample(64 if sampler.is_image else SAMPLES_SHOWN, generator=gen)
     real = None if sampler.is_image else sampler.sample(SAMPLES_SHOWN, gen)
     plots.save_samples(fake, path, real=real, centers=getattr(sampler, "centers", None), title=title)
 
 
-def _data(name: str, bigan: bool, device: torch.device) -> tuple[pdata.Sampler, Optional[pdata.Sampler]]:
-    """The training sampler, and for a BiGAN on labelled data the held-out split its features are
-    scored on (the training sampler is then the training split only)."""
-    if bigan and name == "digits":
+def _data(name: str, held_out: bool, device: torch.device) -> tuple[pdata.Sampler, Optional[pdata.Sampler]]:
+    """The training sampler, and for a BiGAN or a conditional GAN on labelled data (``held_out``)
+    the held-out split it is scored on (the training sampler is then the training split only)."""
+    if held_out and name == "digits":
         return pdata.digits(device, split="train"), pdata.digits(device, split="test")
     return pdata.as_sampler(name, device), None
 
 
-def _build(s: dict, args: argparse.Namespace, shape: tuple, device: torch.device, **options) -> GAN:
+def _build(s: dict, args: argparse.Namespace, sampler: pdata.Sampler, device: torch.device, **options) -> GAN:
+    shape = sampler.shape
     if _is_bigan(s["model"]):
         family = "dcgan" if s["model"] == "bigan-dcgan" else "mlp"
         g, e, d = models.build_bigan(family, shape, latent_dim=s["latent_dim"], width=s["width"],
                                      backend=s["backend"])
         return BiGAN(g.to(device), e.to(device), d.to(device), **options)
-    g, d = models.build(s["model"], shape, latent_dim=s["latent_dim"], width=s["width"], backend=s["backend"])
+    classes = sampler.num_classes if s["conditional"] else None
+    g, d = models.build(s["model"], shape, latent_dim=s["latent_dim"], width=s["width"], backend=s["backend"],
+                        num_classes=classes)
     return GAN(g.to(device), d.to(device), **options)
+
+
+def _augmentation(s: dict, sampler: pdata.Sampler, bigan: bool):
+    """--augment and --ada as the GAN's augment= (None without them)."""
+    if s["augment"] == "none":
+        if s["ada"] is not None:
+            raise UsageError("--ada adapts the augmentation's probability: pass --augment OPS too")
+        return None
+    if not sampler.is_image or bigan:
+        what = "BiGAN's D compares (sample, code) pairs" if bigan else \
+            f"the samples have shape {tuple(sampler.shape)}"
+        raise UsageError(f"--augment {s['augment']} augments images (N, C, H, W) and {what}: leave it out")
+    pipeline = DiffAugment(s["augment"])
+    return pipeline if s["ada"] is None else AdaptiveAugment(pipeline, target=s["ada"])
 
 
 def _draw_reconstructions(gan: BiGAN, sampler: pdata.Sampler, path: Path, title: str) -> None:
@@ -282,19 +344,24 @@ def train(args: argparse.Namespace) -> dict:
         s = _settings(args)
         for name in held:  # --overwrite: nothing of the old run may mix with the new one
             (args.out / name).unlink()
-    sampler, held_out = _data(args.data, isinstance(gan, BiGAN) if gan else _is_bigan(s["model"]), device)
+    bigan = isinstance(gan, BiGAN) if gan else _is_bigan(s["model"])
+    sampler, held_out = _data(args.data, bigan or s["conditional"], device)
     if gan is None:
         torch.manual_seed(s["seed"])
         penalty = None
         if s["penalty"] not in (None, "none"):
             kw = {} if s["penalty_weight"] is None else {"weight": s["penalty_weight"]}
-            penalty = GradientPenalty(s["penalty"], lazy=s["lazy"], backend=s["backend"], **kw)
+            penalty = [GradientPenalty(k, lazy=s["lazy"], backend=s["backend"], **kw) for k in s["penalty"].split("+")]
+        augment = _augmentation(s, sampler, _is_bigan(s["model"]))
+        if s["conditional"] and (bigan or sampler.num_classes is None):
+            raise UsageError("--conditional trains on labelled data with a GAN: " + (
+                "BiGAN is not class-conditional" if bigan else f"{args.data} has no labels (digits has)"))
         opt = lambda ps: torch.optim.Adam(ps, lr=s["lr"], betas=tuple(s["betas"]), capturable=s["capture"])  # noqa: E731
         params = {"alpha": s["alpha"]} if s["alpha"] is not None else {}
-        gan = _build(s, args, sampler.shape, device, loss=s["loss"], penalty=penalty, n_critic=s["n_critic"],
+        gan = _build(s, args, sampler, device, loss=s["loss"], penalty=penalty, n_critic=s["n_critic"],
                      g_optimizer=opt, d_optimizer=opt, fused=s["fused"], capture=s["capture"], amp=s["amp"],
                      ema=s["ema"] or None, saturating=s["saturating"], clip=s["clip"], seed=s["seed"],
-                     backend=s["backend"], **params)
+                     backend=s["backend"], augment=augment, **params)
     gan.extra["cli"] = {"data": args.data, "settings": s}  # what --resume continues with
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -323,6 +390,9 @@ def train(args: argparse.Namespace) -> dict:
         gen = torch.Generator(device=device).manual_seed(1)
         result["mode_coverage"] = metrics.mode_coverage(
             gan.sample(10_000, generator=gen).flatten(1), sampler.centers, sampler.std).as_dict()
+    if gan.num_classes is not None and held_out is not None:
+        result["conditional"] = evaluate_conditional(gan, sampler.data, sampler.labels, held_out.data,
+                                                     held_out.labels, seed=s["seed"])
     if isinstance(gan, BiGAN):
         _draw_reconstructions(gan, held_out or sampler, args.out / "reconstructions.png", f"BiGAN, {title}")
         if held_out is not None:

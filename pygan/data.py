@@ -11,7 +11,8 @@ drawn with ``generator`` when given, which makes training resume exactly), ``to(
 - :func:`mixture_1d`: a 1-D Gaussian mixture.
 - :func:`digits`: scikit-learn's 1,797 8x8 handwritten digits (shipped with scikit-learn, no
   download), as (1, 8, 8) images in [-1, 1].
-- :class:`TensorSampler`: rows of any tensor, drawn uniformly with replacement.
+- :class:`TensorSampler`: rows of any tensor, drawn uniformly with replacement (with their labels
+  for class-conditional training: ``as_sampler((x, y))``, and ``digits`` has them).
 - :class:`LoaderSampler`: the batches of a DataLoader, in its order (first element of tuples).
 
 :func:`as_sampler` turns any of these, a name of :data:`DATASETS`, a tensor or a DataLoader into a
@@ -49,6 +50,14 @@ class Sampler:
 
     def to(self, device: Union[str, torch.device]) -> "Sampler":
         raise NotImplementedError
+
+    #: The number of classes of a labelled sampler (None: unlabelled).
+    num_classes: Optional[int] = None
+
+    def sample_labeled(self, n: int, generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor]:
+        """A batch of ``n`` samples and their integer class labels, for class-conditional training."""
+        raise ValueError(f"{self!r} has no labels; class-conditional training needs labelled data "
+                         "(e.g. pygan.data.as_sampler((x, y)) or pygan.data.digits())")
 
     @property
     def is_image(self) -> bool:
@@ -145,13 +154,30 @@ class TensorSampler(Sampler):
             raise ValueError("data holds NaN or infinite values")
         self.device = torch.device(device) if device is not None else data.device
         self.data = data.to(self.device).contiguous()
-        self.labels = None if labels is None else labels.to(self.device)
+        if labels is not None:
+            if not isinstance(labels, Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool \
+                    or labels.shape != (data.shape[0],):
+                what = f"{labels.dtype} of shape {tuple(labels.shape)}" if isinstance(labels, Tensor) else \
+                    type(labels).__name__
+                raise ValueError(f"labels must be integer class labels, one per sample ({data.shape[0]},), got {what}")
+            if labels.numel() and labels.min() < 0:
+                raise ValueError("labels must be class indices 0, 1, ..., K - 1; found a negative label")
+            labels = labels.to(self.device, torch.int64)
+            self.num_classes = int(labels.max()) + 1
+        self.labels = labels
         self.shape = tuple(data.shape[1:])
 
+    def _index(self, n: int, generator: Optional[torch.Generator]) -> Tensor:
+        return torch.randint(self.data.shape[0], (_check_n(n),), generator=generator, device=self.device)
+
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
-        n = _check_n(n)
-        idx = torch.randint(self.data.shape[0], (n,), generator=generator, device=self.device)
-        return self.data[idx]
+        return self.data[self._index(n, generator)]
+
+    def sample_labeled(self, n: int, generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor]:
+        if self.labels is None:
+            return super().sample_labeled(n, generator)
+        idx = self._index(n, generator)
+        return self.data[idx], self.labels[idx]
 
     def to(self, device: Union[str, torch.device]) -> "TensorSampler":
         return TensorSampler(self.data, device, self.labels)
@@ -235,7 +261,7 @@ DATASETS: dict[str, Callable[..., Sampler]] = {
 
 def as_sampler(data: object, device: Union[str, torch.device] = "cpu") -> Sampler:
     """A sampler on ``device`` for ``data``: a name of :data:`DATASETS`, a :class:`Sampler`, a tensor
-    of samples (rows), a NumPy array or nested list of numbers (as float32 rows; a float64 array
+    of samples (rows), a tuple (samples, integer labels), a NumPy array or nested list of numbers (as float32 rows; a float64 array
     stays float64), or a DataLoader / iterable of batches."""
     if isinstance(data, str):
         if data not in DATASETS:
@@ -245,6 +271,8 @@ def as_sampler(data: object, device: Union[str, torch.device] = "cpu") -> Sample
         return data if data.device == torch.device(device) else data.to(device)
     if isinstance(data, Tensor):
         return TensorSampler(data, device)
+    if isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
+        return TensorSampler(data[0], device, labels=data[1])  # (samples, labels)
     if type(data).__module__ == "numpy" and hasattr(data, "dtype"):
         if data.dtype.kind not in "fiu":
             raise TypeError(f"data: a NumPy array of numbers is needed, got dtype {data.dtype}")

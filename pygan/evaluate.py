@@ -1,6 +1,7 @@
 """Reports, as JSON-ready dicts: :func:`evaluate`, how far generated samples are from the data (every
-two-sample statistic of :mod:`pygan.metrics`; ``python -m pygan eval``), and
-:func:`evaluate_inference`, what a :class:`pygan.BiGAN`'s encoder learned.
+two-sample statistic of :mod:`pygan.metrics`; ``python -m pygan eval``), :func:`evaluate_inference`,
+what a :class:`pygan.BiGAN`'s encoder learned, and :func:`evaluate_conditional`, how well a
+class-conditional GAN's samples match the classes asked for.
 """
 
 from __future__ import annotations
@@ -92,6 +93,42 @@ def evaluate_inference(bigan: Any, x: Tensor, *, labels: Optional[Tensor] = None
         out["features"] = {name: metrics.feature_probes(f["train"], labels, f["test"], test_labels).as_dict()
                            for name, f in features.items()}
     return out
+
+
+@torch.no_grad()
+def evaluate_conditional(gan: Any, train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, *,
+                         k: int = 5, seed: int = 0, ema: bool = True) -> dict[str, Any]:
+    """What a class-conditional ``gan`` makes of each class (its EMA generator when it has one and
+    ``ema``), against the labelled real data split into ``train`` and held-out ``test``:
+
+    - ``accuracy`` / ``per_class_accuracy``: :func:`pygan.metrics.class_accuracy`, a classifier
+      fitted on the training split classifying samples generated for each class, beside its own
+      ``real_accuracy`` on the held-out split (the ceiling) and ``chance``;
+    - ``coverage`` / ``per_class_coverage``: :func:`pygan.metrics.knn_coverage` of each class of the
+      training split by as many generated samples of that class as the held-out split has, beside
+      ``real_coverage`` / ``real_per_class_coverage``: the same of the held-out samples themselves
+      (what a generator of the data scores at that count).
+    """
+    classes = gan.num_classes
+    if classes is None:
+        raise ValueError("evaluate_conditional needs a class-conditional GAN (num_classes set)")
+    gen = torch.Generator(device=gan.device).manual_seed(seed)
+    fakes, fake_y, cov, real_cov = [], [], [], []
+    for c in range(classes):
+        ref, held = train_x[train_y == c], test_x[test_y == c]
+        if ref.shape[0] <= k or held.shape[0] == 0:
+            raise ValueError(f"class {c} has {ref.shape[0]} training and {held.shape[0]} held-out samples; "
+                             f"coverage needs more than k={k} and at least 1")
+        fake = gan.sample(held.shape[0], labels=c, generator=gen, ema=ema).cpu()
+        fakes.append(fake)
+        fake_y.append(torch.full((fake.shape[0],), c, dtype=torch.int64))
+        cov.append(metrics.knn_coverage(ref.cpu(), fake, k=k))
+        real_cov.append(metrics.knn_coverage(ref.cpu(), held.cpu(), k=k))
+    acc = metrics.class_accuracy(train_x.cpu(), train_y.cpu(), test_x.cpu(), test_y.cpu(), torch.cat(fakes),
+                                 torch.cat(fake_y))
+    return {"accuracy": acc.accuracy, "per_class_accuracy": acc.per_class, "real_accuracy": acc.real_accuracy,
+            "chance": acc.chance, "coverage": sum(cov) / classes, "per_class_coverage": cov,
+            "real_coverage": sum(real_cov) / classes, "real_per_class_coverage": real_cov, "k": k}
 
 
 def load_samples(path: Path) -> Tensor:

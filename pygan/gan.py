@@ -3,13 +3,19 @@ loss, an optional gradient penalty and two optimizers into the lecture's algorit
 on m real samples and m noise vectors:
 
 1. ``n_critic`` times, :meth:`GAN.d_step`: ascend :math:`V(G, D)` in D's parameters, i.e. descend
-   :math:`L_D = E_P[\ell_r(D(x))] + E_Q[\ell_f(D(G(z)))] (+ \text{penalty})`.
+   :math:`L_D = E_P[\ell_r(D(x))] + E_Q[\ell_f(D(G(z)))] (+ \sum_k \text{penalty}_k)`.
 2. :meth:`GAN.g_step`: descend :math:`L_G = E_Q[\ell_g(D(G(z)))]` in G's parameters, on fresh noise.
 
 :meth:`GAN.step` runs both; every step returns its statistics as detached device tensors (no host
 sync): ``d_loss``, ``g_loss``, ``penalty``, ``d_real`` and ``d_fake`` (mean D output, a logit, on
 real and generated samples), and ``divergence`` (the variational bound :math:`-L_D`, for the
-f-divergences and wasserstein).
+f-divergences and wasserstein); with several penalties also each one's value, ``penalty_<name>``.
+
+**Penalties** (``penalty=``: a kind, ``"r1+r2"``, a :class:`pygan.GradientPenalty` or a list of them,
+each with its own weight, lazy interval and target). D runs once on the real and once on the fake
+batch per D step, and every penalty due on ``real`` or ``fake`` (R1, R2) takes its input gradient
+from that same forward; penalties on interpolates or perturbed data (WGAN-GP, DRAGAN) run D on
+their own points.
 
 **Fused step** (``fused=True``): the last D step and the G step become one simultaneous update,
 :meth:`GAN.dg_step`. G runs once on one batch of noise, D once on the real and once on the fake
@@ -21,6 +27,21 @@ forward per iteration. It differs from the alternating update: G's gradient is t
 :math:`(\theta_G, \theta_D)`, a simultaneous gradient step), and G's loss sees the noise that D's
 step saw. Both converge to the same equilibria; simultaneous steps can oscillate more at large
 learning rates (Mescheder et al. 2017), the alternating ones cost more.
+
+**Augmentation** (``augment=``, e.g. :class:`pygan.augment.DiffAugment` or
+:class:`pygan.augment.AdaptiveAugment`): D sees :math:`D(T(x))` for the real and the generated batch in
+both players' steps; penalties on the real or fake batch take their gradient with respect to the
+batch before :math:`T`, through the loss's own forward, and the other penalties run
+:math:`D \circ T` at their points. An adaptive augmentation observes D's logits on the real batch
+after each D step.
+
+**Class-conditional GANs** (``num_classes=K``, by default the generator's ``num_classes``): the
+steps take the real batch's integer labels, ``step(real, labels=y)``; G and D take them by keyword,
+``G(z, y=y)`` and ``D(x, y=y)`` (see :mod:`pygan.models` for conditional generators and projection
+discriminators). The fakes of a D step carry the real batch's labels (so both sides of D's loss,
+relativistic pairs and interpolates compare samples of one class); a G step without labels draws
+them uniformly. ``fit`` draws labelled batches (``sampler.sample_labeled``) and
+``sample(n, labels=...)`` picks the classes.
 
 **CUDA graphs** (``capture=True``, CUDA only): after three eager warm-up steps, the whole
 :meth:`step` -- every forward, backward, optimizer update (capturable Adam), weight clipping and EMA
@@ -63,10 +84,10 @@ from . import checkpoint as _ckpt
 from ._ops.backend import check_backend
 from ._ops.loss_terms import loss_spec
 from .data import Sampler, as_sampler
+from .augment import AdaptiveAugment, DiffAugment
 from .ema import EMA
 from .losses import discriminator_loss, generator_loss, joint_generator_loss, minimax_losses
 from .penalties import KINDS as PENALTY_KINDS
-from .penalties import NEEDS_FAKE as PENALTY_NEEDS_FAKE
 from .penalties import GradientPenalty, _unwrap, clip_weights_
 from ._validate import positive_int
 
@@ -108,18 +129,45 @@ def _device_of(module: nn.Module, name: str) -> torch.device:
     return devices.pop()
 
 
-def adam_defaults(loss: str, penalty: Optional[str]) -> tuple[float, tuple[float, float]]:
+def adam_defaults(loss: str, penalty: Union[None, str, Sequence[str]]) -> tuple[float, tuple[float, float]]:
     """Adam's (lr, betas) as the papers tune them: (1e-4, (0, 0.9)) for a Wasserstein critic -- the
     wasserstein loss, or a WGAN-GP or one-sided penalty (Gulrajani et al.) -- and (2e-4, (0.5, 0.999))
-    otherwise (Radford et al.). ``penalty`` is the penalty's kind, or None."""
-    if loss == "wasserstein" or penalty in ("wgan-gp", "one-sided"):
+    otherwise (Radford et al.). ``penalty`` is the penalties' kinds (a sequence, or one string,
+    ``"r1+r2"`` for several), or None."""
+    kinds = penalty.split("+") if isinstance(penalty, str) else (penalty or ())
+    if loss == "wasserstein" or any(k in ("wgan-gp", "one-sided") for k in kinds):
         return 1e-4, (0.0, 0.9)
     return 2e-4, (0.5, 0.999)
 
 
-def _default_optimizer(params, loss: str, penalty: Optional[GradientPenalty], capture: bool):
-    lr, betas = adam_defaults(loss, penalty.kind if penalty is not None else None)
+def _default_optimizer(params, loss: str, penalties: Sequence[GradientPenalty], capture: bool):
+    lr, betas = adam_defaults(loss, [p.kind for p in penalties])
     return torch.optim.Adam(params, lr=lr, betas=betas, capturable=capture)
+
+
+def _penalties(penalty: Any, backend: Optional[str]) -> tuple[GradientPenalty, ...]:
+    """``penalty=`` as a tuple of GradientPenalty modules: None, a kind, kinds joined by "+"
+    (``"r1+r2"``, each at its default weight), a GradientPenalty, or a list of kinds and modules."""
+    if penalty is None:
+        return ()
+    items = penalty.split("+") if isinstance(penalty, str) else [penalty]
+    if isinstance(penalty, (list, tuple)):
+        items = list(penalty)
+    out: list[GradientPenalty] = []
+    for item in items:
+        if isinstance(item, str):
+            if item not in PENALTY_KINDS:
+                raise ValueError(f"unknown penalty {item!r}; choose kinds of {PENALTY_KINDS} (several joined by "
+                                 "'+', e.g. 'r1+r2'), GradientPenalty modules, or a list of them")
+            item = GradientPenalty(item, backend=backend)
+        elif not isinstance(item, GradientPenalty):
+            raise TypeError(f"penalty must be None, a kind name, a GradientPenalty or a list of them, got "
+                            f"{type(item).__name__}" + (" in the list" if len(items) > 1 else ""))
+        if any(item is p for p in out):
+            raise ValueError(f"penalty lists the same GradientPenalty ({item.name}) twice; its lazy call count "
+                             "would advance twice per step: pass two modules")
+        out.append(item)
+    return tuple(out)
 
 
 def _optimizer(given, params: list[Tensor], name: str, default: Callable):
@@ -140,8 +188,9 @@ class GAN:
         generator: maps a batch of noise (from ``prior``) to a batch of samples.
         discriminator: maps a batch of samples to logits (any shape per sample).
         loss: a name of :data:`pygan.losses.LOSS_NAMES`; ``**loss_params`` its parameters (``alpha``).
-        penalty: None, a kind of :data:`pygan.penalties.KINDS` (default weight), or a
-            :class:`pygan.GradientPenalty` (weight, center, lazy interval).
+        penalty: None, a kind of :data:`pygan.penalties.KINDS` (default weight), kinds joined by
+            ``"+"`` (``"r1+r2"``), a :class:`pygan.GradientPenalty` (weight, center, lazy interval,
+            target), or a list of kinds and modules; the penalties are summed into D's loss.
         n_critic: D steps per G step.
         prior: a callable ``(n, device, generator) -> z``; default :class:`Normal` of
             ``generator.latent_dim``.
@@ -156,15 +205,22 @@ class GAN:
             torch's global generator, so ``torch.manual_seed`` makes training reproducible).
         distributed: wrap G and D in DDP; default: when torch.distributed runs more than one process.
         backend: kernel backend for losses, penalties and EMA ("auto", "cpu", "cuda", "triton").
+        augment: a differentiable callable applied to every batch before D (see the module docs),
+            e.g. :class:`pygan.augment.DiffAugment`; a module is moved to the models' device and
+            its state is saved with checkpoints.
+        num_classes: the number of classes of a class-conditional GAN (default: the generator's
+            ``num_classes`` attribute, else unconditional).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *, loss: str = "gan",
-                 penalty: Union[None, str, GradientPenalty] = None, n_critic: int = 1,
+                 penalty: Union[None, str, GradientPenalty, Sequence[Union[str, GradientPenalty]]] = None,
+                 n_critic: int = 1,
                  prior: Optional[Callable] = None, g_optimizer=None, d_optimizer=None,
                  fused: bool = False, capture: bool = False, amp: Optional[str] = None,
                  ema: Union[None, float, EMA] = None, saturating: bool = False,
                  clip: Optional[float] = None, seed: Optional[int] = None,
                  distributed: Optional[bool] = None, backend: Optional[str] = None,
+                 augment: Optional[Callable[[Tensor], Tensor]] = None, num_classes: Optional[int] = None,
                  **loss_params: float) -> None:
         for name, m in (("generator", generator), ("discriminator", discriminator)):
             if not isinstance(m, nn.Module):
@@ -191,13 +247,8 @@ class GAN:
                 raise ValueError("capture=True cannot capture fp16 loss scaling (GradScaler checks for inf "
                                  "on the host every step); use amp='bf16'")
 
-        if isinstance(penalty, str):
-            if penalty not in PENALTY_KINDS:
-                raise ValueError(f"unknown penalty {penalty!r}; choose one of {PENALTY_KINDS} or pass a GradientPenalty")
-            penalty = GradientPenalty(penalty, backend=backend)
-        elif penalty is not None and not isinstance(penalty, GradientPenalty):
-            raise TypeError(f"penalty must be None, a kind name or a GradientPenalty, got {type(penalty).__name__}")
-        self.penalty: Optional[GradientPenalty] = penalty
+        self.penalties: tuple[GradientPenalty, ...] = _penalties(penalty, backend)
+        self._penalty_stats = _stat_names(self.penalties)
 
         if prior is None:
             latent = getattr(_unwrap(generator), "latent_dim", None)
@@ -207,6 +258,22 @@ class GAN:
         if not callable(prior):
             raise TypeError(f"prior must be callable (n, device, generator) -> z, got {type(prior).__name__}")
         self.prior = prior
+        if augment is not None and not callable(augment):
+            raise TypeError(f"augment must be a callable batch -> batch (e.g. pygan.augment.DiffAugment()), "
+                            f"got {type(augment).__name__}")
+        if isinstance(augment, nn.Module):
+            augment.to(self.device)
+        self.augment = augment
+        if num_classes is None:
+            num_classes = getattr(_unwrap(generator), "num_classes", None)
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                        or num_classes < 2):
+            raise ValueError(f"num_classes must be an int of at least 2 (or None), got {num_classes!r}")
+        d_classes = getattr(_unwrap(discriminator), "num_classes", num_classes)
+        if d_classes != num_classes:
+            raise ValueError(f"the discriminator has num_classes={d_classes} and the GAN {num_classes}: "
+                             "build both networks for the same classes")
+        self.num_classes: Optional[int] = num_classes
 
         if distributed is None:
             distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -219,9 +286,9 @@ class GAN:
         self._z_dtype = next((p.dtype for p in self.generator.parameters() if p.is_floating_point()), torch.float32)
         self._d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
         self.g_optimizer = _optimizer(g_optimizer, self._g_params, "g_optimizer",
-                                      lambda ps: _default_optimizer(ps, loss, self.penalty, self.capture))
+                                      lambda ps: _default_optimizer(ps, loss, self.penalties, self.capture))
         self.d_optimizer = _optimizer(d_optimizer, self._d_params, "d_optimizer",
-                                      lambda ps: _default_optimizer(ps, loss, self.penalty, self.capture))
+                                      lambda ps: _default_optimizer(ps, loss, self.penalties, self.capture))
         if self.capture:
             for name, opt in (("g_optimizer", self.g_optimizer), ("d_optimizer", self.d_optimizer)):
                 if any(g.get("capturable") is False for g in opt.param_groups):
@@ -251,15 +318,18 @@ class GAN:
 
     def __repr__(self) -> str:
         options = [f"loss={self.loss!r}"] + [f"{k}={v!r}" for k, v in self.loss_params.items()]
-        if self.penalty is not None:
-            options.append(f"penalty={self.penalty.kind}(weight={self.penalty.weight:g}"
-                           + (f", lazy={self.penalty.lazy}" if self.penalty.lazy > 1 else "") + ")")
+        if self.penalties:
+            shown = [f"{p.name}(weight={p.weight:g}" + (f", lazy={p.lazy}" if p.lazy > 1 else "") + ")"
+                     for p in self.penalties]
+            options.append("penalty=" + (shown[0] if len(shown) == 1 else f"[{', '.join(shown)}]"))
         for name, default in (("n_critic", 1), ("fused", False), ("capture", False), ("amp", None),
                               ("saturating", False), ("clip", None)):
             if getattr(self, name) != default:
                 options.append(f"{name}={getattr(self, name)!r}")
         if self.ema is not None:
             options.append(f"ema={self.ema.decay:g}")
+        if self.augment is not None:
+            options.append(f"augment={self.augment!r}".replace("\n", ""))
         g, d = type(self.generator).__name__, type(self.discriminator).__name__
         return (f"{type(self).__name__}({g}, {d}, {', '.join(options)}, prior={self.prior!r}, "
                 f"device={self.device}, steps={self.steps})")
@@ -267,6 +337,14 @@ class GAN:
     # -----------------------------------------------------------------------------------------
     # Properties and small pieces
     # -----------------------------------------------------------------------------------------
+
+    @property
+    def penalty(self) -> Optional[GradientPenalty]:
+        """The gradient penalty, or None; a GAN with several has them in :attr:`penalties`."""
+        if len(self.penalties) > 1:
+            raise AttributeError(f"this GAN has {len(self.penalties)} penalties "
+                                 f"({', '.join(p.name for p in self.penalties)}): use .penalties")
+        return self.penalties[0] if self.penalties else None
 
     @property
     def generator(self) -> nn.Module:
@@ -316,14 +394,15 @@ class GAN:
     # produces both sides (real pairs (x, E(x)) and fake pairs (G(z), z)) and overrides these two.
     _joint = False
 
-    def _d_inputs(self, real: Optional[Tensor], n: int) -> tuple[Optional[Tensor], Tensor]:
+    def _d_inputs(self, real: Optional[Tensor], n: int,
+                  labels: Optional[Tensor] = None) -> tuple[Optional[Tensor], Tensor]:
         """D's inputs on the real side (for a batch ``real`` of data) and on the fake side (for
-        ``n`` fresh noise vectors)."""
-        return real, self.G(self._noise(n))
+        ``n`` fresh noise vectors, of the classes ``labels`` in a conditional GAN)."""
+        return real, self._generate(self.G, self._noise(n), labels)
 
-    def _generate(self, player: nn.Module, z: Tensor) -> Tensor:
+    def _generate(self, player: nn.Module, z: Tensor, labels: Optional[Tensor] = None) -> Tensor:
         """Samples from the generator player ``player`` (G itself, or its EMA copy) at ``z``."""
-        return player(z)
+        return player(z) if labels is None else player(z, y=labels)
 
     @property
     def _g_needs_real(self) -> bool:
@@ -348,28 +427,74 @@ class GAN:
             raise ValueError(f"the real samples have shape {tuple(real.shape[1:])} per sample and the generator "
                              f"makes {tuple(fake.shape[1:])}: the data and the generator's out_shape must match")
 
-    def _shared_penalty_side(self, fused: bool) -> Optional[str]:
-        """"real" or "fake" when this D step's penalty (R1, R2) is taken on the loss's own forward of
-        that batch, so that D runs once per batch; None when it needs its own (interpolates, DRAGAN,
-        lazy off-steps). In the fused step the fakes are G's output and a joint player's real pairs
-        E's, which stay attached to their players: those keep the penalty's own forward."""
-        p = self.penalty
-        if p is None or not p.due or p.kind not in ("r1", "r2"):
-            return None
-        if p.kind == "r1":
-            return None if fused and self._joint else "real"
-        return None if fused else "fake"
+    def _shared_sides(self) -> frozenset:
+        """The batches ("real", "fake") on which a penalty due at this D step takes its gradient from
+        the loss's own forward, so that D runs once per batch."""
+        return frozenset(p.target for p in self.penalties if p.due and p.target in ("real", "fake"))
 
-    def _penalty(self, real: Tensor, fake: Tensor, shared: Optional[str] = None,
-                 v_r: Optional[Tensor] = None, v_f: Optional[Tensor] = None) -> Optional[Tensor]:
-        if self.penalty is None:
+    def _d(self, d: Callable[..., Tensor], x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        """What D says of the batch ``x`` (of the classes ``labels``): D(augment(x)) with an
+        augmentation."""
+        if self.augment is not None:
+            x = self.augment(x)
+        return d(x) if labels is None else d(x, y=labels)
+
+    def _penalty_d(self, labels: Optional[Tensor]) -> Callable[[Tensor], Tensor]:
+        """The critic a penalty on its own points differentiates: D, after the augmentation and
+        with the labels when there are (then unwrapped from DDP here, as the penalty itself does
+        for a bare D)."""
+        if self.augment is None and labels is None:
+            return self.D
+        d = _unwrap(self.D)
+        return lambda x: self._d(d, x, labels)
+
+    def _check_labels(self, labels: Optional[Tensor], n: int, name: str = "labels") -> Optional[Tensor]:
+        """The labels of a batch of ``n``: required (integer, shape (n,), on the device) in a
+        conditional GAN, refused in an unconditional one."""
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError(f"{name}: this GAN is not class-conditional (num_classes=None); pass no labels")
             return None
+        if labels is None:
+            raise ValueError(f"this GAN is class-conditional (num_classes={self.num_classes}): pass the real "
+                             f"batch's integer class labels, {name}=")
+        if not isinstance(labels, Tensor) or labels.dtype not in (torch.int64, torch.int32) or labels.shape != (n,):
+            what = f"{labels.dtype} of shape {tuple(labels.shape)}" if isinstance(labels, Tensor) else \
+                type(labels).__name__
+            raise ValueError(f"{name} must be integer class labels of shape ({n},), got {what}")
+        if labels.device != self.device:
+            raise ValueError(f"{name} is on {labels.device} and the models on {self.device}")
+        return labels
+
+    def _random_labels(self, n: int, generator: Optional[torch.Generator]) -> Optional[Tensor]:
+        """Uniform class labels for ``n`` fakes (None in an unconditional GAN)."""
+        if self.num_classes is None:
+            return None
+        return torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
+
+    @staticmethod
+    def _penalty_input(x: Tensor) -> Tensor:
+        """``x`` ready for a penalty's inner gradient: as it is where it already requires grad (the
+        fused step's fakes, G's output; BiGAN's real pairs, E's), else a new leaf requiring grad (the
+        caller's tensor is left alone)."""
+        return x if x.requires_grad else x.detach().requires_grad_(True)
+
+    def _penalty(self, real: Tensor, fake: Tensor, shared: frozenset, v_r: Tensor, v_f: Tensor,
+                 labels: Optional[Tensor] = None) -> tuple[Optional[Tensor], dict[str, Tensor]]:
+        """The sum of the penalties (None without any) and, with several, each one's value."""
+        total, parts = None, {}
         with self._autocast():
-            if shared is not None:
-                return self.penalty.from_outputs(v_r if shared == "real" else v_f,
-                                                 real if shared == "real" else fake, scaler=self.d_scaler)
-            return self.penalty(self.D, real, fake.detach() if self.penalty.kind in PENALTY_NEEDS_FAKE else None,
-                                scaler=self.d_scaler, generator=None if self._capturing else self.rng)
+            for p, stat in zip(self.penalties, self._penalty_stats):
+                if p.due and p.target in shared:
+                    on_real = p.target == "real"
+                    value = p.from_outputs(v_r if on_real else v_f, real if on_real else fake, scaler=self.d_scaler)
+                else:  # its own forward at its own points (or a lazy off-step's zero)
+                    value = p(self._penalty_d(labels), real, fake if p.needs_fake else None, scaler=self.d_scaler,
+                              generator=None if self._capturing else self.rng)
+                total = value if total is None else total + value
+                if stat is not None:
+                    parts[stat] = value.detach()
+        return total, parts
 
     @staticmethod
     def _backward(loss: Tensor, scaler, inputs: list[Tensor]) -> None:
@@ -390,7 +515,10 @@ class GAN:
             scaler.step(opt)
             scaler.update()
 
-    def _after_d_step(self) -> None:
+    def _after_d_step(self, v_r: Tensor) -> None:
+        observe = getattr(self.augment, "observe", None)
+        if observe is not None:  # an adaptive augmentation's overfitting heuristic
+            observe(v_r)
         if self.clip is not None:
             clip_weights_(self.discriminator, self.clip, backend=self.backend)
 
@@ -398,45 +526,54 @@ class GAN:
         if self.ema is not None:
             self.ema.update(self._g_player)
 
-    def _d_stats(self, d_loss: Tensor, penalty: Optional[Tensor], v_r: Tensor, v_f: Tensor) -> dict[str, Tensor]:
+    def _d_stats(self, d_loss: Tensor, penalty: Optional[Tensor], parts: dict[str, Tensor], v_r: Tensor,
+                 v_f: Tensor) -> dict[str, Tensor]:
         stats = {"d_loss": d_loss.detach(), "d_real": v_r.detach().float().mean(),
                  "d_fake": v_f.detach().float().mean(),
-                 "penalty": penalty.detach() if penalty is not None else torch.zeros((), device=self.device)}
+                 "penalty": penalty.detach() if penalty is not None else torch.zeros((), device=self.device),
+                 **parts}
         if self.spec.kind in ("f", "ipm"):
             stats["divergence"] = -stats["d_loss"]
+        if isinstance(getattr(self.augment, "p", None), Tensor):
+            stats["augment_p"] = self.augment.p.detach().clone()
         return stats
 
     # -----------------------------------------------------------------------------------------
     # The steps
     # -----------------------------------------------------------------------------------------
 
-    def d_step(self, real: Tensor) -> dict[str, Tensor]:
-        """One discriminator (critic) step on a batch of real samples and as many fakes: descend
-        :math:`L_D` (+ the penalty), then clip D's weights if ``clip`` is set."""
+    def d_step(self, real: Tensor, labels: Optional[Tensor] = None) -> dict[str, Tensor]:
+        """One discriminator (critic) step on a batch of real samples and as many fakes (of the
+        real batch's ``labels`` in a conditional GAN): descend :math:`L_D` (+ the penalties), then
+        clip D's weights if ``clip`` is set."""
         real = self._check_real(real)
+        labels = self._check_labels(labels, real.shape[0])
         with torch.no_grad(), self._autocast():
-            real, fake = self._d_inputs(real, real.shape[0])
+            real, fake = self._d_inputs(real, real.shape[0], labels)
         self._check_shapes(real, fake)
-        shared = self._shared_penalty_side(fused=False)
-        if shared == "real":  # R1's gradient comes from this forward (a new leaf: the caller's tensor is left alone)
-            real = real.detach().requires_grad_(True)
-        elif shared == "fake":
-            fake = fake.detach().requires_grad_(True)
+        shared = self._shared_sides()  # R1's and R2's gradients come from this forward
+        if "real" in shared:
+            real = self._penalty_input(real)
+        if "fake" in shared:
+            fake = self._penalty_input(fake)
         with self._autocast():
-            v_r, v_f = self.D(real), self.D(fake)
+            v_r, v_f = self._d(self.D, real, labels), self._d(self.D, fake, labels)
         d_loss = discriminator_loss(v_r, v_f, self.loss, backend=self.backend, **self.loss_params)
-        penalty = self._penalty(real, fake, shared, v_r, v_f)
+        penalty, parts = self._penalty(real, fake, shared, v_r, v_f, labels)
         total = d_loss if penalty is None else d_loss + penalty
         self.d_optimizer.zero_grad(set_to_none=True)
         self._backward(total, self.d_scaler, self._d_params)
         self._opt_step(self.d_optimizer, self.d_scaler, total)
-        self._after_d_step()
-        return self._d_stats(d_loss, penalty, v_r, v_f)
+        self._after_d_step(v_r)
+        return self._d_stats(d_loss, penalty, parts, v_r, v_f)
 
-    def g_step(self, real: Optional[Tensor] = None, batch_size: Optional[int] = None) -> dict[str, Tensor]:
+    def g_step(self, real: Optional[Tensor] = None, batch_size: Optional[int] = None,
+               labels: Optional[Tensor] = None) -> dict[str, Tensor]:
         """One generator step on ``batch_size`` fresh noise vectors (default: ``real``'s batch size):
         descend :math:`L_G`. Only G's gradients are computed (D runs without its DDP hooks and its
-        parameters get no gradient). The relativistic losses (and BiGAN) need ``real``."""
+        parameters get no gradient). The relativistic losses (and BiGAN) need ``real``. In a
+        conditional GAN the fakes take ``labels`` (``real``'s, which a relativistic loss needs), or
+        labels drawn uniformly without them."""
         if real is not None:
             real = self._check_real(real)
         if self._g_needs_real and real is None:
@@ -446,16 +583,19 @@ class GAN:
         m = batch_size if batch_size is not None else (real.shape[0] if real is not None else None)
         if not isinstance(m, int) or m < 1:
             raise ValueError(f"g_step needs real= or a positive batch_size, got batch_size={batch_size!r}")
+        if self.num_classes is not None and labels is None and real is None:
+            labels = self._random_labels(m, None if self._capturing else self.rng)
+        labels = self._check_labels(labels, m)
         d = self.discriminator
         with self._autocast():
-            real, fake = self._d_inputs(real, m)
-            v_f = d(fake)
+            real, fake = self._d_inputs(real, m, labels)
+            v_f = self._d(d, fake, labels)
             v_r = None
             if self._joint:
-                v_r = d(real)
+                v_r = self._d(d, real, labels)
             elif self._relativistic:
                 with torch.no_grad():
-                    v_r = d(real)
+                    v_r = self._d(d, real, labels)
         if self._joint:
             g_loss = joint_generator_loss(v_r, v_f, self.loss, saturating=self.saturating,
                                           backend=self.backend, **self.loss_params)
@@ -468,23 +608,27 @@ class GAN:
         self._after_g_step()
         return {"g_loss": g_loss.detach()}
 
-    def dg_step(self, real: Tensor) -> dict[str, Tensor]:
+    def dg_step(self, real: Tensor, labels: Optional[Tensor] = None) -> dict[str, Tensor]:
         """The fused, simultaneous D and G step (see the module docs): one G forward, one D forward
         per batch, both players' upstream gradients from one loss evaluation, two backward passes
         through the shared graph, then both optimizers step."""
         real = self._check_real(real)
-        # The fakes are G's output here (G's gradient runs through them): only R1 can share the
-        # forward, and only where the real batch does not depend on a player (BiGAN's E(x) does).
-        shared = self._shared_penalty_side(fused=True)
+        labels = self._check_labels(labels, real.shape[0])
+        # The fakes are G's output here (G's gradient runs through them), and BiGAN's real pairs E's:
+        # a penalty's inner gradient is taken with respect to them as they are, and its backward
+        # reaches D's parameters only (D's backward below takes inputs=D's parameters).
+        shared = self._shared_sides()
         with self._autocast():
-            real, fake = self._d_inputs(real, real.shape[0])
+            real, fake = self._d_inputs(real, real.shape[0], labels)
             self._check_shapes(real, fake)
-            if shared == "real":
-                real = real.detach().requires_grad_(True)
-            v_r, v_f = self.D(real), self.D(fake)
+            if "real" in shared:
+                real = self._penalty_input(real)
+            if "fake" in shared:
+                fake = self._penalty_input(fake)
+            v_r, v_f = self._d(self.D, real, labels), self._d(self.D, fake, labels)
         ml = minimax_losses(v_r, v_f, self.loss, saturating=self.saturating, joint=self._joint,
                             backend=self.backend, **self.loss_params)
-        penalty = self._penalty(real, fake, shared, v_r, v_f)
+        penalty, parts = self._penalty(real, fake, shared, v_r, v_f, labels)
         self.d_optimizer.zero_grad(set_to_none=True)
         self.g_optimizer.zero_grad(set_to_none=True)
         sd = self.d_scaler.scale(torch.ones((), device=self.device)) if self.d_scaler else None
@@ -506,40 +650,56 @@ class GAN:
         torch.autograd.backward(outputs, grads, inputs=self._g_params)
         self._opt_step(self.d_optimizer, self.d_scaler, ml.d_loss, penalty)
         self._opt_step(self.g_optimizer, self.g_scaler, ml.g_loss)
-        self._after_d_step()
+        self._after_d_step(v_r)
         self._after_g_step()
-        stats = self._d_stats(ml.d_loss, penalty, v_r, v_f)
+        stats = self._d_stats(ml.d_loss, penalty, parts, v_r, v_f)
         stats["g_loss"] = ml.g_loss
         return stats
 
-    def _split(self, real: Union[Tensor, Sequence[Tensor]]) -> list[Tensor]:
+    def _split(self, real: Union[Tensor, Sequence[Tensor]],
+               labels: Union[None, Tensor, Sequence[Tensor]]) -> list[tuple[Tensor, Optional[Tensor]]]:
+        """The n_critic (batch, labels) pairs of a step."""
         if isinstance(real, Tensor):
             real = self._check_real(real)
             if real.shape[0] % self.n_critic:
                 raise ValueError(f"step(real): real has {real.shape[0]} samples, not a multiple of n_critic="
                                  f"{self.n_critic} (each D step takes its own batch of real.shape[0] / n_critic)")
-            return list(real.chunk(self.n_critic)) if self.n_critic > 1 else [real]
+            labels = self._check_labels(labels, real.shape[0])
+            if self.n_critic == 1:
+                return [(real, labels)]
+            return list(zip(real.chunk(self.n_critic), labels.chunk(self.n_critic) if labels is not None
+                            else [None] * self.n_critic))
         batches = list(real)
         if len(batches) != self.n_critic:
             raise ValueError(f"step(real): got {len(batches)} batches, need n_critic={self.n_critic}")
-        return [self._check_real(b, f"real[{i}]") for i, b in enumerate(batches)]
+        batches = [self._check_real(b, f"real[{i}]") for i, b in enumerate(batches)]
+        if self.num_classes is None:
+            self._check_labels(labels, 0)  # refuses labels
+            return [(b, None) for b in batches]
+        if labels is None or isinstance(labels, Tensor) or len(labels) != len(batches):
+            raise ValueError(f"labels: with real as a list of {len(batches)} batches, pass the labels as a list "
+                             "too, one tensor per batch")
+        return [(b, self._check_labels(y, b.shape[0], f"labels[{i}]")) for i, (b, y) in enumerate(zip(batches, labels))]
 
-    def _step(self, batches: list[Tensor]) -> dict[str, Tensor]:
+    def _step(self, batches: list[tuple[Tensor, Optional[Tensor]]]) -> dict[str, Tensor]:
         last = len(batches) - 1 if self.fused else len(batches)
         stats: dict[str, Tensor] = {}
-        for b in batches[:last]:
-            stats = self.d_step(b)
+        for b, y in batches[:last]:
+            stats = self.d_step(b, y)
+        b, y = batches[-1]
         if self.fused:
-            return self.dg_step(batches[-1])
-        stats.update(self.g_step(batches[-1] if self._g_needs_real else None, batch_size=batches[-1].shape[0]))
+            return self.dg_step(b, y)
+        stats.update(self.g_step(b if self._g_needs_real else None, batch_size=b.shape[0], labels=y))
         return stats
 
-    def step(self, real: Union[Tensor, Sequence[Tensor]]) -> dict[str, Tensor]:
+    def step(self, real: Union[Tensor, Sequence[Tensor]],
+             labels: Union[None, Tensor, Sequence[Tensor]] = None) -> dict[str, Tensor]:
         """One training iteration: ``n_critic`` D steps, then one G step (fused into the last D step
         with ``fused=True``; one CUDA graph replay with ``capture=True``). ``real`` holds
         ``n_critic`` batches: a tensor of ``n_critic * m`` samples, split in order, or a sequence of
-        ``n_critic`` tensors. Returns the statistics of the last D step and of the G step."""
-        batches = self._split(real)
+        ``n_critic`` tensors; ``labels`` (a conditional GAN's) likewise. Returns the statistics of
+        the last D step and of the G step."""
+        batches = self._split(real, labels)
         stats = self._captured_step(batches) if self.capture else self._step(batches)
         self.steps += 1
         return stats
@@ -549,13 +709,11 @@ class GAN:
     # -----------------------------------------------------------------------------------------
 
     def _penalty_pattern(self) -> tuple:
-        if self.penalty is None:
-            return ()
-        calls, lazy = self.penalty.calls, self.penalty.lazy
-        return tuple((calls + i) % lazy == 0 for i in range(self.n_critic))
+        """Which penalties apply at each D step of the next iteration (one CUDA graph per pattern)."""
+        return tuple(tuple((p.calls + i) % p.lazy == 0 for i in range(self.n_critic)) for p in self.penalties)
 
-    def _captured_step(self, batches: list[Tensor]) -> dict[str, Tensor]:
-        shape = tuple(tuple(b.shape) for b in batches)
+    def _captured_step(self, batches: list[tuple[Tensor, Optional[Tensor]]]) -> dict[str, Tensor]:
+        shape = tuple(tuple(b.shape) for b, _ in batches)
         if self._batch_shape is not None and shape != self._batch_shape:
             raise ValueError(f"capture=True replays one CUDA graph: every step needs batches of shape "
                              f"{self._batch_shape}, got {shape}")
@@ -571,16 +729,18 @@ class GAN:
         if key not in self._graphs:
             self._graphs[key] = self._capture(batches)
         graph, static_in, static_stats = self._graphs[key]
-        for s, b in zip(static_in, batches):
+        for (s, s_y), (b, y) in zip(static_in, batches):
             s.copy_(b, non_blocking=True)
+            if y is not None:
+                s_y.copy_(y, non_blocking=True)
         graph.replay()
-        if self.penalty is not None:  # the graph ran the calls; the Python counter follows
-            self.penalty.calls += self.n_critic
+        for p in self.penalties:  # the graph ran the calls; the Python counters follow
+            p.calls += self.n_critic
         return {k: v.clone() for k, v in static_stats.items()}
 
-    def _capture(self, batches: list[Tensor]) -> tuple:
-        static_in = [b.clone() for b in batches]
-        calls = self.penalty.calls if self.penalty is not None else 0
+    def _capture(self, batches: list[tuple[Tensor, Optional[Tensor]]]) -> tuple:
+        static_in = [(b.clone(), None if y is None else y.clone()) for b, y in batches]
+        calls = [p.calls for p in self.penalties]
         graph = torch.cuda.CUDAGraph()
         self.d_optimizer.zero_grad(set_to_none=True)
         self.g_optimizer.zero_grad(set_to_none=True)
@@ -590,8 +750,8 @@ class GAN:
                 static_stats = self._step(static_in)
         finally:
             self._capturing = False
-            if self.penalty is not None:  # capture records the calls without running them
-                self.penalty.calls = calls
+            for p, c in zip(self.penalties, calls):  # capture records the calls without running them
+                p.calls = c
         return graph, static_in, static_stats
 
     # -----------------------------------------------------------------------------------------
@@ -599,22 +759,37 @@ class GAN:
     # -----------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def sample(self, n: int, *, ema: bool = True, generator: Optional[torch.Generator] = None) -> Tensor:
+    def sample(self, n: int, *, labels: Union[None, int, Tensor] = None, ema: bool = True,
+               generator: Optional[torch.Generator] = None) -> Tensor:
         """``n`` samples from G in eval mode (from the EMA generator when there is one and ``ema``),
-        drawn with ``generator`` (default: a fresh noise draw from the global generator)."""
-        return self.generate(self.prior(n, self.device, generator), ema=ema)
+        drawn with ``generator`` (default: a fresh noise draw from the global generator). A
+        conditional GAN's ``labels``: a class (every sample of it), a tensor of ``n`` classes, or
+        None (classes drawn uniformly, after the noise)."""
+        z = self.prior(n, self.device, generator)
+        if self.num_classes is not None:
+            if labels is None:
+                labels = self._random_labels(n, generator)
+            elif isinstance(labels, int) and not isinstance(labels, bool):
+                labels = torch.full((n,), labels, dtype=torch.int64, device=self.device)
+        return self.generate(z, labels=labels, ema=ema)
 
     @torch.no_grad()
-    def generate(self, z: Tensor, *, ema: bool = True) -> Tensor:
-        """G(z) in eval mode (the EMA generator when there is one and ``ema``) at the noise ``z``,
-        as float32."""
+    def generate(self, z: Tensor, *, labels: Optional[Tensor] = None, ema: bool = True) -> Tensor:
+        """G(z) in eval mode (the EMA generator when there is one and ``ema``) at the noise ``z``
+        (and the classes ``labels`` of a conditional GAN), as float32."""
         if not isinstance(z, Tensor):
             raise TypeError(f"z must be a tensor of noise, got {type(z).__name__}")
         if z.device != self.device:
             raise ValueError(f"z is on {z.device} and the models on {self.device}")
+        if isinstance(labels, int) and not isinstance(labels, bool):
+            labels = torch.full((z.shape[0],), labels, dtype=torch.int64, device=self.device)
+        labels = self._check_labels(labels, z.shape[0])
+        if labels is not None and labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) < self.num_classes):
+            raise ValueError(f"labels must be classes 0..{self.num_classes - 1}, got "
+                             f"{int(labels.min())}..{int(labels.max())}")
         player = self._player(ema)
         with _eval_mode(player), self._autocast():
-            out = self._generate(player, self._in_g_dtype(z))
+            out = self._generate(player, self._in_g_dtype(z), labels)
         return out.float()
 
     def _player(self, ema: bool) -> nn.Module:
@@ -630,10 +805,12 @@ class GAN:
             "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
             "rng": self.rng.get_state(), "global_rng": _ckpt.rng_state(),
         }
-        if self.penalty is not None:
-            state["penalty"] = self.penalty.state_dict()
+        if self.penalties:
+            state["penalties"] = [p.state_dict() for p in self.penalties]
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
+        if isinstance(self.augment, nn.Module):
+            state["augment"] = self.augment.state_dict()
         for name in ("d_scaler", "g_scaler"):
             if getattr(self, name) is not None:
                 state[name] = getattr(self, name).state_dict()
@@ -651,11 +828,14 @@ class GAN:
                    if k not in state]
         if missing:
             raise ValueError(f"the GAN state lacks {', '.join(missing)}")
-        for name, module in (("penalty", self.penalty), ("ema", self.ema),
-                             ("d_scaler", self.d_scaler), ("g_scaler", self.g_scaler)):
+        for name, module in self._stateful().items():
             if (name in state) != (module is not None):
                 raise ValueError(f"checkpoint {'has' if name in state else 'lacks'} {name} state, this GAN "
                                  f"{'has none' if module is None else 'has one'}: build it with the same options")
+        saved = len(_penalty_states(state))
+        if saved != len(self.penalties):
+            raise ValueError(f"checkpoint has the state of {saved} penalties, this GAN has {len(self.penalties)}: "
+                             "build it with the same options")
         backup = copy.deepcopy(self.state_dict())
         try:
             self._load_state(state, restore_rng)
@@ -668,15 +848,21 @@ class GAN:
         self.discriminator.load_state_dict(state["discriminator"])
         self.g_optimizer.load_state_dict(state["g_optimizer"])
         self.d_optimizer.load_state_dict(state["d_optimizer"])
-        for name, module in (("penalty", self.penalty), ("ema", self.ema),
-                             ("d_scaler", self.d_scaler), ("g_scaler", self.g_scaler)):
+        for name, module in self._stateful().items():
             if module is not None:
                 module.load_state_dict(state[name])
+        for p, p_state in zip(self.penalties, _penalty_states(state)):
+            p.load_state_dict(p_state)
         self.rng.set_state(state["rng"].cpu())
         if restore_rng:
             _ckpt.set_rng_state(state["global_rng"])
         self.steps, self.seed = int(state["steps"]), int(state["seed"])
         self._graphs.clear()
+
+    def _stateful(self) -> dict[str, Any]:
+        """The optional parts whose state a checkpoint keeps under their names (None when absent)."""
+        return {"ema": self.ema, "d_scaler": self.d_scaler, "g_scaler": self.g_scaler,
+                "augment": self.augment if isinstance(self.augment, nn.Module) else None}
 
     def _modules(self) -> dict[str, nn.Module]:
         """The networks, by their constructor argument names (what :meth:`load` rebuilds from)."""
@@ -687,11 +873,11 @@ class GAN:
         return {"class": type(self).__name__, "loss": self.loss, "loss_params": self.loss_params, "n_critic": self.n_critic,
                 "fused": self.fused, "capture": self.capture, "amp": self.amp, "saturating": self.saturating,
                 "clip": self.clip, "backend": self.backend,
-                "penalty": None if self.penalty is None else {
-                    "kind": self.penalty.kind, "weight": self.penalty.weight, "center": self.penalty.center,
-                    "lazy": self.penalty.lazy, "spread": self.penalty.spread},
+                "penalties": [{"kind": p.kind, "weight": p.weight, "center": p.center, "lazy": p.lazy,
+                               "spread": p.spread, "target": p.target} for p in self.penalties],
                 "ema": None if self.ema is None else {"decay": self.ema.decay, "rampup": self.ema.rampup},
-                "prior": _prior_spec(self.prior),
+                "prior": _prior_spec(self.prior), "augment": _augment_spec(self.augment),
+                "num_classes": self.num_classes,
                 "optimizers": {n: _optimizer_spec(o) for n, o in
                                (("g_optimizer", self.g_optimizer), ("d_optimizer", self.d_optimizer))}}
 
@@ -738,15 +924,17 @@ class GAN:
         with torch.random.fork_rng(devices=[]):  # building the networks draws their (overwritten) initial weights
             modules = {name: overrides.pop(name) if name in overrides else
                        _ckpt.build_module(spec, name, path, trusted, map_location) for name, spec in specs.items()}
-        pen = cfg["penalty"]
+        # Checkpoints before penalty lists kept one penalty (or None) under "penalty".
+        pens = cfg["penalties"] if "penalties" in cfg else [p for p in [cfg.get("penalty")] if p is not None]
         kwargs = dict(loss=cfg["loss"], n_critic=cfg["n_critic"], fused=cfg["fused"], capture=cfg["capture"],
                       amp=cfg["amp"], saturating=cfg["saturating"], clip=cfg["clip"], backend=cfg["backend"],
-                      penalty=None if pen is None else GradientPenalty(pen["kind"], weight=pen["weight"],
-                                                                       center=pen["center"], lazy=pen["lazy"],
-                                                                       spread=pen["spread"], backend=cfg["backend"]),
+                      penalty=[GradientPenalty(backend=cfg["backend"], **p) for p in pens] or None,
+                      num_classes=cfg.get("num_classes"),
                       ema=None if cfg["ema"] is None else cfg["ema"]["decay"], seed=state["seed"], **cfg["loss_params"])
         if "prior" not in overrides:
             kwargs["prior"] = _prior_from_spec(cfg["prior"], path, trusted)
+        if "augment" not in overrides:
+            kwargs["augment"] = _augment_from_spec(cfg.get("augment"), path, trusted)
         for name, spec in cfg["optimizers"].items():
             if name not in overrides:
                 kwargs[name] = _optimizer_from_spec(spec, name, path, trusted)
@@ -799,6 +987,12 @@ class GAN:
             raise ValueError("nonfinite='skip' checks each step on the host, which a captured CUDA graph cannot; "
                              "use 'raise' or 'stop' with capture=True")
         sampler: Sampler = as_sampler(data, self.device)
+        if self.num_classes is not None:
+            if sampler.num_classes is None:
+                sampler.sample_labeled(1)  # the sampler's own error: it has no labels
+            if sampler.num_classes > self.num_classes:
+                raise ValueError(f"the data has labels 0..{sampler.num_classes - 1} and the GAN num_classes="
+                                 f"{self.num_classes}: build it for {sampler.num_classes} classes")
         out_dir = Path(out) if out is not None else None
         ckpt = out_dir / "checkpoint.pt" if out_dir is not None else None
         if out_dir is not None:
@@ -825,7 +1019,10 @@ class GAN:
 
         try:
             while self.steps < steps:
-                stats = self.step(sampler.sample(batch_size * self.n_critic, self.rng))
+                if self.num_classes is None:
+                    stats = self.step(sampler.sample(batch_size * self.n_critic, self.rng))
+                else:
+                    stats = self.step(*sampler.sample_labeled(batch_size * self.n_critic, self.rng))
                 done, ran = self.steps, ran + 1
                 if not (self._skip_nonfinite and not _all_finite(stats.values())):
                     for k, v in stats.items():  # (a skipped step is left out of the means)
@@ -864,6 +1061,22 @@ class GAN:
             if log is not None:
                 log.close()
         return history
+
+
+def _penalty_states(state: dict) -> list:
+    """The penalties' states in a GAN state (one under "penalty" in checkpoints before penalty lists)."""
+    if "penalties" in state:
+        return list(state["penalties"])
+    return [state["penalty"]] if "penalty" in state else []
+
+
+def _stat_names(penalties: Sequence[GradientPenalty]) -> list[Optional[str]]:
+    """Each penalty's statistic, ``penalty_<name>`` (numbered when names repeat); none for a single
+    penalty, whose value is the ``penalty`` statistic itself."""
+    if len(penalties) < 2:
+        return [None] * len(penalties)
+    names = [f"penalty_{p.name}" for p in penalties]
+    return [f"{n}_{names[:i].count(n) + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
 
 
 class TrainingDiverged(RuntimeError):
@@ -915,6 +1128,31 @@ def _prior_from_spec(spec: Optional[dict], path, trusted: bool) -> Optional[Call
     if "pickle" in spec:
         return _ckpt.unpack(spec, "prior", path, trusted)
     return {"Normal": Normal, "Uniform": Uniform}[spec["kind"]](*spec["shape"])
+
+
+def _augment_spec(augment: Optional[Callable]) -> Optional[dict]:
+    """An augmentation as plain data: pygan's own by their options, any other callable pickled."""
+    if augment is None:
+        return None
+    if type(augment) is DiffAugment:
+        return {"kind": "DiffAugment", "policy": list(augment.policy), "p": augment.p,
+                "translation": augment.translation, "cutout": augment.cutout}
+    if type(augment) is AdaptiveAugment and type(augment.augment) is DiffAugment:
+        return {"kind": "AdaptiveAugment", "augment": _augment_spec(augment.augment), "target": augment.target,
+                "interval": augment.interval, "speed": augment.speed}
+    return _ckpt.pack(augment)
+
+
+def _augment_from_spec(spec: Optional[dict], path, trusted: bool) -> Optional[Callable]:
+    if spec is None:
+        return None
+    if "pickle" in spec:
+        return _ckpt.unpack(spec, "augment", path, trusted)
+    options = {k: v for k, v in spec.items() if k != "kind"}
+    if spec["kind"] == "AdaptiveAugment":
+        options["augment"] = _augment_from_spec(options["augment"], path, trusted)
+        return AdaptiveAugment(**options)
+    return DiffAugment(**options)
 
 
 def _optimizer_spec(opt: torch.optim.Optimizer) -> dict:

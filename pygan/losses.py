@@ -65,7 +65,8 @@ __all__ = [
 class LossTerms(NamedTuple):
     """Elementwise loss terms (``reduction="none"``): each field has its logits' shape, or is None
     where that side does not enter the loss. For the relativistic pairing loss the per-pair terms
-    sit in the field of the side that is judged more realistic (``real`` for D, ``fake`` for G).
+    sit in the field of the side that is judged more realistic (``real`` for D, ``fake`` for G,
+    saturating or not).
     ``mean`` of the terms of each field, added, is the ``reduction="mean"`` loss."""
 
     real: Optional[Tensor]
@@ -278,7 +279,11 @@ def generator_loss(fake_logits: Tensor, loss: str = "gan", *, saturating: bool =
     _check_pair(real, fake)
     if saturating:  # minimax: G ascends D's loss, whose every term depends on G
         out = discriminator_loss(real, fake, loss, reduction=reduction, backend=be)
-        return LossTerms(*(None if t is None else -t for t in out)) if red == 0 else -out
+        if red:
+            return -out
+        if spec.kind == "relativistic":  # G's per-pair terms sit in .fake, saturating or not
+            return LossTerms(None, -out.real)
+        return LossTerms(*(None if t is None else -t for t in out))
     if spec.kind == "relativistic":
         return _paired(fake, real, spec.gen, 1, spec, red, be)
     # Relativistic average, G's view: the real samples should look less real than the fakes.

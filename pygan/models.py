@@ -1,4 +1,5 @@
-"""Reference generators and discriminators: MLPs for the toy data sets, DCGAN for images; for
+r"""Reference generators and discriminators: MLPs for the toy data sets, DCGAN and R3GAN's residual
+networks (scaled down) for images; for
 :class:`pygan.BiGAN`, encoders (the discriminators' bodies with ``latent_dim`` outputs) and joint
 discriminators of packed (x, z) pairs.
 
@@ -8,6 +9,13 @@ normalization by default: a gradient penalty is defined per sample, and batch st
 the samples (Gulrajani et al. 2017). Every generator has ``latent_dim``, from which
 :class:`pygan.GAN` makes its default prior. Discriminators return logits of shape (batch, 1), and
 ``features(x)``, their penultimate activations (batch, features), for representation learning.
+
+**Class-conditional networks** (``num_classes=K``) take the labels by keyword, ``G(z, y=y)`` and
+``D(x, y=y)``: the MLP generator concatenates a class embedding to z, the DCGAN generator uses
+conditional batch norm (a scale and shift per class, de Vries et al. 2017), and the discriminators
+are projection discriminators (Miyato & Koyama 2018), :math:`D(x, y) = \psi(\phi(x)) +
+\langle e_y, \phi(x) \rangle` with :math:`\phi` the penultimate features and :math:`e_y` a learned
+class embedding.
 """
 
 from __future__ import annotations
@@ -18,14 +26,16 @@ import math
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bigan import split_pair
 from .nn import FusedConv2d, FusedLinear, LeakyReLU
 
 __all__ = [
-    "ConvEncoder", "DCGANDiscriminator", "DCGANGenerator", "JointDCGANDiscriminator", "JointMLPDiscriminator",
-    "MLPDiscriminator", "MLPEncoder", "MLPGenerator", "build", "build_bigan",
+    "ConditionalBatchNorm2d", "ConvEncoder", "DCGANDiscriminator", "DCGANGenerator", "JointDCGANDiscriminator", "JointMLPDiscriminator",
+    "MLPDiscriminator", "MLPEncoder", "MLPGenerator", "ResNetDiscriminator", "ResNetGenerator", "build",
+    "build_bigan",
 ]
 
 
@@ -57,17 +67,73 @@ def _numel(shape: Sequence[int]) -> int:
     return int(math.prod(shape))
 
 
+def _num_classes(num_classes: Optional[int]) -> Optional[int]:
+    if num_classes is None:
+        return None
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int of at least 2 (or None), got {num_classes!r}")
+    return num_classes
+
+
+def _labels(module: nn.Module, y: Optional[Tensor], batch: int) -> Optional[Tensor]:
+    """The labels ``y`` checked against a network's ``num_classes`` (None for an unconditional one)."""
+    k = module.num_classes
+    if k is None:
+        if y is not None:
+            raise ValueError(f"{type(module).__name__} is not class-conditional (build it with num_classes=K) "
+                             "and takes no y")
+        return None
+    if y is None:
+        raise ValueError(f"{type(module).__name__} is class-conditional (num_classes={k}): pass the labels, y=")
+    if not isinstance(y, Tensor) or y.dtype not in (torch.int64, torch.int32) or y.shape != (batch,):
+        what = f"{y.dtype} of shape {tuple(y.shape)}" if isinstance(y, Tensor) else type(y).__name__
+        raise ValueError(f"y must be integer class labels of shape ({batch},), got {what}")
+    return y
+
+
+class _Projection(nn.Module):
+    """The projection discriminator's class term <e_y, phi> (Miyato & Koyama 2018)."""
+
+    def __init__(self, num_classes: int, features: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(num_classes, features)
+        nn.init.normal_(self.embed.weight, std=features ** -0.5)
+
+    def forward(self, phi: Tensor, y: Tensor) -> Tensor:
+        return (self.embed(y).to(phi.dtype) * phi).sum(1, keepdim=True)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose scale and shift are learned per class: gamma_y * BN(x) + beta_y (de Vries
+    et al. 2017), starting at gamma = 1, beta = 0."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.scale = nn.Embedding(num_classes, channels)
+        self.shift = nn.Embedding(num_classes, channels)
+        nn.init.ones_(self.scale.weight)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.scale(y)[:, :, None, None] * self.norm(x) + self.shift(y)[:, :, None, None]
+
+
 @_rebuildable
 class MLPGenerator(nn.Module):
     """z (latent_dim) -> ``hidden`` x ``depth`` ReLU layers -> a sample of ``out_shape``; ``tanh``
-    bounds the output to [-1, 1] (images), otherwise it is linear (toy points)."""
+    bounds the output to [-1, 1] (images), otherwise it is linear (toy points). With
+    ``num_classes``, a class embedding of ``latent_dim`` features is concatenated to z."""
 
     def __init__(self, latent_dim: int = 16, out_shape: Sequence[int] = (2,), hidden: int = 256,
-                 depth: int = 3, tanh: bool = False) -> None:
+                 depth: int = 3, tanh: bool = False, num_classes: Optional[int] = None) -> None:
         super().__init__()
         self.latent_dim, self.out_shape = int(latent_dim), tuple(out_shape)
+        self.num_classes = _num_classes(num_classes)
+        if self.num_classes is not None:
+            self.embed = nn.Embedding(self.num_classes, self.latent_dim)
         layers: list[nn.Module] = []
-        width = self.latent_dim
+        width = self.latent_dim * (2 if self.num_classes is not None else 1)
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
             width = hidden
@@ -76,19 +142,27 @@ class MLPGenerator(nn.Module):
             layers.append(nn.Tanh())
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z).view(z.shape[0], *self.out_shape)
+    def forward(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        y = _labels(self, y, z.shape[0])
+        h = z if y is None else torch.cat([z, self.embed(y).to(z.dtype)], 1)
+        return self.net(h).view(z.shape[0], *self.out_shape)
 
 
 @_rebuildable
 class MLPDiscriminator(nn.Module):
     """A sample of ``in_shape`` (flattened) -> ``hidden`` x ``depth`` fused Linear + LeakyReLU(0.2)
-    layers -> ``outputs`` (one logit)."""
+    layers -> ``outputs`` (one logit); with ``num_classes``, a projection discriminator."""
 
     def __init__(self, in_shape: Sequence[int] = (2,), hidden: int = 256, depth: int = 3,
-                 slope: float = 0.2, backend: Optional[str] = None, outputs: int = 1) -> None:
+                 slope: float = 0.2, backend: Optional[str] = None, outputs: int = 1,
+                 num_classes: Optional[int] = None) -> None:
         super().__init__()
         self.in_shape = tuple(in_shape)
+        self.num_classes = _num_classes(num_classes)
+        if self.num_classes is not None:
+            if outputs != 1:
+                raise ValueError(f"a projection discriminator has one output, got outputs={outputs}")
+            self.projection = _Projection(self.num_classes, hidden)
         layers: list[nn.Module] = []
         width = _numel(self.in_shape)
         for _ in range(depth):
@@ -97,8 +171,12 @@ class MLPDiscriminator(nn.Module):
         layers.append(FusedLinear(width, outputs, slope=None))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x.reshape(x.shape[0], -1))
+    def forward(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        y = _labels(self, y, x.shape[0])
+        if y is None:
+            return self.net(x.reshape(x.shape[0], -1))
+        phi = self.features(x)
+        return self.net[-1](phi) + self.projection(phi, y)
 
     def features(self, x: Tensor) -> Tensor:
         """The last hidden layer's activations."""
@@ -140,22 +218,33 @@ class DCGANGenerator(nn.Module):
     convolution, then stride-2 transposed 4x4 convolutions with batch norm and ReLU, halving the
     channels and doubling the size, up to ``channels`` x ``size`` x ``size`` through tanh."""
 
-    def __init__(self, latent_dim: int = 100, channels: int = 3, size: int = 64, width: int = 64) -> None:
+    def __init__(self, latent_dim: int = 100, channels: int = 3, size: int = 64, width: int = 64,
+                 num_classes: Optional[int] = None) -> None:
         super().__init__()
         self.latent_dim, self.out_shape = int(latent_dim), (channels, size, size)
+        self.num_classes = _num_classes(num_classes)
         stages = _stages(size)
         ch = width * 2 ** (stages - 1)
-        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, ch, 4, 1, 0, bias=False),
-                                   nn.BatchNorm2d(ch), nn.ReLU(inplace=True)]
+
+        def norm(c: int) -> nn.Module:  # conditional batch norm for a class-conditional generator
+            return nn.BatchNorm2d(c) if self.num_classes is None else ConditionalBatchNorm2d(c, self.num_classes)
+
+        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, ch, 4, 1, 0, bias=False), norm(ch),
+                                   nn.ReLU(inplace=True)]
         for _ in range(stages - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2),
-                       nn.ReLU(inplace=True)]
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), norm(ch // 2), nn.ReLU(inplace=True)]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z.reshape(z.shape[0], self.latent_dim, 1, 1))
+    def forward(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        y = _labels(self, y, z.shape[0])
+        x = z.reshape(z.shape[0], self.latent_dim, 1, 1)
+        if y is None:
+            return self.net(x)
+        for layer in self.net:
+            x = layer(x, y) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)
+        return x
 
 
 @_rebuildable
@@ -167,15 +256,23 @@ class DCGANDiscriminator(nn.Module):
     with gradient penalties)."""
 
     def __init__(self, channels: int = 3, size: int = 64, width: int = 64, batch_norm: bool = False,
-                 backend: Optional[str] = None, outputs: int = 1) -> None:
+                 backend: Optional[str] = None, outputs: int = 1, num_classes: Optional[int] = None) -> None:
         super().__init__()
         self.in_shape = (channels, size, size)
         self.outputs = int(outputs)
+        self.num_classes = _num_classes(num_classes)
         self.body = _conv_body(channels, size, width, batch_norm, backend)
         self.head = nn.Conv2d(self.body.out_channels, self.outputs, 4, 1, 0)
+        if self.num_classes is not None:
+            if outputs != 1:
+                raise ValueError(f"a projection discriminator has one output, got outputs={outputs}")
+            self.projection = _Projection(self.num_classes, self.body.out_channels * 16)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.body(x)).view(x.shape[0], self.outputs)
+    def forward(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        y = _labels(self, y, x.shape[0])
+        h = self.body(x)
+        out = self.head(h).view(x.shape[0], self.outputs)
+        return out if y is None else out + self.projection(h.flatten(1), y)
 
     def features(self, x: Tensor) -> Tensor:
         """The last 4x4 feature maps, flattened."""
@@ -236,24 +333,140 @@ class JointDCGANDiscriminator(nn.Module):
         return self.head(self.features(pair))
 
 
+class _ResidualBlock(nn.Module):
+    """R3GAN's residual block (Huang et al. 2024): ``x + W3 a(W2 a(W1 x))`` with W1 a 1x1 convolution
+    to ``expansion`` times the width, W2 a grouped 3x3 convolution (``cardinality`` groups), W3 a 1x1
+    convolution back, and a = LeakyReLU(0.2); no normalization. Fix-up initialization: W1 and W2 are
+    He-initialized and scaled by ``total_blocks ** -1/4`` (L^(-1/(2m-2)) for m = 3 layers per
+    branch), W3 starts at zero, so every block starts as the identity and the variance of the
+    output does not grow with depth. ``fused`` (the discriminator's) runs conv bias + activation as
+    one kernel (:class:`pygan.nn.FusedConv2d`)."""
+
+    def __init__(self, width: int, cardinality: int, expansion: int, total_blocks: int, fused: bool,
+                 backend: Optional[str] = None) -> None:
+        super().__init__()
+        inner = width * expansion
+        if inner % cardinality:
+            raise ValueError(f"width * expansion ({inner}) must be a multiple of cardinality ({cardinality})")
+        if fused:
+            self.expand = FusedConv2d(width, inner, 1, slope=0.2, backend=backend)
+            self.spatial = FusedConv2d(inner, inner, 3, padding=1, groups=cardinality, slope=0.2, backend=backend)
+        else:
+            self.expand = nn.Sequential(nn.Conv2d(width, inner, 1), nn.LeakyReLU(0.2))
+            self.spatial = nn.Sequential(nn.Conv2d(inner, inner, 3, padding=1, groups=cardinality), nn.LeakyReLU(0.2))
+        self.project = nn.Conv2d(inner, width, 1)
+        scale = total_blocks ** -0.25
+        for conv in (m for m in self.modules() if isinstance(m, nn.Conv2d)):
+            if conv is self.project:
+                nn.init.zeros_(conv.weight)
+            else:
+                nn.init.kaiming_normal_(conv.weight, a=0.2, nonlinearity="leaky_relu")
+                conv.weight.data.mul_(scale)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.project(self.spatial(self.expand(x)))
+
+
+def _check_residual(size: int, blocks: int, cardinality: int, expansion: int) -> int:
+    for name, value in (("blocks", blocks), ("cardinality", cardinality), ("expansion", expansion)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return _stages(size) + 1  # resolutions 4, 8, ..., size
+
+
+@_rebuildable
+class ResNetGenerator(nn.Module):
+    """R3GAN's generator, scaled down: a generative basis (a learned 4x4 map per channel, modulated
+    by a linear function of z), then per resolution from 4x4 to ``size`` ``blocks`` residual blocks
+    (:class:`_ResidualBlock`), with bilinear 2x upsampling and a 1x1 convolution between
+    resolutions, and a 1x1 convolution to ``channels``. The output is linear (no tanh), as in R3GAN."""
+
+    def __init__(self, latent_dim: int = 64, channels: int = 3, size: int = 32, width: int = 64, blocks: int = 1,
+                 cardinality: int = 4, expansion: int = 2) -> None:
+        super().__init__()
+        stages = _check_residual(size, blocks, cardinality, expansion)
+        self.latent_dim, self.out_shape = int(latent_dim), (channels, size, size)
+        self.basis = nn.Parameter(torch.randn(width, 4, 4))
+        self.modulation = nn.Linear(self.latent_dim, width, bias=False)
+        total = stages * blocks
+        self.stages = nn.ModuleList(
+            nn.Sequential(*[_ResidualBlock(width, cardinality, expansion, total, fused=False) for _ in range(blocks)])
+            for _ in range(stages))
+        self.transitions = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(stages - 1))
+        self.to_image = nn.Conv2d(width, channels, 1)
+
+    def forward(self, z: Tensor) -> Tensor:
+        x = self.basis[None] * self.modulation(z.reshape(z.shape[0], -1))[:, :, None, None]
+        for i, stage in enumerate(self.stages):
+            if i:
+                x = self.transitions[i - 1](F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+            x = stage(x)
+        return self.to_image(x)
+
+
+@_rebuildable
+class ResNetDiscriminator(nn.Module):
+    """R3GAN's discriminator, scaled down: a 1x1 convolution from ``channels``, per resolution from
+    ``size`` to 4x4 ``blocks`` residual blocks, with 2x2 average pooling and a 1x1 convolution
+    between resolutions, then a discriminative basis (a depthwise 4x4 convolution to one value per
+    channel) and a linear layer to one logit. No normalization (penalties are per sample); bias +
+    LeakyReLU run fused."""
+
+    def __init__(self, channels: int = 3, size: int = 32, width: int = 64, blocks: int = 1, cardinality: int = 4,
+                 expansion: int = 2, backend: Optional[str] = None) -> None:
+        super().__init__()
+        stages = _check_residual(size, blocks, cardinality, expansion)
+        self.in_shape = (channels, size, size)
+        total = stages * blocks
+        self.from_image = FusedConv2d(channels, width, 1, slope=0.2, backend=backend)
+        self.stages = nn.ModuleList(
+            nn.Sequential(*[_ResidualBlock(width, cardinality, expansion, total, fused=True, backend=backend)
+                            for _ in range(blocks)])
+            for _ in range(stages))
+        self.transitions = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(stages - 1))
+        self.basis = nn.Conv2d(width, width, 4, groups=width, bias=False)
+        self.head = nn.Linear(width, 1)
+
+    def features(self, x: Tensor) -> Tensor:
+        """The basis's output, one value per channel."""
+        x = self.from_image(x)
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i < len(self.transitions):
+                x = self.transitions[i](F.avg_pool2d(x, 2))
+        return self.basis(x).flatten(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
 def build(model: str, shape: Sequence[int], *, latent_dim: Optional[int] = None,
-          width: Optional[int] = None, backend: Optional[str] = None) -> tuple[nn.Module, nn.Module]:
-    """A (generator, discriminator) pair named ``model`` ("mlp" or "dcgan") for samples of
-    ``shape``: (dims,) points or (channels, size, size) images. ``backend`` runs the
-    discriminator's fused layers (default: the ops' own choice)."""
+          width: Optional[int] = None, backend: Optional[str] = None,
+          num_classes: Optional[int] = None) -> tuple[nn.Module, nn.Module]:
+    """A (generator, discriminator) pair named ``model`` ("mlp", "dcgan" or "resnet", R3GAN's
+    residual networks) for samples of ``shape``: (dims,) points or (channels, size, size) images.
+    ``backend`` runs the discriminator's fused layers (default: the ops' own choice);
+    ``num_classes`` makes a class-conditional pair ("mlp" and "dcgan")."""
     shape = tuple(shape)
+    num_classes = _num_classes(num_classes)
     if model == "mlp":
         image = len(shape) == 3
         hidden = width or (512 if image else 256)
-        g = MLPGenerator(latent_dim or (64 if image else 16), shape, hidden, tanh=image)
-        return g, MLPDiscriminator(shape, hidden, backend=backend)
-    if model == "dcgan":
+        g = MLPGenerator(latent_dim or (64 if image else 16), shape, hidden, tanh=image, num_classes=num_classes)
+        return g, MLPDiscriminator(shape, hidden, backend=backend, num_classes=num_classes)
+    if model in ("dcgan", "resnet"):
         if len(shape) != 3 or shape[1] != shape[2]:
-            raise ValueError(f"model 'dcgan' needs square images (channels, size, size), got shape {shape}")
+            raise ValueError(f"model {model!r} needs square images (channels, size, size), got shape {shape}")
         w = width or 64
-        return (DCGANGenerator(latent_dim or 100, shape[0], shape[1], w),
-                DCGANDiscriminator(shape[0], shape[1], w, backend=backend))
-    raise ValueError(f"unknown model {model!r}; choose 'mlp' or 'dcgan'")
+        if model == "resnet":
+            if num_classes is not None:
+                raise ValueError("model 'resnet' is not class-conditional here; use 'mlp' or 'dcgan' with num_classes")
+            return (ResNetGenerator(latent_dim or 64, shape[0], shape[1], w),
+                    ResNetDiscriminator(shape[0], shape[1], w, backend=backend))
+        return (DCGANGenerator(latent_dim or 100, shape[0], shape[1], w, num_classes=num_classes),
+                DCGANDiscriminator(shape[0], shape[1], w, backend=backend, num_classes=num_classes))
+    raise ValueError(f"unknown model {model!r}; choose 'mlp', 'dcgan' or 'resnet'")
 
 
 def build_bigan(model: str, shape: Sequence[int], *, latent_dim: Optional[int] = None,

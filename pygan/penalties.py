@@ -17,7 +17,11 @@ kind          points x                                    penalty
               (perturbed real data)                        (Kodali et al. 2017)
 ============  ==========================================  ======================================
 
-λ and γ are ``weight`` (default 10), c is ``center`` (default 1). The norm, the penalty and its
+λ and γ are ``weight`` (default 10), c is ``center`` (default 1). Each kind fixes phi and the weight
+convention; ``target=`` moves it to other points: ``real``, ``fake``, ``interpolates`` or ``perturbed``
+(real data, DRAGAN's way), e.g. ``GradientPenalty("r1", target="interpolates")`` is the zero-centered
+penalty on interpolates (Thanh-Tung et al. 2019). ``reduction="none"`` gives the per-sample values
+(λ · phi(||g_i||), γ/2 · ||g_i||^2), ``"sum"`` their sum; the default is their mean. The norm, the penalty and its
 derivative are one fused kernel (the "penalty head", :func:`gradient_norm_penalty`) on the CPU, CUDA
 and Triton backends, computed in float32 (float64 for float64 gradients) whatever the gradient's
 dtype. The parameter gradient is exact double backpropagation through the discriminator: on the
@@ -55,15 +59,22 @@ from ._ops.launch import compute_dtype
 from ._validate import positive_int
 
 KINDS = ("wgan-gp", "one-sided", "r1", "r2", "dragan")
+# Where a penalty is taken: the batch of real or generated samples itself, interpolates between
+# them, or perturbed real samples.
+TARGETS = ("real", "fake", "interpolates", "perturbed")
+# kind -> its points unless target= says otherwise.
+DEFAULT_TARGETS = {"wgan-gp": "interpolates", "one-sided": "interpolates", "r1": "real", "r2": "fake",
+                   "dragan": "perturbed"}
 # The kinds whose points involve generated samples (the others are taken on real data alone).
-NEEDS_FAKE = ("wgan-gp", "one-sided", "r2")
+NEEDS_FAKE = tuple(k for k, t in DEFAULT_TARGETS.items() if t in ("fake", "interpolates"))
+REDUCTIONS = ("mean", "sum", "none")
 
 # kind -> the penalty head (phi of the per-sample norm) it uses.
 _HEADS = {"wgan-gp": "two-sided", "one-sided": "one-sided", "r1": "squared", "r2": "squared",
           "dragan": "two-sided"}
 
 __all__ = [
-    "KINDS", "GradientPenalty", "clip_weights_", "dragan_points", "gradient_norm_penalty",
+    "KINDS", "REDUCTIONS", "TARGETS", "GradientPenalty", "clip_weights_", "dragan_points", "gradient_norm_penalty",
     "gradient_penalty", "interpolate", "one_sided", "penalty_from_outputs", "r1", "r2", "wgan_gp",
 ]
 
@@ -103,6 +114,24 @@ def _check_kind(kind: str) -> str:
     return kind
 
 
+def _check_target(target: Optional[str], kind: str) -> str:
+    if target is None:
+        return DEFAULT_TARGETS[kind]
+    if target not in TARGETS:
+        raise ValueError(f"unknown penalty target {target!r}; valid targets: {', '.join(TARGETS)}")
+    return target
+
+
+def _needs_fake(target: str) -> bool:
+    return target in ("fake", "interpolates")
+
+
+def _check_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduction!r}")
+    return reduction
+
+
 def _check_lazy(lazy: int) -> int:
     return positive_int("lazy", lazy, "the penalty applies every lazy steps")
 
@@ -124,8 +153,11 @@ def _weight_of(kind: str, weight: float) -> float:
 
 def gradient_norm_penalty(grad: Tensor, *, head: str = "two-sided", center: float = 1.0,
                           weight: float = 1.0, inv_scale: Optional[Tensor] = None,
-                          return_norms: bool = False, backend: Optional[str] = None):
-    """The penalty head: ``weight / B * sum_i phi(||grad_i||_2)`` over the B samples of ``grad``.
+                          return_norms: bool = False, reduction: str = "mean",
+                          backend: Optional[str] = None):
+    """The penalty head: ``weight / B * sum_i phi(||grad_i||_2)`` over the B samples of ``grad``
+    (``reduction="mean"``), ``weight * sum_i phi(||grad_i||_2)`` (``"sum"``) or the per-sample
+    ``weight * phi(||grad_i||_2)`` (``"none"``, shape (B,)).
 
     ``head`` is ``"two-sided"`` (phi(n) = (n - c)^2), ``"one-sided"`` (max(0, n - c)^2) or
     ``"squared"`` (n^2); the norm runs over every non-batch dimension. One kernel computes the norms,
@@ -135,6 +167,7 @@ def gradient_norm_penalty(grad: Tensor, *, head: str = "two-sided", center: floa
     ``return_norms`` also the per-sample norms.
     """
     _check_tensor("grad", grad)
+    _check_reduction(reduction)
     if head not in _HEAD_KINDS:
         raise ValueError(f"unknown penalty head {head!r}; valid heads: {', '.join(_HEAD_KINDS)}")
     center = _check_number("center", center)
@@ -143,7 +176,11 @@ def gradient_norm_penalty(grad: Tensor, *, head: str = "two-sided", center: floa
     resolve(backend, grad.device)  # an unavailable backend is a clear error before any work
     if inv_scale is not None:
         grad = grad * inv_scale.to(grad.dtype) if grad.dtype == torch.float64 else grad.float() * inv_scale
-    penalty, norms = call_penalty_head(grad.contiguous(), _HEAD_KINDS[head], center, weight, backend)
+    if reduction == "none":
+        _, norms, penalty = call_penalty_head(grad.contiguous(), _HEAD_KINDS[head], center, weight, backend, True)
+    else:
+        scaled = weight * grad.shape[0] if reduction == "sum" else weight
+        penalty, norms = call_penalty_head(grad.contiguous(), _HEAD_KINDS[head], center, scaled, backend)
     return (penalty, norms) if return_norms else penalty
 
 
@@ -180,47 +217,48 @@ def _input_gradient(outputs: Tensor, inputs: Tensor, scaler=None) -> tuple[Tenso
 
 def penalty_from_outputs(outputs: Tensor, inputs: Tensor, *, head: str = "two-sided",
                          center: float = 1.0, weight: float = 10.0, scaler=None,
-                         return_norms: bool = False, backend: Optional[str] = None):
+                         return_norms: bool = False, reduction: str = "mean", backend: Optional[str] = None):
     """``weight * mean_i phi(||d outputs_i / d inputs_i||)`` for outputs already computed from
     ``inputs`` (which must require grad); backward reaches the parameters that produced
     ``outputs`` through exact double backpropagation. ``outputs`` may have any per-sample shape
-    (PatchGAN maps): the gradient is of their sum."""
+    (PatchGAN maps): the gradient is of their sum. ``reduction`` as for :func:`gradient_norm_penalty`."""
+    _check_reduction(reduction)
     grad, inv_scale = _input_gradient(outputs, inputs, scaler)
     return gradient_norm_penalty(grad, head=head, center=center, weight=weight, inv_scale=inv_scale,
-                                 return_norms=return_norms, backend=backend)
+                                 return_norms=return_norms, reduction=reduction, backend=backend)
 
 
 def r1(real_logits: Tensor, real_inputs: Tensor, *, weight: float = 10.0, scaler=None,
-       backend: Optional[str] = None) -> Tensor:
+       reduction: str = "mean", backend: Optional[str] = None) -> Tensor:
     """R1: ``weight / 2 * mean_i ||d D(x_i) / d x_i||^2`` on real data (``real_inputs`` must require
     grad and be what ``real_logits`` came from). ``weight`` is the papers' gamma, under the name
-    every pygan penalty uses."""
+    every pygan penalty uses; ``reduction="none"`` gives ``weight / 2 * ||g_i||^2`` per sample."""
     weight = _check_number("weight", weight, nonnegative=True)
     return penalty_from_outputs(real_logits, real_inputs, head="squared", weight=weight / 2,
-                                scaler=scaler, backend=backend)
+                                scaler=scaler, reduction=reduction, backend=backend)
 
 
 def r2(fake_logits: Tensor, fake_inputs: Tensor, *, weight: float = 10.0, scaler=None,
-       backend: Optional[str] = None) -> Tensor:
+       reduction: str = "mean", backend: Optional[str] = None) -> Tensor:
     """R2: R1's penalty on generated samples."""
     weight = _check_number("weight", weight, nonnegative=True)
     return penalty_from_outputs(fake_logits, fake_inputs, head="squared", weight=weight / 2,
-                                scaler=scaler, backend=backend)
+                                scaler=scaler, reduction=reduction, backend=backend)
 
 
 def wgan_gp(logits: Tensor, inputs: Tensor, *, weight: float = 10.0, center: float = 1.0,
-            scaler=None, backend: Optional[str] = None) -> Tensor:
+            scaler=None, reduction: str = "mean", backend: Optional[str] = None) -> Tensor:
     """WGAN-GP's two-sided ``weight * mean_i (||g_i|| - center)^2`` at the points ``inputs``
     (usually :func:`interpolate`'s) that ``logits`` came from."""
     return penalty_from_outputs(logits, inputs, head="two-sided", center=center, weight=weight,
-                                scaler=scaler, backend=backend)
+                                scaler=scaler, reduction=reduction, backend=backend)
 
 
 def one_sided(logits: Tensor, inputs: Tensor, *, weight: float = 10.0, center: float = 1.0,
-              scaler=None, backend: Optional[str] = None) -> Tensor:
+              scaler=None, reduction: str = "mean", backend: Optional[str] = None) -> Tensor:
     """The one-sided ``weight * mean_i max(0, ||g_i|| - center)^2``."""
     return penalty_from_outputs(logits, inputs, head="one-sided", center=center, weight=weight,
-                                scaler=scaler, backend=backend)
+                                scaler=scaler, reduction=reduction, backend=backend)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,70 +320,88 @@ def _unwrap(module: Callable) -> Callable:
     return module
 
 
+def penalty_points(target: str, real: Tensor, fake: Optional[Tensor], *, spread: float = 0.5,
+                   generator: Optional[torch.Generator] = None) -> Tensor:
+    """The points a penalty on ``target`` (:data:`TARGETS`) is taken at, detached and requiring grad:
+    the real or the generated batch, :func:`interpolate` between them, or :func:`dragan_points`."""
+    if target == "interpolates":
+        return interpolate(real, fake, generator=generator)
+    if target == "perturbed":
+        return dragan_points(real, spread=spread, generator=generator)
+    return (real if target == "real" else fake).detach().requires_grad_(True)
+
+
 @torch.compiler.disable  # double backward is not traceable: run eagerly inside compiled code
 def gradient_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor, fake: Optional[Tensor] = None,
                      *, kind: str = "wgan-gp", weight: float = 10.0, center: float = 1.0,
                      lazy: int = 1, step: int = 0, scaler=None, spread: float = 0.5,
                      generator: Optional[torch.Generator] = None, return_norms: bool = False,
+                     target: Optional[str] = None, reduction: str = "mean",
                      backend: Optional[str] = None):
-    """The gradient penalty ``kind`` of ``discriminator`` (see the module docs for the formulas).
+    """The gradient penalty ``kind`` of ``discriminator`` (see the module docs for the formulas), at
+    its own points or those of ``target``.
 
     ``real`` and ``fake`` are detached (the penalty trains the discriminator only); ``fake`` is
-    needed for ``wgan-gp``, ``one-sided`` and ``r2``. ``lazy=k`` applies the penalty on steps with
-    ``step % k == 0``, scaled by k (lazy regularization, Karras et al. 2020), and returns a zero on
-    the others without running the discriminator. Returns a scalar (float32, float64 for float64
-    inputs) whose backward gives the exact gradient for the discriminator's parameters, and with
-    ``return_norms`` also the per-sample gradient norms (None on skipped steps).
+    needed for the targets ``fake`` and ``interpolates`` (the kinds ``wgan-gp``, ``one-sided`` and
+    ``r2``). ``lazy=k`` applies the penalty on steps with ``step % k == 0``, scaled by k (lazy
+    regularization, Karras et al. 2020), and returns zeros on the others without running the
+    discriminator. Returns a scalar (float32, float64 for float64 inputs; per-sample values of
+    shape (B,) with ``reduction="none"``) whose backward gives the exact gradient for the
+    discriminator's parameters, and with ``return_norms`` also the per-sample gradient norms (None
+    on skipped steps).
     """
     _check_kind(kind)
+    target = _check_target(target, kind)
     weight = _check_number("weight", weight, nonnegative=True)
     center = _check_number("center", center)
     _check_lazy(lazy)
+    _check_reduction(reduction)
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step must be a non-negative int (the training step, for lazy={lazy}), got {step!r}")
     _check_tensor("real", real)
-    if kind in NEEDS_FAKE:
+    if _needs_fake(target):
         if fake is None:
-            raise ValueError(f"penalty kind {kind!r} needs fake samples; pass fake=")
+            raise ValueError(f"penalty kind {kind!r} needs fake samples (its points: {target}); pass fake=")
         _check_tensor("fake", fake)
     elif fake is not None:
-        raise ValueError(f"penalty kind {kind!r} is taken on real samples only and takes no fake=; "
-                         f"penalize generated samples with 'r2' (or one of {', '.join(NEEDS_FAKE)})")
+        raise ValueError(f"penalty kind {kind!r} is taken on real samples only and takes no fake= (its points: "
+                         f"{target}); penalize generated samples with 'r2' (or target='fake' or 'interpolates')")
     _require_grad()  # also on the lazy steps that skip the work: the same call fails on every step
     if step % lazy != 0:
-        zero = torch.zeros((), dtype=compute_dtype(real.dtype), device=real.device)
+        zero = torch.zeros((real.shape[0],) if reduction == "none" else (), dtype=compute_dtype(real.dtype),
+                           device=real.device)
         return (zero, None) if return_norms else zero
-    if kind in ("wgan-gp", "one-sided"):
-        points = interpolate(real, fake, generator=generator)
-    elif kind == "r1":
-        points = real.detach().requires_grad_(True)
-    elif kind == "r2":
-        points = fake.detach().requires_grad_(True)
-    else:
-        points = dragan_points(real, spread=spread, generator=generator)
+    points = penalty_points(target, real, fake, spread=spread, generator=generator)
     outputs = _unwrap(discriminator)(points)
-    return _due_penalty(outputs, points, kind, weight, center, lazy, scaler, return_norms, backend)
+    return _due_penalty(outputs, points, kind, weight, center, lazy, scaler, return_norms, reduction, backend)
 
 
 def _due_penalty(outputs: Tensor, points: Tensor, kind: str, weight: float, center: float, lazy: int,
-                 scaler, return_norms: bool, backend: Optional[str]):
+                 scaler, return_norms: bool, reduction: str, backend: Optional[str]):
     """The penalty ``kind`` on a step that applies it, from D's ``outputs`` at ``points``: its
     head, its weight convention, scaled by the lazy interval."""
     return penalty_from_outputs(outputs, points, head=_HEADS[kind], center=center,
                                 weight=_weight_of(kind, weight) * lazy, scaler=scaler,
-                                return_norms=return_norms, backend=backend)
+                                return_norms=return_norms, reduction=reduction, backend=backend)
 
 
 class GradientPenalty(nn.Module):
     """:func:`gradient_penalty` as a module that counts its calls for lazy regularization:
     ``GradientPenalty("r1", weight=10, lazy=16)`` applies R1 (scaled by 16) on every 16th call and
-    returns a zero otherwise; ``due`` says whether the next call applies it. ``last_norms`` keeps the
-    per-sample gradient norms of the last applied call (a statistic; no host sync)."""
+    returns a zero otherwise; ``due`` says whether the next call applies it. ``target`` moves the
+    penalty to other points (see the module docs). ``last_norms`` keeps the per-sample gradient
+    norms of the last applied call (a statistic; no host sync).
+
+    :class:`pygan.GAN` takes a list of them (``penalty=[GradientPenalty("r1", weight=g),
+    GradientPenalty("r2", weight=g)]``) and sums them into D's loss; those on ``real`` or ``fake``
+    take their gradient from the loss's own forward of that batch (:meth:`from_outputs`)."""
 
     def __init__(self, kind: str = "wgan-gp", *, weight: float = 10.0, center: float = 1.0,
-                 lazy: int = 1, spread: float = 0.5, backend: Optional[str] = None) -> None:
+                 lazy: int = 1, spread: float = 0.5, target: Optional[str] = None,
+                 backend: Optional[str] = None) -> None:
         super().__init__()
         self.kind = _check_kind(kind)
+        self.target = _check_target(target, kind)
         self.weight = _check_number("weight", weight, nonnegative=True)
         self.center = _check_number("center", center)
         self.lazy, self.spread, self.backend = _check_lazy(lazy), spread, backend
@@ -356,13 +412,23 @@ class GradientPenalty(nn.Module):
     def due(self) -> bool:
         return self.calls % self.lazy == 0
 
+    @property
+    def needs_fake(self) -> bool:
+        """Whether the penalty's points involve generated samples (targets ``fake``, ``interpolates``)."""
+        return _needs_fake(self.target)
+
+    @property
+    def name(self) -> str:
+        """The kind, with the target when it is not the kind's own (``"r1@interpolates"``)."""
+        return self.kind if self.target == DEFAULT_TARGETS[self.kind] else f"{self.kind}@{self.target}"
+
     def forward(self, discriminator: Callable[[Tensor], Tensor], real: Tensor,
                 fake: Optional[Tensor] = None, *, scaler=None,
                 generator: Optional[torch.Generator] = None) -> Tensor:
         penalty, norms = gradient_penalty(
-            discriminator, real, fake, kind=self.kind, weight=self.weight, center=self.center,
-            lazy=self.lazy, step=self.calls, scaler=scaler, spread=self.spread, generator=generator,
-            return_norms=True, backend=self.backend)
+            discriminator, real, fake if self.needs_fake else None, kind=self.kind, weight=self.weight,
+            center=self.center, lazy=self.lazy, step=self.calls, scaler=scaler, spread=self.spread,
+            generator=generator, return_norms=True, target=self.target, backend=self.backend)
         return self._counted(penalty, norms)
 
     def _counted(self, penalty: Tensor, norms: Optional[Tensor]) -> Tensor:
@@ -373,23 +439,24 @@ class GradientPenalty(nn.Module):
         return penalty
 
     def from_outputs(self, outputs: Tensor, inputs: Tensor, *, scaler=None) -> Tensor:
-        """R1 or R2 on a forward that already ran: ``outputs`` are D's logits of ``inputs`` (the real
-        batch for ``"r1"``, the fake one for ``"r2"``; it must require grad), the very forward the
-        loss uses, so the penalty sees what the loss sees (the same dropout and augmentation draws)
-        and D runs once. The call counts like :meth:`forward`; call it on due steps only (see
-        :attr:`due`), where it applies the penalty scaled by ``lazy``."""
-        if self.kind not in ("r1", "r2"):
-            raise ValueError(f"from_outputs serves 'r1' and 'r2', whose points are the batch itself; "
-                             f"{self.kind!r} takes its own points (call the module)")
+        """The penalty on a forward that already ran, for the targets ``real`` and ``fake``:
+        ``outputs`` are D's logits of ``inputs`` (the real batch, or the fake one; it must require
+        grad), the very forward the loss uses, so the penalty sees what the loss sees (the same
+        dropout and augmentation draws) and D runs once. The call counts like :meth:`forward`; call
+        it on due steps only (see :attr:`due`), where it applies the penalty scaled by ``lazy``."""
+        if self.target not in ("real", "fake"):
+            raise ValueError(f"from_outputs serves penalties on the batch itself (target 'real' or 'fake'); "
+                             f"{self.name!r} takes its own points (call the module)")
         if not self.due:
             raise RuntimeError(f"from_outputs on a lazy step that skips the penalty (call {self.calls} of "
                                f"lazy={self.lazy}): check .due first")
         penalty, norms = _due_penalty(outputs, inputs, self.kind, self.weight, self.center, self.lazy,
-                                      scaler, True, self.backend)
+                                      scaler, True, "mean", self.backend)
         return self._counted(penalty, norms)
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind!r}, weight={self.weight}, center={self.center}, lazy={self.lazy}"
+        target = "" if self.target == DEFAULT_TARGETS[self.kind] else f", target={self.target!r}"
+        return f"kind={self.kind!r}, weight={self.weight}, center={self.center}, lazy={self.lazy}{target}"
 
     # The call counter is training state: checkpoints keep it so that lazy steps resume in phase.
     def get_extra_state(self) -> dict:

@@ -44,14 +44,15 @@ def image_grid(images: Tensor, nrow: Optional[int] = None) -> Tensor:
 
 
 def save_samples(samples: Tensor, path: Union[str, os.PathLike], *, real: Optional[Tensor] = None,
-                 centers: Optional[Tensor] = None, title: str = "") -> None:
+                 centers: Optional[Tensor] = None, title: str = "", per_row: Optional[int] = None) -> None:
     """Draws ``samples`` to ``path`` (with ``real`` samples and the ``centers`` of the modes for
-    points)."""
+    points). Images: up to 64 in a square grid, or all of them ``per_row`` to a row (a conditional
+    GAN's samples, one row per class)."""
     plt = _pyplot()
     samples = samples.detach().float().cpu()
     fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
     if samples.dim() == 4:
-        _show_grid(ax, samples[:64])
+        _show_grid(ax, samples if per_row else samples[:64], per_row)
     elif samples.dim() == 2 and samples.shape[1] == 2:
         if real is not None:
             r = real.detach().float().cpu()

@@ -29,6 +29,7 @@ README = ROOT / "README.md"
 # run / file -> the picture under docs/ that the README shows
 PICTURES = {("ring", "samples.png"): "ring-samples.png", ("grid", "samples.png"): "grid-samples.png",
             ("digits", "samples.png"): "digits-samples.png",
+            ("digits-conditional", "samples.png"): "digits-conditional-samples.png",
             ("bigan-dcgan", "reconstructions.png"): "bigan-digits-reconstructions.png"}
 
 # name -> the train command's arguments (besides --out)
@@ -38,6 +39,7 @@ CONFIGS = {
     "ring-plain": ["--data", "ring", "--penalty", "none", "--ema", "0", "--steps", "2000"],
     "grid": ["--data", "grid"],
     "digits": ["--data", "digits"],
+    "digits-conditional": ["--data", "digits", "--conditional"],
     "bigan": ["--model", "bigan", "--data", "digits"],
     "bigan-dcgan": ["--model", "bigan-dcgan", "--data", "digits"],
 }
@@ -125,6 +127,19 @@ def _bigan_rows(results: dict) -> str:
     return "\n".join(rows)
 
 
+def _conditional_rows(results: dict) -> str:
+    rows = ["| generator | time | class accuracy | worst class | coverage | worst class |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for m, label in ((results["init"], "random initialization"), (results["trained"], "trained")):
+        c = m["conditional"]
+        rows.append(f"| {label} | {m['seconds']:.0f} s | {_pct(c['accuracy'])} | {_pct(min(c['per_class_accuracy']))} | "
+                    f"{c['coverage']:.2f} | {min(c['per_class_coverage']):.2f} |")
+    c = results["trained"]["conditional"]
+    rows.append(f"| held-out real digits | | {_pct(c['real_accuracy'])} | | {c['real_coverage']:.2f} | "
+                f"{min(c['real_per_class_coverage']):.2f} |")
+    return "\n".join(rows)
+
+
 def _replace(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"(<!-- numbers:{name} -->\n?).*?(\n?<!-- /numbers:{name} -->)", re.S)
     if not pattern.search(text):
@@ -149,6 +164,8 @@ def main() -> None:
         text = _replace(text, "ablation", _ablation_text(results["ring-plain"]["trained"]))
     if "digits" in names:
         text = _replace(text, "digits-time", f"{results['digits']['trained']['seconds']:.0f} s")
+    if "digits-conditional" in names:
+        text = _replace(text, "conditional", _conditional_rows(results["digits-conditional"]))
     if {"bigan", "bigan-dcgan"} <= set(names):
         text = _replace(text, "bigan", _bigan_rows(results))
     README.write_text(text)

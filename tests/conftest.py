@@ -62,3 +62,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# Plain SGD for engine tests that compare a step with a hand-written one: its update is exact.
+LR = 0.05
+
+
+def sgd(params):
+    return torch.optim.SGD(params, lr=LR)
+
+
+def sgd_update(module, grads) -> None:
+    """The hand-written reference's SGD step on ``module``'s parameters."""
+    with torch.no_grad():
+        for p, g in zip(module.parameters(), grads):
+            p -= LR * g
+
+
+def assert_same_params(a, b, what: str, tol: float = 1e-11) -> None:
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(p, q, rtol=tol, atol=tol * 0.1), f"{what}: {name} off by {(p - q).abs().max()}"

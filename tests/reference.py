@@ -32,7 +32,11 @@ def generator_loss(fake, loss, saturating=False, real=None, reduction="mean", **
         real = real.double()
         if saturating:
             out = discriminator_loss(real, fake, loss, reduction, **params)
-            return tuple(None if x is None else -x for x in out) if reduction == "none" else -out
+            if reduction != "none":
+                return -out
+            if spec.kind == "relativistic":  # G's per-pair terms, in G's field
+                return None, -out[0]
+            return tuple(None if x is None else -x for x in out)
         if spec.kind == "relativistic":
             return _reduce(None, t(spec.gen, fake - real), reduction)
         return _reduce(t(spec.fake, real - fake.mean()), t(spec.gen, fake - real.mean()), reduction)
@@ -55,8 +59,8 @@ def joint_generator_loss(real, fake, loss, saturating=False, reduction="mean", *
     return _reduce(on_real, on_fake, reduction)
 
 
-def penalty_head(g, head, center=1.0, weight=1.0):
-    """Float64 ``weight * mean_i phi(||g_i||)`` and the per-sample norms, norm over every
+def penalty_values(g, head, center=1.0, weight=1.0):
+    """Float64 per-sample penalties ``weight * phi(||g_i||)`` and the norms, the norm over every
     non-batch dimension (the penalty head's oracle)."""
     n = g.double().flatten(1).norm(dim=1)
     if head == "squared":
@@ -65,7 +69,13 @@ def penalty_head(g, head, center=1.0, weight=1.0):
         phi = torch.clamp(n - center, min=0) ** 2
     else:
         phi = (n - center) ** 2
-    return weight * phi.mean(), n
+    return weight * phi, n
+
+
+def penalty_head(g, head, center=1.0, weight=1.0):
+    """Float64 ``weight * mean_i phi(||g_i||)`` and the per-sample norms."""
+    values, n = penalty_values(g, head, center, weight)
+    return values.mean(), n
 
 
 def gradient_penalty(discriminator, points, head, center=1.0, weight=10.0):

@@ -33,6 +33,36 @@ def test_train_writes_samples_losses_metrics_and_checkpoint(tmp_path):
     assert steps == [10, 20, 30]
 
 
+def test_train_with_summed_penalties(tmp_path):
+    _train(tmp_path, "--steps", "10", "--penalty", "r1+r2", "--penalty-weight", "0.5", "--lazy", "2")
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["settings"]["penalty"] == "r1+r2" and m["settings"]["penalty_weight"] == 0.5
+    record = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
+    assert record["penalty"] == pytest.approx(record["penalty_r1"] + record["penalty_r2"], rel=1e-5)
+
+
+def test_train_digits_r3gan_style_with_adaptive_augmentation(tmp_path):
+    cmd = [sys.executable, "-m", "pygan", "train", "--data", "digits", "--out", str(tmp_path), "--quiet",
+           "--steps", "8", "--log-every", "4", "--batch-size", "16", "--model", "resnet", "--width", "8",
+           "--loss", "relativistic", "--penalty", "r1+r2", "--augment", "color,translation,cutout", "--ada", "0.6"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["settings"]["augment"] == "color,translation,cutout" and m["settings"]["ada"] == 0.6
+    record = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
+    assert 0.0 <= record["augment_p"] <= 1.0
+
+
+def test_train_conditional_digits_scores_each_class(tmp_path):
+    cmd = [sys.executable, "-m", "pygan", "train", "--data", "digits", "--out", str(tmp_path), "--quiet",
+           "--steps", "6", "--log-every", "3", "--batch-size", "16", "--width", "16", "--conditional"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    c = json.loads((tmp_path / "metrics.json").read_text())["conditional"]
+    assert len(c["per_class_accuracy"]) == len(c["per_class_coverage"]) == 10
+    assert c["real_accuracy"] > 0.9 and 0 <= c["accuracy"] <= 1
+
+
 def test_train_rejects_bad_options(tmp_path):
     res = subprocess.run([sys.executable, "-m", "pygan", "train", "--data", "moons", "--out", str(tmp_path)],
                          capture_output=True, text=True)
@@ -87,6 +117,12 @@ def test_user_mistakes_are_one_line_errors_not_tracebacks(tmp_path):
         (["--batch-size", "-3"], "argument --batch-size: -3 is outside [1, inf)"),
         (["--ema", "1.5"], "argument --ema: 1.5 is outside [0, 1)"),
         (["--steps", "ten"], "argument --steps: 'ten' is not an integer"),
+        (["--penalty", "r1+r3"], "argument --penalty: 'r1+r3': unknown kind 'r3'"),
+        (["--penalty", "r1+r1"], "argument --penalty: 'r1+r1': a kind repeats"),
+        (["--augment", "flip"], "argument --augment: 'flip': give operations of color, translation, cutout"),
+        (["--augment", "color"], "--augment color augments images (N, C, H, W) and the samples have shape (2,)"),
+        (["--ada", "0.6"], "--ada adapts the augmentation's probability: pass --augment OPS too"),
+        (["--conditional"], "--conditional trains on labelled data with a GAN: ring has no labels (digits has)"),
         (["--device", "cuda:7"] if not _gpu() else ["--device", "tpu"], "--device"),
     ]
     for extra, message in cases:

@@ -90,6 +90,31 @@ def test_dcgan_shapes(size):
     assert bn(x).shape == (2, 1)
 
 
+@pytest.mark.parametrize("size", [8, 16, 32])
+def test_resnet_shapes_and_fixup_initialization(size):
+    """R3GAN's networks: every residual block starts as the identity (its last convolution is
+    zero), the others are scaled by (blocks in all)^(-1/4), and D's output is one logit per image."""
+    torch.manual_seed(0)
+    g = models.ResNetGenerator(latent_dim=10, channels=3, size=size, width=8, blocks=2, cardinality=4)
+    d = models.ResNetDiscriminator(channels=3, size=size, width=8, blocks=2, cardinality=4)
+    x = g(torch.randn(2, 10))
+    assert x.shape == (2, 3, size, size) and d(x).shape == (2, 1) and d.features(x).shape == (2, 8)
+    blocks = [m for m in d.modules() if isinstance(m, models._ResidualBlock)]
+    stages = int(math.log2(size)) - 1
+    assert len(blocks) == 2 * stages
+    h = torch.randn(3, 8, 4, 4)
+    for b in blocks:
+        assert torch.equal(b(h), h) and not b.project.weight.any()
+    # He init (std sqrt(2 / (1 + 0.2^2) / fan_in)) times L^(-1/4), L = 2 * stages blocks.
+    w = torch.cat([b.expand.weight.flatten() for b in blocks])
+    expect = math.sqrt(2 / 1.04 / 8) * (2 * stages) ** -0.25
+    assert w.std().item() == pytest.approx(expect, rel=0.15)
+    with pytest.raises(ValueError, match=r"width \* expansion \(16\) must be a multiple of cardinality \(3\)"):
+        models.ResNetDiscriminator(width=8, cardinality=3)
+    with pytest.raises(ValueError, match="blocks must be a positive int"):
+        models.ResNetGenerator(blocks=0)
+
+
 def test_mlp_models_and_build():
     g, d = models.build("mlp", (2,))
     assert g(torch.randn(4, g.latent_dim)).shape == (4, 2) and d(torch.randn(4, 2)).shape == (4, 1)
@@ -98,7 +123,9 @@ def test_mlp_models_and_build():
     assert x.shape == (3, 1, 8, 8) and x.abs().max() <= 1 and d(x).shape == (3, 1)
     with pytest.raises(ValueError, match="power of two"):
         models.DCGANGenerator(size=48)
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(ValueError, match="unknown model 'vit'"):
+        models.build("vit", (2,))
+    with pytest.raises(ValueError, match="model 'resnet' needs square images"):
         models.build("resnet", (2,))
     with pytest.raises(ValueError, match="square images"):
         models.build("dcgan", (2,))
@@ -106,15 +133,15 @@ def test_mlp_models_and_build():
     assert any(isinstance(m, pygan.nn.FusedLinear) for m in models.MLPDiscriminator().modules())
 
 
-@pytest.mark.parametrize("family", ["mlp", "dcgan"])
+@pytest.mark.parametrize("family", ["mlp", "dcgan", "resnet"])
 def test_build_hands_the_backend_to_every_fused_layer(family):
     """models.build / build_bigan (and so the CLI's --backend) reach the fused layers of D and E."""
     from pygan import nn as pnn
 
     shape = (2,) if family == "mlp" else (3, 16, 16)
     _, d = models.build(family, shape, width=8, backend="cpu")
-    _, e, jd = models.build_bigan(family, shape, width=8, backend="cpu")
-    for net in (d, e, jd):
+    nets = [d] + (list(models.build_bigan(family, shape, width=8, backend="cpu")[1:]) if family != "resnet" else [])
+    for net in nets:
         fused = [m for m in net.modules() if isinstance(m, (pnn.FusedLinear, pnn.FusedConv2d, pnn.LeakyReLU))
                  and getattr(m, "slope", getattr(m, "negative_slope", None)) is not None]
         assert fused and all(m.backend == "cpu" for m in fused), type(net).__name__

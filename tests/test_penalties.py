@@ -78,11 +78,49 @@ def test_head_matches_float64_reference(backend, head, dtype, op, rng):
                scale=max(size_g, g64.grad.abs().max().item()))
 
 
+@pytest.mark.parametrize("op", [penalty_head, PenaltyHead.apply], ids=["op", "eager"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("head", list(HEADS))
-def test_head_gradcheck(head, rng):
+def test_head_per_sample_values_match_float64_reference(backend, head, dtype, op, rng):
+    name, device = backend
+    for shape in SHAPES:
+        g = _grad(shape, dtype, device, rng, scale=1.3 / math.sqrt(math.prod(shape[1:])))
+        g.requires_grad_(True)
+        center, weight = 0.9, 7.5
+        out = op(g, HEADS[head], center, weight, name, True)
+        p, values = out[0], out[-1]
+        expect, expect_norms = ref.penalty_values(g.detach(), head, center, weight)
+        what = f"{head} {dtype} {shape} seed={rng.initial_seed()}"
+        acc = torch.float64 if dtype == torch.float64 else torch.float32
+        assert values.dtype == acc and values.shape == (shape[0],)
+        # Per sample, (n - c)^2 cancels near the center: judge against the terms before it.
+        size = weight * (expect_norms**2 + center**2)
+        err = (values.double().cpu() - expect).abs()
+        assert (err <= RTOL[acc] * 4 * size).all(), f"{what} values: error {err.max().item():.3e}"
+        _close(p, expect.mean(), RTOL[acc] * 4, what + " mean", scale=size.mean().item())
+        # Backward with an upstream on every sample's value and on the mean.
+        up = torch.randn(shape[0], generator=rng, dtype=torch.float64)
+        up_p = torch.rand((), generator=rng, dtype=torch.float64)
+        ((values * up.to(acc).to(device)).sum() + p * up_p.to(acc).to(device)).backward()
+        g64 = g.detach().double().cpu().requires_grad_(True)
+        e, en = ref.penalty_values(g64, head, center, weight)
+        ((e * up).sum() + e.mean() * up_p).backward()
+        n64 = en.detach().clamp_min(torch.finfo(torch.float64).tiny)
+        factor = 2 * weight * (n64 + center) * (up.abs() + up_p / shape[0])
+        size_g = (g.detach().double().cpu().abs().flatten(1) * (factor / n64)[:, None]).max().item()
+        _close(g.grad, g64.grad.to(dtype).double(), RTOL[dtype] * 4, what + " grad",
+               scale=max(size_g, g64.grad.abs().max().item()))
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.parametrize("head", list(HEADS))
+def test_head_gradcheck(head, per_sample, rng):
     g = torch.randn(5, 3, 2, generator=rng, dtype=torch.float64).requires_grad_(True)
-    fn = lambda x: penalty_head(x, HEADS[head], 0.7, 3.0, "cpu")[:2]  # noqa: E731
+    keep = (0, 1, 3) if per_sample else (0, 1)
+    fn = lambda x: tuple(penalty_head(x, HEADS[head], 0.7, 3.0, "cpu", per_sample)[i] for i in keep)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (g,))
+    eager = lambda x: PenaltyHead.apply(x, HEADS[head], 0.7, 3.0, "cpu", per_sample)  # noqa: E731
+    assert torch.autograd.gradcheck(eager, (g,))
 
 
 def test_head_triton_agrees_with_cpu(rng):
@@ -90,8 +128,8 @@ def test_head_triton_agrees_with_cpu(rng):
         pytest.skip("Triton not usable here")
     for shape in SHAPES:
         g = _grad(shape, torch.float32, "cpu", rng)
-        a = penalty_head(g, 0, 1.0, 10.0, "cpu")
-        b = penalty_head(g, 0, 1.0, 10.0, "triton")
+        a = penalty_head(g, 0, 1.0, 10.0, "cpu", True)
+        b = penalty_head(g, 0, 1.0, 10.0, "triton", True)
         for x, y in zip(a, b):
             _close(x, y, 1e-5, f"{shape}")
 
@@ -100,10 +138,12 @@ def test_head_extremes(backend):
     name, device = backend
     # A zero row: the norm has no derivative; like torch's norm, its gradient is zero, never NaN.
     g = torch.tensor([[0.0, 0.0], [3.0, 4.0], [1e4, -1e4]], device=device).requires_grad_(True)
-    p, norms, _ = penalty_head(g, 0, 1.0, 1.0, name)
-    p.backward()
-    assert torch.isfinite(g.grad).all()
-    assert g.grad[0].abs().sum() == 0
+    for head in HEADS.values():
+        p, norms, _, values = penalty_head(g, head, 1.0, 1.0, name, True)
+        g.grad = None
+        (p + values.sum()).backward()
+        assert torch.isfinite(g.grad).all()
+        assert g.grad[0].abs().sum() == 0
     _close(norms, torch.tensor([0.0, 5.0, math.sqrt(2) * 1e4]), 1e-6, "norms")
     # float16 gradients whose squares overflow float16: the head sums in float32.
     h = torch.full((2, 4), 1000.0, dtype=torch.float16, device=device)
@@ -118,6 +158,7 @@ def test_head_extremes(backend):
 def test_head_ops_pass_opcheck(rng):
     g = torch.randn(4, 3, generator=rng).requires_grad_(True)
     torch.library.opcheck(penalty_head, (g, 0, 1.0, 10.0, "cpu"))
+    torch.library.opcheck(penalty_head, (g, 2, 1.0, 10.0, "cpu", True))
     coef, norms = torch.rand(4), torch.rand(4) + 0.1
     torch.library.opcheck(penalty_head_backward, (g.detach(), coef, norms, torch.tensor(1.0), None, "cpu"))
     torch.library.opcheck(clip_, ([torch.randn(5), torch.randn(2, 3)], 0.1, "cpu"))

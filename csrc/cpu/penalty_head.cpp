@@ -47,7 +47,7 @@ int64_t rows_per_item(int64_t cols) { return std::max<int64_t>(1, CHUNK / std::m
 
 template <class Acc>
 void head(const void* g, int dtype, int64_t rows, int64_t cols, int kind, double center,
-          double weight, Acc* out, Acc* norms, Acc* coef) {
+          double weight, Acc* out, Acc* norms, Acc* coef, Acc* values) {
   std::vector<double> phi(rows);
   const double scale = weight / double(rows);
   const int64_t per = rows_per_item(cols);
@@ -60,6 +60,7 @@ void head(const void* g, int dtype, int64_t rows, int64_t cols, int kind, double
         penalty_phi<Acc>(kind, s, Acc(center), norms[i], p, k);
         phi[i] = double(p);
         coef[i] = Acc(scale * double(k));
+        if (values != nullptr) values[i] = Acc(weight * double(p));
       }
     });
   });
@@ -87,14 +88,16 @@ void head_backward(const void* g, int dtype, int64_t rows, int64_t cols, const A
 }  // namespace
 
 void penalty_head_cpu(uintptr_t g, int dtype, int64_t rows, int64_t cols, int kind, double center,
-                      double weight, uintptr_t out, uintptr_t norms, uintptr_t coef) {
+                      double weight, uintptr_t out, uintptr_t norms, uintptr_t coef, uintptr_t values) {
   const void* x = reinterpret_cast<const void*>(g);
   if (dtype == F64)
     head<double>(x, dtype, rows, cols, kind, center, weight, reinterpret_cast<double*>(out),
-                 reinterpret_cast<double*>(norms), reinterpret_cast<double*>(coef));
+                 reinterpret_cast<double*>(norms), reinterpret_cast<double*>(coef),
+                 reinterpret_cast<double*>(values));
   else
     head<float>(x, dtype, rows, cols, kind, center, weight, reinterpret_cast<float*>(out),
-                reinterpret_cast<float*>(norms), reinterpret_cast<float*>(coef));
+                reinterpret_cast<float*>(norms), reinterpret_cast<float*>(coef),
+                reinterpret_cast<float*>(values));
 }
 
 void penalty_head_backward_cpu(uintptr_t g, int dtype, int64_t rows, int64_t cols, uintptr_t coef,

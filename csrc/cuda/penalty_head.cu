@@ -23,19 +23,24 @@ template <class Acc> __device__ Acc warp_sum(Acc v) {
   return v;  // valid in lane 0
 }
 
-// Per-row epilogue: norm and derivative factor out, the row's term returned.
-template <class Acc>
-__device__ Acc finish_row(int64_t i, Acc s, int kind, Acc center, Acc scale, Acc* norms, Acc* coef) {
+// Per-row outputs: the norm, the derivative factor, the weighted term when asked; the term returned.
+template <class Acc> struct RowOut {
+  Acc center, scale, weight;
+  Acc *norms, *coef, *values;  // values may be null
+};
+
+template <class Acc> __device__ Acc finish_row(int64_t i, Acc s, int kind, const RowOut<Acc>& o) {
   Acc phi, k;
-  penalty_phi<Acc>(kind, s, center, norms[i], phi, k);
-  coef[i] = scale * k;
+  penalty_phi<Acc>(kind, s, o.center, o.norms[i], phi, k);
+  o.coef[i] = o.scale * k;
+  if (o.values != nullptr) o.values[i] = o.weight * phi;
   return phi;
 }
 
 template <class Acc, bool WIDE>
 __global__ void __launch_bounds__(THREADS)
-head_kernel(const void* g, int dtype, int64_t rows, int64_t cols, int kind, Acc center, Acc scale,
-            Acc* out, Acc* norms, Acc* coef, Acc* partials, unsigned* counter) {
+head_kernel(const void* g, int dtype, int64_t rows, int64_t cols, int kind, RowOut<Acc> o, Acc* out,
+            Acc* partials, unsigned* counter) {
   Acc block_phi = 0;
   if (WIDE) {
     const int64_t i = blockIdx.x;
@@ -45,7 +50,7 @@ head_kernel(const void* g, int dtype, int64_t rows, int64_t cols, int kind, Acc 
       s += v * v;
     }
     s = block_sum<THREADS>(s);
-    if (threadIdx.x == 0) block_phi = finish_row(i, s, kind, center, scale, norms, coef);
+    if (threadIdx.x == 0) block_phi = finish_row(i, s, kind, o);
   } else {
     __shared__ Acc row_phi[WARPS];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -58,14 +63,14 @@ head_kernel(const void* g, int dtype, int64_t rows, int64_t cols, int kind, Acc 
         s += v * v;
       }
       s = warp_sum(s);
-      if (lane == 0) phi = finish_row(i, s, kind, center, scale, norms, coef);
+      if (lane == 0) phi = finish_row(i, s, kind, o);
     }
     if (lane == 0) row_phi[warp] = phi;
     __syncthreads();
     if (threadIdx.x == 0)
       for (int w = 0; w < WARPS; ++w) block_phi += row_phi[w];  // row order
   }
-  finish_in_last_block<THREADS>(block_phi, partials, counter, [&](Acc sum) { *out = sum * scale; });
+  finish_in_last_block<THREADS>(block_phi, partials, counter, [&](Acc sum) { *out = sum * o.scale; });
 }
 
 template <class Acc>
@@ -87,15 +92,15 @@ int64_t blocks_for(int64_t rows, int64_t cols) {
 
 template <class Acc>
 void launch_head(uintptr_t g, int dtype, int64_t rows, int64_t cols, int kind, double center,
-                 double weight, uintptr_t out, uintptr_t norms, uintptr_t coef, uintptr_t partials,
-                 uintptr_t counter, cudaStream_t st) {
+                 double weight, uintptr_t out, uintptr_t norms, uintptr_t coef, uintptr_t values,
+                 uintptr_t partials, uintptr_t counter, cudaStream_t st) {
   const unsigned blocks = unsigned(blocks_for(rows, cols));
   auto kernel = cols >= WIDE_ROW ? head_kernel<Acc, true> : head_kernel<Acc, false>;
-  kernel<<<blocks, THREADS, 0, st>>>(
-      reinterpret_cast<const void*>(g), dtype, rows, cols, kind, Acc(center),
-      Acc(weight / double(rows)), reinterpret_cast<Acc*>(out), reinterpret_cast<Acc*>(norms),
-      reinterpret_cast<Acc*>(coef), reinterpret_cast<Acc*>(partials),
-      reinterpret_cast<unsigned*>(counter));
+  const RowOut<Acc> o{Acc(center), Acc(weight / double(rows)), Acc(weight), reinterpret_cast<Acc*>(norms),
+                      reinterpret_cast<Acc*>(coef), reinterpret_cast<Acc*>(values)};
+  kernel<<<blocks, THREADS, 0, st>>>(reinterpret_cast<const void*>(g), dtype, rows, cols, kind, o,
+                                     reinterpret_cast<Acc*>(out), reinterpret_cast<Acc*>(partials),
+                                     reinterpret_cast<unsigned*>(counter));
 }
 
 }  // namespace
@@ -103,14 +108,14 @@ void launch_head(uintptr_t g, int dtype, int64_t rows, int64_t cols, int kind, d
 int64_t penalty_head_blocks(int64_t rows, int64_t cols) { return blocks_for(rows, cols); }
 
 void penalty_head_cuda(uintptr_t g, int dtype, int64_t rows, int64_t cols, int kind, double center,
-                       double weight, uintptr_t out, uintptr_t norms, uintptr_t coef,
+                       double weight, uintptr_t out, uintptr_t norms, uintptr_t coef, uintptr_t values,
                        uintptr_t partials, uintptr_t counter, uintptr_t stream) {
   if (rows == 0) return;
   auto st = reinterpret_cast<cudaStream_t>(stream);
   if (dtype == F64)
-    launch_head<double>(g, dtype, rows, cols, kind, center, weight, out, norms, coef, partials, counter, st);
+    launch_head<double>(g, dtype, rows, cols, kind, center, weight, out, norms, coef, values, partials, counter, st);
   else
-    launch_head<float>(g, dtype, rows, cols, kind, center, weight, out, norms, coef, partials, counter, st);
+    launch_head<float>(g, dtype, rows, cols, kind, center, weight, out, norms, coef, values, partials, counter, st);
   check_launch("penalty_head");
 }
 

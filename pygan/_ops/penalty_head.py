@@ -5,9 +5,11 @@ csrc/cpu/penalty_head.cpp, csrc/cuda/penalty_head.cu, triton_kernels/penalty_hea
 
     penalty = weight / B * sum_i phi(||g_i||_2),   norms_i = ||g_i||_2,   coef_i = weight / B * phi'(n_i) / n_i
 
+and, with ``per_sample``, the per-sample penalties values_i = weight * phi(n_i) (else an empty tensor),
 with phi from :data:`KINDS`, in float32 (float64 for float64 input) whatever g's dtype, so the squares
 of a float16 gradient cannot overflow. Its backward is one elementwise pass,
-d penalty / d g_i = coef_i * g_i, from the saved factors. Inputs arrive validated (pygan.penalties checks them).
+d penalty / d g_i = coef_i * g_i, from the saved factors (d values_i / d g_i = B * coef_i * g_i). Inputs
+arrive validated (pygan.penalties checks them).
 """
 
 from __future__ import annotations
@@ -30,16 +32,18 @@ def _rows_cols(g: Tensor) -> tuple[int, int]:
     return rows, (g.numel() // rows if rows else 0)
 
 
-def _head(g: Tensor, kind: int, center: float, weight: float, backend: str) -> tuple[Tensor, Tensor, Tensor]:
+def _head(g: Tensor, kind: int, center: float, weight: float, backend: str,
+          per_sample: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     rows, cols = _rows_cols(g)
     acc = compute_dtype(g.dtype)
     out = scalar(acc, g.device)
     norms = torch.empty(rows, dtype=acc, device=g.device)
     coef = torch.empty(rows, dtype=acc, device=g.device)
+    values = torch.empty(rows if per_sample else 0, dtype=acc, device=g.device)
     name = _backend.resolve(backend, g.device)
     if name in ("cpu", "cuda"):
         args = (g.data_ptr(), DTYPE_CODES[g.dtype], rows, cols, kind, center, weight, out.data_ptr(),
-                norms.data_ptr(), coef.data_ptr())
+                norms.data_ptr(), coef.data_ptr(), values.data_ptr() if per_sample else 0)
         if name == "cuda":  # the one-launch reduction's partial sums and ticket
             c, _ = _backend._load_c()
             partials = torch.empty(max(c.penalty_head_blocks(rows, cols), 1), dtype=acc, device=g.device)
@@ -54,23 +58,26 @@ def _head(g: Tensor, kind: int, center: float, weight: float, backend: str) -> t
         ticket = counter(g.device)
         with device_context(g.device):
             k.head_kernel[(programs,)](g, rows, cols, *float32_pair(center), *float32_pair(weight),
-                                       out, norms, coef, partials, ticket, KIND=kind,
-                                       ACC=triton_acc(acc), ROWS=rows_per, BLOCK_C=block_c)
-    return out, norms, coef
+                                       out, norms, coef, values if per_sample else norms, partials, ticket,
+                                       KIND=kind, HAS_VALUES=per_sample, ACC=triton_acc(acc), ROWS=rows_per,
+                                       BLOCK_C=block_c)
+    return out, norms, coef, values
 
 
 @torch.library.custom_op("pygan::penalty_head", mutates_args=())
-def penalty_head(g: Tensor, kind: int, center: float, weight: float,
-                 backend: str) -> tuple[Tensor, Tensor, Tensor]:
-    """(penalty, norms, coef) of the gradient ``g`` (contiguous, one row per sample)."""
-    return _head(g, kind, center, weight, backend)
+def penalty_head(g: Tensor, kind: int, center: float, weight: float, backend: str,
+                 per_sample: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(penalty, norms, coef, values) of the gradient ``g`` (contiguous, one row per sample); ``values``
+    is empty unless ``per_sample``."""
+    return _head(g, kind, center, weight, backend, per_sample)
 
 
 @penalty_head.register_fake
-def _(g, kind, center, weight, backend):
+def _(g, kind, center, weight, backend, per_sample=False):
     acc = compute_dtype(g.dtype)
     rows = g.shape[0]
-    return g.new_empty((), dtype=acc), g.new_empty(rows, dtype=acc), g.new_empty(rows, dtype=acc)
+    return (g.new_empty((), dtype=acc), g.new_empty(rows, dtype=acc), g.new_empty(rows, dtype=acc),
+            g.new_empty(rows if per_sample else 0, dtype=acc))
 
 
 def _head_grad(g: Tensor, coef: Tensor, norms: Tensor, up: Tensor, up_norms: Optional[Tensor],
@@ -109,24 +116,30 @@ def _(g, coef, norms, up, up_norms, backend):
 
 
 def _head_setup(ctx, inputs, output):
-    g, _kind, _center, _weight, backend = inputs
-    _, norms, coef = output
+    g, _kind, _center, _weight, backend, _per_sample = inputs
+    _, norms, coef, _values = output
     ctx.backend = backend
-    ctx.set_materialize_grads(False)  # an unused norms output needs no zero-filled upstream
+    ctx.set_materialize_grads(False)  # an unused output needs no zero-filled upstream
     ctx.save_for_backward(g, coef, norms)
 
 
-def _head_backward(ctx, up, up_norms, _up_coef):
+def _head_backward(ctx, up, up_norms, _up_coef, up_values):
     # The third output (the derivative factors) is internal: pygan.penalties never hands it out, and
     # traced graphs pass it a zero upstream, which is ignored.
     g, coef, norms = ctx.saved_tensors
-    return _head_grads(penalty_head_backward, g, coef, norms, up, up_norms, ctx.backend)
+    return _head_grads(penalty_head_backward, g, coef, norms, up, up_norms, up_values, ctx.backend) + (None,)
 
 
 def _head_grads(grad_op, g: Tensor, coef: Tensor, norms: Tensor, up: Optional[Tensor],
-                up_norms: Optional[Tensor], backend: str) -> tuple:
-    """The gradients of (g, kind, center, weight, backend) for the upstreams of the penalty and of
-    the norms (None where that output is unused)."""
+                up_norms: Optional[Tensor], up_values: Optional[Tensor], backend: str) -> tuple:
+    """The gradients of (g, kind, center, weight, backend) for the upstreams of the penalty, the
+    norms and the per-sample values (None where that output is unused)."""
+    if up_values is not None and up_values.numel():
+        # d values_i / d g_i = B * coef_i * g_i. As an upstream of the norms (which the backward
+        # kernel divides by n_i) that is B * coef_i * n_i per unit of values_i; a zero row has a zero
+        # gradient either way.
+        extra = up_values.to(coef.dtype) * coef * norms * coef.shape[0]
+        up_norms = extra if up_norms is None else up_norms.to(coef.dtype) + extra
     if up is None and up_norms is None:
         return None, None, None, None, None
     if up is None:
@@ -139,28 +152,30 @@ penalty_head.register_autograd(_head_backward, setup_context=_head_setup)
 
 class PenaltyHead(torch.autograd.Function):
     """Eager twin of ``pygan::penalty_head``: the same kernels and backward without the custom-op
-    dispatch, which costs more than the kernels at GAN batch sizes. It returns (penalty, norms) and
-    keeps the derivative factors on its context (fewer outputs, a cheaper autograd node).
-    pygan.penalties uses it outside ``torch.compile`` and the registered op inside."""
+    dispatch, which costs more than the kernels at GAN batch sizes. It returns (penalty, norms), and
+    the values with ``per_sample``, and keeps the derivative factors on its context (fewer outputs, a
+    cheaper autograd node). pygan.penalties uses it outside ``torch.compile`` and the registered op
+    inside."""
 
     @staticmethod
-    def forward(ctx, g, kind, center, weight, backend):
-        out, norms, coef = _head(g, kind, center, weight, backend)
+    def forward(ctx, g, kind, center, weight, backend, per_sample=False):
+        out, norms, coef, values = _head(g, kind, center, weight, backend, per_sample)
         ctx.backend, ctx.coef = backend, coef
-        ctx.set_materialize_grads(False)  # an unused norms output needs no zero-filled upstream
+        ctx.set_materialize_grads(False)  # an unused output needs no zero-filled upstream
         ctx.save_for_backward(g, norms)
-        return out, norms
+        return (out, norms, values) if per_sample else (out, norms)
 
     @staticmethod
-    def backward(ctx, up, up_norms):
+    def backward(ctx, up, up_norms, up_values=None):
         g, norms = ctx.saved_tensors
-        return _head_grads(_head_grad, g, ctx.coef, norms, up, up_norms, ctx.backend)
+        return _head_grads(_head_grad, g, ctx.coef, norms, up, up_norms, up_values, ctx.backend) + (None,)
 
 
-def call_penalty_head(g: Tensor, kind: int, center: float, weight: float,
-                      backend: str) -> tuple[Tensor, Tensor]:
-    """``pygan::penalty_head``'s (penalty, norms): the registered op where torch.compile traces, else
-    its eager twin."""
+def call_penalty_head(g: Tensor, kind: int, center: float, weight: float, backend: str,
+                      per_sample: bool = False) -> tuple[Tensor, ...]:
+    """``pygan::penalty_head``'s (penalty, norms), and the per-sample values with ``per_sample``: the
+    registered op where torch.compile traces, else its eager twin."""
     if torch.compiler.is_compiling():
-        return penalty_head(g, kind, center, weight, backend)[:2]
-    return PenaltyHead.apply(g, kind, center, weight, backend)
+        out = penalty_head(g, kind, center, weight, backend, per_sample)
+        return (out[0], out[1], out[3]) if per_sample else out[:2]
+    return PenaltyHead.apply(g, kind, center, weight, backend, per_sample)

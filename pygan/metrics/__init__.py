@@ -10,11 +10,14 @@ r"""Measures of what a generator learned, and the two-sample tests behind them.
   f-divergence between 1-D densities by quadrature.
 - :mod:`.fdiv`: :func:`fdiv_estimate`, an f-divergence from samples through a critic trained on the
   f-GAN bound.
+- :mod:`.conditional`: :func:`class_accuracy` of a class-conditional generator's samples by a
+  classifier of the real data, and :func:`knn_coverage` (Naeem et al. 2020), per class.
 - :mod:`.inference`: :func:`latent_recovery` and :func:`reconstruction_error` of an encoder (BiGAN),
   and the :func:`linear_probe` / :func:`nearest_neighbor` accuracy of learned features.
 """
 
 from .closed_form import f_divergence_1d, gaussian_pdf, jsd_discrete, kl_gaussians, w1_1d
+from .conditional import ClassAccuracy, class_accuracy, knn_coverage
 from .coverage import ModeCoverage, mode_coverage
 from .fdiv import FDivEstimate, fdiv_estimate
 from .inference import (LatentRecovery, ProbeResult, Reconstruction, feature_probes, latent_recovery, linear_probe,
@@ -23,9 +26,9 @@ from .kernel import KERNELS, KIDResult, MMDResult, kid, median_bandwidth, mmd2
 from .two_sample import C2STResult, TestResult, c2st, mean_difference_test, variance_test
 
 __all__ = [
-    "C2STResult", "FDivEstimate", "KERNELS", "KIDResult", "LatentRecovery", "MMDResult", "ModeCoverage",
-    "ProbeResult", "Reconstruction", "TestResult", "c2st", "f_divergence_1d", "fdiv_estimate",
-    "feature_probes", "gaussian_pdf", "jsd_discrete", "kid", "kl_gaussians", "latent_recovery",
+    "C2STResult", "ClassAccuracy", "FDivEstimate", "KERNELS", "KIDResult", "LatentRecovery", "MMDResult", "ModeCoverage",
+    "ProbeResult", "Reconstruction", "TestResult", "c2st", "class_accuracy", "f_divergence_1d", "fdiv_estimate",
+    "feature_probes", "gaussian_pdf", "jsd_discrete", "kid", "kl_gaussians", "knn_coverage", "latent_recovery",
     "linear_probe", "mean_difference_test", "median_bandwidth", "mmd2", "mode_coverage",
     "nearest_neighbor", "reconstruction_error", "variance_test", "w1_1d",
 ]

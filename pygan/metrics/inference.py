@@ -105,9 +105,14 @@ def _split(train_x, train_y, test_x, test_y) -> tuple[Tensor, Tensor, Tensor, Te
     classes, y_all = torch.unique(torch.cat(ys), return_inverse=True)
     if classes.numel() < 2:
         raise ValueError("the labels name a single class: a probe needs at least 2")
-    mean, std = tr.mean(0), tr.std(0)
-    std = torch.where(std > 1e-12 * (1 + mean.abs()), std, torch.ones_like(std))  # constant features
+    mean, std = _stats(tr)
     return (tr - mean) / std, y_all[:tr.shape[0]], (te - mean) / std, y_all[tr.shape[0]:]
+
+
+def _stats(x: Tensor) -> tuple[Tensor, Tensor]:
+    """The standardization of features: their mean and standard deviation (1 for constant ones)."""
+    mean, std = x.mean(0), x.std(0)
+    return mean, torch.where(std > 1e-12 * (1 + mean.abs()), std, torch.ones_like(std))
 
 
 def _chance(test_y: Tensor) -> float:
@@ -115,9 +120,15 @@ def _chance(test_y: Tensor) -> float:
 
 
 def _linear(tr: Tensor, ytr: Tensor, te: Tensor, yte: Tensor, l2: float, max_iter: int) -> float:
+    classify = _fit_linear(tr, ytr, int(max(ytr.max(), yte.max())) + 1, l2, max_iter)
+    return float((classify(te) == yte).double().mean())
+
+
+def _fit_linear(tr: Tensor, ytr: Tensor, k: int, l2: float, max_iter: int):
+    """Multinomial logistic regression over ``k`` classes fitted on (tr, ytr); returns the
+    classifier, rows -> predicted classes."""
     if not l2 >= 0:
         raise ValueError(f"l2 must be non-negative, got {l2}")
-    k = int(max(ytr.max(), yte.max())) + 1
     w = torch.zeros(tr.shape[1], k, dtype=torch.float64, device=tr.device, requires_grad=True)
     b = torch.zeros(k, dtype=torch.float64, device=tr.device, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
@@ -131,8 +142,8 @@ def _linear(tr: Tensor, ytr: Tensor, te: Tensor, yte: Tensor, l2: float, max_ite
 
     with torch.enable_grad():
         opt.step(closure)
-    with torch.no_grad():
-        return float(((te @ w + b).argmax(1) == yte).double().mean())
+    w, b = w.detach(), b.detach()
+    return lambda x: (x @ w + b).argmax(1)
 
 
 @torch.no_grad()
