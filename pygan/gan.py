@@ -82,13 +82,13 @@ from torch import Tensor, nn
 
 from . import checkpoint as _ckpt
 from ._ops.backend import check_backend
-from ._ops.loss_terms import loss_spec
 from .data import Sampler, as_sampler
 from .augment import AdaptiveAugment, DiffAugment
 from .ema import EMA
-from .losses import discriminator_loss, generator_loss, joint_generator_loss, minimax_losses
-from .penalties import KINDS as PENALTY_KINDS
+from .objective import Objective
 from .penalties import GradientPenalty, _unwrap, clip_weights_
+from .players import Player
+from .schedule import Schedule
 from ._validate import positive_int
 
 __all__ = ["GAN", "Normal", "Uniform", "STAT_NAMES", "TrainingDiverged"]
@@ -145,42 +145,6 @@ def _default_optimizer(params, loss: str, penalties: Sequence[GradientPenalty], 
     return torch.optim.Adam(params, lr=lr, betas=betas, capturable=capture)
 
 
-def _penalties(penalty: Any, backend: Optional[str]) -> tuple[GradientPenalty, ...]:
-    """``penalty=`` as a tuple of GradientPenalty modules: None, a kind, kinds joined by "+"
-    (``"r1+r2"``, each at its default weight), a GradientPenalty, or a list of kinds and modules."""
-    if penalty is None:
-        return ()
-    items = penalty.split("+") if isinstance(penalty, str) else [penalty]
-    if isinstance(penalty, (list, tuple)):
-        items = list(penalty)
-    out: list[GradientPenalty] = []
-    for item in items:
-        if isinstance(item, str):
-            if item not in PENALTY_KINDS:
-                raise ValueError(f"unknown penalty {item!r}; choose kinds of {PENALTY_KINDS} (several joined by "
-                                 "'+', e.g. 'r1+r2'), GradientPenalty modules, or a list of them")
-            item = GradientPenalty(item, backend=backend)
-        elif not isinstance(item, GradientPenalty):
-            raise TypeError(f"penalty must be None, a kind name, a GradientPenalty or a list of them, got "
-                            f"{type(item).__name__}" + (" in the list" if len(items) > 1 else ""))
-        if any(item is p for p in out):
-            raise ValueError(f"penalty lists the same GradientPenalty ({item.name}) twice; its lazy call count "
-                             "would advance twice per step: pass two modules")
-        out.append(item)
-    return tuple(out)
-
-
-def _optimizer(given, params: list[Tensor], name: str, default: Callable):
-    if given is None:
-        return default(params)
-    if isinstance(given, torch.optim.Optimizer):
-        return given
-    if callable(given):
-        return given(params)
-    raise TypeError(f"{name} must be a torch.optim.Optimizer, a callable params -> optimizer, or None; "
-                    f"got {type(given).__name__}")
-
-
 class GAN:
     """A generator and a discriminator trained by the minimax game (see the module docs).
 
@@ -225,12 +189,14 @@ class GAN:
         for name, m in (("generator", generator), ("discriminator", discriminator)):
             if not isinstance(m, nn.Module):
                 raise TypeError(f"{name} must be a torch.nn.Module, got {type(m).__name__}")
-        self.spec = loss_spec(loss, loss_params)  # an unknown loss or parameter fails here
-        self.loss, self.loss_params, self.saturating = loss, dict(loss_params), bool(saturating)
-        self.n_critic = positive_int("n_critic", n_critic)
+        # The objective: the adversarial loss and the penalties on D (an unknown loss, parameter or
+        # penalty fails here).
+        self.objective = Objective(loss, loss_params, saturating=saturating, joint=self._joint, penalty=penalty,
+                                   backend=backend)
+        self.schedule = Schedule(n_critic, fused)  # when each player steps
         if amp not in (None, "bf16", "fp16"):
             raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
-        self.amp, self.fused, self.capture, self.backend = amp, bool(fused), bool(capture), check_backend(backend) or None
+        self.amp, self.capture, self.backend = amp, bool(capture), check_backend(backend) or None
         if clip is not None and not (clip > 0 and math.isfinite(clip)):
             raise ValueError(f"clip must be a positive finite bound, got {clip}")
         self.clip = clip
@@ -247,8 +213,6 @@ class GAN:
                 raise ValueError("capture=True cannot capture fp16 loss scaling (GradScaler checks for inf "
                                  "on the host every step); use amp='bf16'")
 
-        self.penalties: tuple[GradientPenalty, ...] = _penalties(penalty, backend)
-        self._penalty_stats = _stat_names(self.penalties)
 
         if prior is None:
             latent = getattr(_unwrap(generator), "latent_dim", None)
@@ -278,32 +242,15 @@ class GAN:
         if distributed is None:
             distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
         self.distributed = bool(distributed)
-        self.G, self.D = generator, discriminator
-        if self.distributed:
-            self.G, self.D = self._ddp(generator), self._ddp(discriminator)
+        # The two players: the generator side (G; G and E in BiGAN) with its EMA, and D.
+        def default(params):
+            return _default_optimizer(params, loss, self.penalties, self.capture)
 
-        self._g_params = [p for p in self._g_player.parameters() if p.requires_grad]
+        common = dict(default=default, device=self.device, distributed=self.distributed, fp16=amp == "fp16",
+                      capture=self.capture, backend=backend)
+        self.g = Player("generator", generator, g_optimizer, option="g_optimizer", ema=ema, **common)
+        self.d = Player("discriminator", discriminator, d_optimizer, option="d_optimizer", **common)
         self._z_dtype = next((p.dtype for p in self.generator.parameters() if p.is_floating_point()), torch.float32)
-        self._d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
-        self.g_optimizer = _optimizer(g_optimizer, self._g_params, "g_optimizer",
-                                      lambda ps: _default_optimizer(ps, loss, self.penalties, self.capture))
-        self.d_optimizer = _optimizer(d_optimizer, self._d_params, "d_optimizer",
-                                      lambda ps: _default_optimizer(ps, loss, self.penalties, self.capture))
-        if self.capture:
-            for name, opt in (("g_optimizer", self.g_optimizer), ("d_optimizer", self.d_optimizer)):
-                if any(g.get("capturable") is False for g in opt.param_groups):
-                    raise ValueError(f"capture=True needs a capturable {name} (e.g. Adam(..., capturable=True))")
-
-        if isinstance(ema, EMA):
-            self.ema: Optional[EMA] = ema
-        elif ema is not None:
-            self.ema = EMA(self._g_player, float(ema), backend=backend)
-        else:
-            self.ema = None
-
-        use_scaler = amp == "fp16"
-        self.d_scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
-        self.g_scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
 
         if seed is None:
             seed = int(torch.randint(2**62, ()).item())
@@ -317,11 +264,7 @@ class GAN:
         self._batch_shape: Optional[tuple] = None
 
     def __repr__(self) -> str:
-        options = [f"loss={self.loss!r}"] + [f"{k}={v!r}" for k, v in self.loss_params.items()]
-        if self.penalties:
-            shown = [f"{p.name}(weight={p.weight:g}" + (f", lazy={p.lazy}" if p.lazy > 1 else "") + ")"
-                     for p in self.penalties]
-            options.append("penalty=" + (shown[0] if len(shown) == 1 else f"[{', '.join(shown)}]"))
+        options = [repr(self.objective)]
         for name, default in (("n_critic", 1), ("fused", False), ("capture", False), ("amp", None),
                               ("saturating", False), ("clip", None)):
             if getattr(self, name) != default:
@@ -349,23 +292,35 @@ class GAN:
     @property
     def generator(self) -> nn.Module:
         """G itself (unwrapped from DDP)."""
-        return _unwrap(self.G)
+        return self.g.module
 
     @property
     def _g_player(self) -> nn.Module:
         # Everything the generator player trains (one optimizer, one EMA): G here, G and E in BiGAN.
-        return _unwrap(self.G)
+        return self.g.module
 
     @property
     def discriminator(self) -> nn.Module:
         """D itself (unwrapped from DDP)."""
-        return _unwrap(self.D)
+        return self.d.module
 
-    def _ddp(self, module: nn.Module) -> nn.Module:
-        if isinstance(module, nn.parallel.DistributedDataParallel):
-            return module
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+    # The objective's and the players' parts under the names the engine has always had.
+    n_critic = property(lambda self: self.schedule.n_critic, doc="D steps per G step.")
+    fused = property(lambda self: self.schedule.fused, doc="Whether the last D step and the G step are one update.")
+    spec = property(lambda self: self.objective.spec)
+    loss = property(lambda self: self.objective.loss, doc="The adversarial loss's name.")
+    loss_params = property(lambda self: self.objective.params)
+    saturating = property(lambda self: self.objective.saturating)
+    penalties = property(lambda self: self.objective.penalties, doc="The gradient penalties, summed into D's loss.")
+    G = property(lambda self: self.g.net, doc="G as the steps call it (DDP-wrapped when distributed).")
+    D = property(lambda self: self.d.net, doc="D as the steps call it (DDP-wrapped when distributed).")
+    g_optimizer = property(lambda self: self.g.optimizer)
+    d_optimizer = property(lambda self: self.d.optimizer)
+    g_scaler = property(lambda self: self.g.scaler)
+    d_scaler = property(lambda self: self.d.scaler)
+    ema = property(lambda self: self.g.ema, doc="The EMA of the generator player, or None.")
+    _g_params = property(lambda self: self.g.params)
+    _d_params = property(lambda self: self.d.params)
 
     def _noise(self, n: int) -> Tensor:
         # Inside a CUDA graph the noise must come from the default generator (registered with the
@@ -386,9 +341,6 @@ class GAN:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=AMP_DTYPES[self.amp])
 
-    @property
-    def _relativistic(self) -> bool:
-        return self.spec.kind in ("relativistic", "relativistic_average")
 
     # What D compares. A plain GAN's real side is the data itself; BiGAN's generator player
     # produces both sides (real pairs (x, E(x)) and fake pairs (G(z), z)) and overrides these two.
@@ -406,7 +358,7 @@ class GAN:
 
     @property
     def _g_needs_real(self) -> bool:
-        return self._relativistic or self._joint
+        return self.objective.g_needs_real
 
     def _check_real(self, real: Tensor, name: str = "real") -> Tensor:
         if not isinstance(real, Tensor):
@@ -426,11 +378,6 @@ class GAN:
         if real is not None and real.shape[1:] != fake.shape[1:]:
             raise ValueError(f"the real samples have shape {tuple(real.shape[1:])} per sample and the generator "
                              f"makes {tuple(fake.shape[1:])}: the data and the generator's out_shape must match")
-
-    def _shared_sides(self) -> frozenset:
-        """The batches ("real", "fake") on which a penalty due at this D step takes its gradient from
-        the loss's own forward, so that D runs once per batch."""
-        return frozenset(p.target for p in self.penalties if p.due and p.target in ("real", "fake"))
 
     def _d(self, d: Callable[..., Tensor], x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
         """What D says of the batch ``x`` (of the classes ``labels``): D(augment(x)) with an
@@ -481,39 +428,21 @@ class GAN:
 
     def _penalty(self, real: Tensor, fake: Tensor, shared: frozenset, v_r: Tensor, v_f: Tensor,
                  labels: Optional[Tensor] = None) -> tuple[Optional[Tensor], dict[str, Tensor]]:
-        """The sum of the penalties (None without any) and, with several, each one's value."""
-        total, parts = None, {}
+        """The sum of the penalties (None without any) and, with several, each one's value
+        (:meth:`pygan.objective.Objective.penalty`)."""
         with self._autocast():
-            for p, stat in zip(self.penalties, self._penalty_stats):
-                if p.due and p.target in shared:
-                    on_real = p.target == "real"
-                    value = p.from_outputs(v_r if on_real else v_f, real if on_real else fake, scaler=self.d_scaler)
-                else:  # its own forward at its own points (or a lazy off-step's zero)
-                    value = p(self._penalty_d(labels), real, fake if p.needs_fake else None, scaler=self.d_scaler,
-                              generator=None if self._capturing else self.rng)
-                total = value if total is None else total + value
-                if stat is not None:
-                    parts[stat] = value.detach()
-        return total, parts
-
-    @staticmethod
-    def _backward(loss: Tensor, scaler, inputs: list[Tensor]) -> None:
-        (scaler.scale(loss) if scaler is not None else loss).backward(inputs=inputs)
+            return self.objective.penalty(self._penalty_d(labels), real, fake, shared, v_r, v_f, scaler=self.d_scaler,
+                                          generator=None if self._capturing else self.rng)
 
     _skip_nonfinite = False  # fit(nonfinite="skip") sets it for the run
     skipped_steps = 0
 
-    def _opt_step(self, opt: torch.optim.Optimizer, scaler, *losses: Optional[Tensor]) -> None:
-        # ``losses``: the player's loss terms, checked only under fit(nonfinite="skip").
-        if self._skip_nonfinite and not _all_finite(losses):
-            opt.zero_grad(set_to_none=True)  # this player keeps its weights and moments
-            self.skipped_steps += 1
-            return
-        if scaler is None:
-            opt.step()
-        else:
-            scaler.step(opt)
-            scaler.update()
+    def _update(self, player: Player, *losses: Optional[Tensor]) -> None:
+        """``player``'s optimizer step; under fit(nonfinite="skip") none when one of its ``losses``
+        is not finite (the player then keeps its weights and moments)."""
+        skip = self._skip_nonfinite and not _all_finite(losses)
+        self.skipped_steps += skip
+        player.step(skip)
 
     def _after_d_step(self, v_r: Tensor) -> None:
         observe = getattr(self.augment, "observe", None)
@@ -522,9 +451,6 @@ class GAN:
         if self.clip is not None:
             clip_weights_(self.discriminator, self.clip, backend=self.backend)
 
-    def _after_g_step(self) -> None:
-        if self.ema is not None:
-            self.ema.update(self._g_player)
 
     def _d_stats(self, d_loss: Tensor, penalty: Optional[Tensor], parts: dict[str, Tensor], v_r: Tensor,
                  v_f: Tensor) -> dict[str, Tensor]:
@@ -532,7 +458,7 @@ class GAN:
                  "d_fake": v_f.detach().float().mean(),
                  "penalty": penalty.detach() if penalty is not None else torch.zeros((), device=self.device),
                  **parts}
-        if self.spec.kind in ("f", "ipm"):
+        if self.objective.has_divergence:
             stats["divergence"] = -stats["d_loss"]
         if isinstance(getattr(self.augment, "p", None), Tensor):
             stats["augment_p"] = self.augment.p.detach().clone()
@@ -551,19 +477,19 @@ class GAN:
         with torch.no_grad(), self._autocast():
             real, fake = self._d_inputs(real, real.shape[0], labels)
         self._check_shapes(real, fake)
-        shared = self._shared_sides()  # R1's and R2's gradients come from this forward
+        shared = self.objective.shared_sides()  # R1's and R2's gradients come from this forward
         if "real" in shared:
             real = self._penalty_input(real)
         if "fake" in shared:
             fake = self._penalty_input(fake)
         with self._autocast():
             v_r, v_f = self._d(self.D, real, labels), self._d(self.D, fake, labels)
-        d_loss = discriminator_loss(v_r, v_f, self.loss, backend=self.backend, **self.loss_params)
+        d_loss = self.objective.d_loss(v_r, v_f)
         penalty, parts = self._penalty(real, fake, shared, v_r, v_f, labels)
         total = d_loss if penalty is None else d_loss + penalty
-        self.d_optimizer.zero_grad(set_to_none=True)
-        self._backward(total, self.d_scaler, self._d_params)
-        self._opt_step(self.d_optimizer, self.d_scaler, total)
+        self.d.zero_grad()
+        self.d.backward(total)
+        self._update(self.d, total)
         self._after_d_step(v_r)
         return self._d_stats(d_loss, penalty, parts, v_r, v_f)
 
@@ -593,19 +519,14 @@ class GAN:
             v_r = None
             if self._joint:
                 v_r = self._d(d, real, labels)
-            elif self._relativistic:
+            elif self.objective.relativistic:
                 with torch.no_grad():
                     v_r = self._d(d, real, labels)
-        if self._joint:
-            g_loss = joint_generator_loss(v_r, v_f, self.loss, saturating=self.saturating,
-                                          backend=self.backend, **self.loss_params)
-        else:
-            g_loss = generator_loss(v_f, self.loss, saturating=self.saturating, real_logits=v_r,
-                                    backend=self.backend, **self.loss_params)
-        self.g_optimizer.zero_grad(set_to_none=True)
-        self._backward(g_loss, self.g_scaler, self._g_params)
-        self._opt_step(self.g_optimizer, self.g_scaler, g_loss)
-        self._after_g_step()
+        g_loss = self.objective.g_loss(v_r, v_f)
+        self.g.zero_grad()
+        self.g.backward(g_loss)
+        self._update(self.g, g_loss)
+        self.g.update_average()
         return {"g_loss": g_loss.detach()}
 
     def dg_step(self, real: Tensor, labels: Optional[Tensor] = None) -> dict[str, Tensor]:
@@ -617,7 +538,7 @@ class GAN:
         # The fakes are G's output here (G's gradient runs through them), and BiGAN's real pairs E's:
         # a penalty's inner gradient is taken with respect to them as they are, and its backward
         # reaches D's parameters only (D's backward below takes inputs=D's parameters).
-        shared = self._shared_sides()
+        shared = self.objective.shared_sides()
         with self._autocast():
             real, fake = self._d_inputs(real, real.shape[0], labels)
             self._check_shapes(real, fake)
@@ -626,13 +547,11 @@ class GAN:
             if "fake" in shared:
                 fake = self._penalty_input(fake)
             v_r, v_f = self._d(self.D, real, labels), self._d(self.D, fake, labels)
-        ml = minimax_losses(v_r, v_f, self.loss, saturating=self.saturating, joint=self._joint,
-                            backend=self.backend, **self.loss_params)
+        ml = self.objective.minimax(v_r, v_f)
         penalty, parts = self._penalty(real, fake, shared, v_r, v_f, labels)
-        self.d_optimizer.zero_grad(set_to_none=True)
-        self.g_optimizer.zero_grad(set_to_none=True)
-        sd = self.d_scaler.scale(torch.ones((), device=self.device)) if self.d_scaler else None
-        sg = self.g_scaler.scale(torch.ones((), device=self.device)) if self.g_scaler else None
+        self.d.zero_grad()
+        self.g.zero_grad()
+        sd, sg = self.d.loss_scale(self.device), self.g.loss_scale(self.device)
 
         def up(grad: Tensor, like: Tensor, scale: Optional[Tensor]) -> Tensor:
             return (grad if scale is None else grad * scale).to(like.dtype)
@@ -648,48 +567,23 @@ class GAN:
             outputs.append(v_r)
             grads.append(up(ml.g_real_grad, v_r, sg))
         torch.autograd.backward(outputs, grads, inputs=self._g_params)
-        self._opt_step(self.d_optimizer, self.d_scaler, ml.d_loss, penalty)
-        self._opt_step(self.g_optimizer, self.g_scaler, ml.g_loss)
+        self._update(self.d, ml.d_loss, penalty)
+        self._update(self.g, ml.g_loss)
         self._after_d_step(v_r)
-        self._after_g_step()
+        self.g.update_average()
         stats = self._d_stats(ml.d_loss, penalty, parts, v_r, v_f)
         stats["g_loss"] = ml.g_loss
         return stats
 
-    def _split(self, real: Union[Tensor, Sequence[Tensor]],
-               labels: Union[None, Tensor, Sequence[Tensor]]) -> list[tuple[Tensor, Optional[Tensor]]]:
-        """The n_critic (batch, labels) pairs of a step."""
-        if isinstance(real, Tensor):
-            real = self._check_real(real)
-            if real.shape[0] % self.n_critic:
-                raise ValueError(f"step(real): real has {real.shape[0]} samples, not a multiple of n_critic="
-                                 f"{self.n_critic} (each D step takes its own batch of real.shape[0] / n_critic)")
-            labels = self._check_labels(labels, real.shape[0])
-            if self.n_critic == 1:
-                return [(real, labels)]
-            return list(zip(real.chunk(self.n_critic), labels.chunk(self.n_critic) if labels is not None
-                            else [None] * self.n_critic))
-        batches = list(real)
-        if len(batches) != self.n_critic:
-            raise ValueError(f"step(real): got {len(batches)} batches, need n_critic={self.n_critic}")
-        batches = [self._check_real(b, f"real[{i}]") for i, b in enumerate(batches)]
-        if self.num_classes is None:
-            self._check_labels(labels, 0)  # refuses labels
-            return [(b, None) for b in batches]
-        if labels is None or isinstance(labels, Tensor) or len(labels) != len(batches):
-            raise ValueError(f"labels: with real as a list of {len(batches)} batches, pass the labels as a list "
-                             "too, one tensor per batch")
-        return [(b, self._check_labels(y, b.shape[0], f"labels[{i}]")) for i, (b, y) in enumerate(zip(batches, labels))]
-
     def _step(self, batches: list[tuple[Tensor, Optional[Tensor]]]) -> dict[str, Tensor]:
-        last = len(batches) - 1 if self.fused else len(batches)
         stats: dict[str, Tensor] = {}
-        for b, y in batches[:last]:
-            stats = self.d_step(b, y)
-        b, y = batches[-1]
-        if self.fused:
-            return self.dg_step(b, y)
-        stats.update(self.g_step(b if self._g_needs_real else None, batch_size=b.shape[0], labels=y))
+        for phase, (b, y) in self.schedule.phases(batches):
+            if phase == "d":
+                stats = self.d_step(b, y)
+            elif phase == "dg":
+                stats = self.dg_step(b, y)
+            else:
+                stats.update(self.g_step(b if self._g_needs_real else None, batch_size=b.shape[0], labels=y))
         return stats
 
     def step(self, real: Union[Tensor, Sequence[Tensor]],
@@ -699,7 +593,7 @@ class GAN:
         ``n_critic`` batches: a tensor of ``n_critic * m`` samples, split in order, or a sequence of
         ``n_critic`` tensors; ``labels`` (a conditional GAN's) likewise. Returns the statistics of
         the last D step and of the G step."""
-        batches = self._split(real, labels)
+        batches = self.schedule.split(real, labels, self._check_real, self._check_labels, self.num_classes is not None)
         stats = self._captured_step(batches) if self.capture else self._step(batches)
         self.steps += 1
         return stats
@@ -710,7 +604,7 @@ class GAN:
 
     def _penalty_pattern(self) -> tuple:
         """Which penalties apply at each D step of the next iteration (one CUDA graph per pattern)."""
-        return tuple(tuple((p.calls + i) % p.lazy == 0 for i in range(self.n_critic)) for p in self.penalties)
+        return self.objective.pattern(self.n_critic)
 
     def _captured_step(self, batches: list[tuple[Tensor, Optional[Tensor]]]) -> dict[str, Tensor]:
         shape = tuple(tuple(b.shape) for b, _ in batches)
@@ -742,8 +636,8 @@ class GAN:
         static_in = [(b.clone(), None if y is None else y.clone()) for b, y in batches]
         calls = [p.calls for p in self.penalties]
         graph = torch.cuda.CUDAGraph()
-        self.d_optimizer.zero_grad(set_to_none=True)
-        self.g_optimizer.zero_grad(set_to_none=True)
+        self.d.zero_grad()
+        self.g.zero_grad()
         self._capturing = True
         try:
             with torch.cuda.graph(graph):
@@ -799,21 +693,15 @@ class GAN:
     def state_dict(self) -> dict[str, Any]:
         """Everything that training changes: weights, optimizer and scaler states, the penalty's
         call counter, the EMA, the step count and every random state."""
-        state = {
-            "format": CHECKPOINT_FORMAT, "steps": self.steps, "seed": self.seed,
-            "generator": self._g_player.state_dict(), "discriminator": self.discriminator.state_dict(),
-            "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
-            "rng": self.rng.get_state(), "global_rng": _ckpt.rng_state(),
-        }
+        state = {"format": CHECKPOINT_FORMAT, "steps": self.steps, "seed": self.seed,
+                 **self.g.state_dict("g"), **self.d.state_dict("d"),
+                 "rng": self.rng.get_state(), "global_rng": _ckpt.rng_state()}
         if self.penalties:
             state["penalties"] = [p.state_dict() for p in self.penalties]
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         if isinstance(self.augment, nn.Module):
             state["augment"] = self.augment.state_dict()
-        for name in ("d_scaler", "g_scaler"):
-            if getattr(self, name) is not None:
-                state[name] = getattr(self, name).state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any], *, restore_rng: bool = True) -> None:
@@ -824,10 +712,11 @@ class GAN:
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             found = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise ValueError(f"not a pygan GAN state of format {CHECKPOINT_FORMAT} (found {found!r})")
-        missing = [k for k in ("generator", "discriminator", "g_optimizer", "d_optimizer", "rng", "steps", "seed")
-                   if k not in state]
+        missing = [k for k in ("rng", "steps", "seed") if k not in state]
+        missing += self.g.check_state(state, "g") + self.d.check_state(state, "d")
         if missing:
-            raise ValueError(f"the GAN state lacks {', '.join(missing)}")
+            raise ValueError(f"the GAN state does not fit this GAN: {', '.join(missing)}; build it with the "
+                             "same options")
         for name, module in self._stateful().items():
             if (name in state) != (module is not None):
                 raise ValueError(f"checkpoint {'has' if name in state else 'lacks'} {name} state, this GAN "
@@ -844,10 +733,8 @@ class GAN:
             raise
 
     def _load_state(self, state: dict[str, Any], restore_rng: bool) -> None:
-        self._g_player.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.g_optimizer.load_state_dict(state["g_optimizer"])
-        self.d_optimizer.load_state_dict(state["d_optimizer"])
+        self.g.load_state_dict(state, "g")
+        self.d.load_state_dict(state, "d")
         for name, module in self._stateful().items():
             if module is not None:
                 module.load_state_dict(state[name])
@@ -861,8 +748,7 @@ class GAN:
 
     def _stateful(self) -> dict[str, Any]:
         """The optional parts whose state a checkpoint keeps under their names (None when absent)."""
-        return {"ema": self.ema, "d_scaler": self.d_scaler, "g_scaler": self.g_scaler,
-                "augment": self.augment if isinstance(self.augment, nn.Module) else None}
+        return {"ema": self.ema, "augment": self.augment if isinstance(self.augment, nn.Module) else None}
 
     def _modules(self) -> dict[str, nn.Module]:
         """The networks, by their constructor argument names (what :meth:`load` rebuilds from)."""
@@ -1070,15 +956,6 @@ def _penalty_states(state: dict) -> list:
     return [state["penalty"]] if "penalty" in state else []
 
 
-def _stat_names(penalties: Sequence[GradientPenalty]) -> list[Optional[str]]:
-    """Each penalty's statistic, ``penalty_<name>`` (numbered when names repeat); none for a single
-    penalty, whose value is the ``penalty`` statistic itself."""
-    if len(penalties) < 2:
-        return [None] * len(penalties)
-    names = [f"penalty_{p.name}" for p in penalties]
-    return [f"{n}_{names[:i].count(n) + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
-
-
 class TrainingDiverged(RuntimeError):
     """Training produced a non-finite loss or weight (see :meth:`GAN.fit`'s ``nonfinite``)."""
 
@@ -1094,8 +971,7 @@ def _all_finite(tensors: Any) -> bool:
 
 def _finite_weights(gan: GAN) -> bool:
     """Whether every weight of both players (and of the EMA generator) is finite: one host sync."""
-    modules = [gan._g_player, gan.discriminator] + ([gan.ema.module] if gan.ema is not None else [])
-    return _all_finite(t for m in modules for t in m.parameters() if t.is_floating_point())
+    return _all_finite([*gan.g.finite(), *gan.d.finite()])
 
 
 def _open_log(path: Path, steps: int):

@@ -734,30 +734,34 @@ DDP_SCRIPT = r"""
 import os, sys, torch, torch.distributed as dist
 import pygan
 from pygan import models
-rank, world, out, fused, bigan = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", sys.argv[5] == "1"
+rank, world, out, fused, model = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", sys.argv[5]
+bigan, classes = model == "bigan", (3 if model == "conditional" else None)
 if world > 1:
     dist.init_process_group("gloo", rank=rank, world_size=world)
 torch.manual_seed(0)
-g = models.MLPGenerator(latent_dim=3, out_shape=(2,), hidden=8, depth=2).double()
+g = models.MLPGenerator(latent_dim=3, out_shape=(2,), hidden=8, depth=2, num_classes=classes).double()
 if bigan:
     e = models.MLPEncoder((2,), 3, hidden=8, depth=2).double()
     d = models.JointMLPDiscriminator((2,), 3, hidden=8, depth=2).double()
 else:
-    d = models.MLPDiscriminator((2,), hidden=8, depth=2).double()
+    d = models.MLPDiscriminator((2,), hidden=8, depth=2, num_classes=classes).double()
 Z = torch.randn(4, 16, 3, dtype=torch.float64)        # noise of every call, for the combined batch
 R = torch.randn(4, 16, 2, dtype=torch.float64)        # real batches
+Y = torch.randint(3, (4, 16))                         # their labels (conditional)
 m = 16 // world
 calls = [0]
 def prior(n, device, generator):
     z = Z[calls[0], rank * m:(rank + 1) * m]
     calls[0] += 1
     return z
-options = dict(prior=prior, fused=fused, penalty=pygan.GradientPenalty("r1", weight=2.0),
+# BiGAN: R1 alone; the others R1 + R2, both on the loss's own forwards (R2 through G's output when fused).
+penalty = [pygan.GradientPenalty("r1", weight=2.0)] + ([] if bigan else [pygan.GradientPenalty("r2", weight=1.0)])
+options = dict(prior=prior, fused=fused, penalty=penalty,
                g_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05), d_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05))
 gan = pygan.BiGAN(g, e, d, **options) if bigan else pygan.GAN(g, d, **options)
 assert gan.distributed == (world > 1)
 for step in range(2):
-    gan.step(R[step, rank * m:(rank + 1) * m])
+    gan.step(R[step, rank * m:(rank + 1) * m], labels=Y[step, rank * m:(rank + 1) * m] if classes else None)
 torch.save([p.detach() for p in list(gan._g_player.parameters()) + list(d.parameters())], out)
 if world > 1:
     dist.barrier()  # both ranks are done with the group before either tears it down
@@ -769,13 +773,13 @@ os._exit(0)
 """
 
 
-@pytest.mark.parametrize("bigan", [False, True], ids=["gan", "bigan"])
+@pytest.mark.parametrize("model", ["gan", "bigan", "conditional"])
 @pytest.mark.parametrize("fused", [False, True])
-def test_ddp_two_processes_equal_one_process_on_the_combined_batch(fused, bigan, tmp_path):
+def test_ddp_two_processes_equal_one_process_on_the_combined_batch(fused, model, tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), OMP_NUM_THREADS="1")
-    flags = ["1" if fused else "0", "1" if bigan else "0"]
+    flags = ["1" if fused else "0", model]
     procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", str(tmp_path / f"p{r}.pt"), *flags],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in range(2)]
     procs.append(subprocess.Popen([sys.executable, str(script), "0", "1", str(tmp_path / "single.pt"), *flags],

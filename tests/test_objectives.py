@@ -106,7 +106,7 @@ def test_composition_equals_the_float64_reference(name, fused, loss):
         assert_same_params(g, g_ref, f"{what}: G")
         expect_pen = sum(p.item() for p in parts if p is not None)
         assert stats["penalty"].item() == pytest.approx(expect_pen, rel=1e-10, abs=1e-14), what
-        for key, part in zip(gan._penalty_stats, parts):
+        for key, part in zip(gan.objective.stat_names, parts):
             assert stats[key].item() == pytest.approx(0.0 if part is None else part.item(), rel=1e-10, abs=1e-14)
         assert stats["d_loss"].item() == pytest.approx(l_d.item(), rel=1e-12), what
 
@@ -339,3 +339,19 @@ def test_r3gan_steps_equal_the_hand_written_objective():
     beta = 2 / 11
     for p, p0, q in zip(gan.ema.module.parameters(), g_init.parameters(), g_ref.parameters()):
         torch.testing.assert_close(p, beta * p0 + (1 - beta) * q, rtol=1e-9, atol=1e-12)
+
+
+def test_the_engine_is_composed_of_players_an_objective_and_a_schedule():
+    from pygan.schedule import Schedule
+
+    g, d = _pair()
+    gan = pygan.GAN(g, d, loss="hinge", penalty="r1+r2", n_critic=3, fused=True, ema=0.9, seed=0)
+    assert (gan.g.module, gan.d.module) == (g, d) and gan.g.ema is gan.ema and gan.d.ema is None
+    assert gan.objective.penalties == gan.penalties and gan.objective.loss == "hinge"
+    assert (gan.schedule.n_critic, gan.schedule.fused) == (3, True)
+    a, b, c = ((torch.zeros(1), None) for _ in range(3))
+    assert Schedule(3, fused=True).phases([a, b, c]) == [("d", a), ("d", b), ("dg", c)]
+    assert Schedule(2).phases([a, b]) == [("d", a), ("d", b), ("g", b)]
+    bigan = pygan.BiGAN(models.MLPGenerator(3, (2,), 8, 2), models.MLPEncoder((2,), 3, 8, 2),
+                        models.JointMLPDiscriminator((2,), 3, 8, 2))
+    assert bigan.objective.joint and not gan.objective.joint

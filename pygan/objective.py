@@ -1,0 +1,144 @@
+r"""The objective of a game as a composition of terms.
+
+:class:`Objective` holds the adversarial loss between the two players (one fused kernel per
+evaluation, :mod:`pygan.losses`) and the gradient penalties on D (:mod:`pygan.penalties`), summed
+into D's loss:
+
+.. math::
+    L_D = \ell_D(D(x), D(G(z))) + \sum_k \mathrm{penalty}_k, \qquad L_G = \ell_G(D(x), D(G(z))).
+
+It decides which penalties take their gradient from the loss's own forward (those due on the real or
+the fake batch) and which run D at their own points, and names each term's statistic. The engine
+(:class:`pygan.GAN`) feeds it D's outputs; it never runs a network itself except through the critic
+callable a penalty on its own points is given.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from ._ops.loss_terms import loss_spec
+from .losses import discriminator_loss, generator_loss, joint_generator_loss, minimax_losses
+from .penalties import KINDS as PENALTY_KINDS
+from .penalties import GradientPenalty
+
+__all__ = ["Objective", "penalty_list"]
+
+
+def penalty_list(penalty: Any, backend: Optional[str]) -> tuple[GradientPenalty, ...]:
+    """``penalty=`` as a tuple of GradientPenalty modules: None, a kind, kinds joined by "+"
+    (``"r1+r2"``, each at its default weight), a GradientPenalty, or a list of kinds and modules."""
+    if penalty is None:
+        return ()
+    items = list(penalty) if isinstance(penalty, (list, tuple)) else \
+        penalty.split("+") if isinstance(penalty, str) else [penalty]
+    out: list[GradientPenalty] = []
+    for item in items:
+        if isinstance(item, str):
+            if item not in PENALTY_KINDS:
+                raise ValueError(f"unknown penalty {item!r}; choose kinds of {PENALTY_KINDS} (several joined by "
+                                 "'+', e.g. 'r1+r2'), GradientPenalty modules, or a list of them")
+            item = GradientPenalty(item, backend=backend)
+        elif not isinstance(item, GradientPenalty):
+            raise TypeError(f"penalty must be None, a kind name, a GradientPenalty or a list of them, got "
+                            f"{type(item).__name__}" + (" in the list" if len(items) > 1 else ""))
+        if any(item is p for p in out):
+            raise ValueError(f"penalty lists the same GradientPenalty ({item.name}) twice; its lazy call count "
+                             "would advance twice per step: pass two modules")
+        out.append(item)
+    return tuple(out)
+
+
+def _stat_names(penalties: Sequence[GradientPenalty]) -> list[Optional[str]]:
+    """Each penalty's statistic, ``penalty_<name>`` (numbered when names repeat); none for a single
+    penalty, whose value is the ``penalty`` statistic itself."""
+    if len(penalties) < 2:
+        return [None] * len(penalties)
+    names = [f"penalty_{p.name}" for p in penalties]
+    return [f"{n}_{names[:i].count(n) + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
+class Objective:
+    """The adversarial loss ``loss`` (with ``loss_params``; ``saturating`` for G's minimax loss;
+    ``joint`` when the generator player moves both sides D compares, as in BiGAN) plus the
+    penalties on D (anything :func:`penalty_list` takes), on the kernels of ``backend``."""
+
+    def __init__(self, loss: str, loss_params: dict, *, saturating: bool = False, joint: bool = False,
+                 penalty: Any = None, backend: Optional[str] = None) -> None:
+        self.spec = loss_spec(loss, loss_params)  # an unknown loss or parameter fails here
+        self.loss, self.params, self.saturating, self.joint = loss, dict(loss_params), bool(saturating), joint
+        self.backend = backend
+        self.penalties = penalty_list(penalty, backend)
+        self.stat_names = _stat_names(self.penalties)
+
+    @property
+    def relativistic(self) -> bool:
+        return self.spec.kind in ("relativistic", "relativistic_average")
+
+    @property
+    def g_needs_real(self) -> bool:
+        """Whether G's loss reads D's outputs on real data (relativistic losses, joint players)."""
+        return self.relativistic or self.joint
+
+    @property
+    def has_divergence(self) -> bool:
+        """Whether -L_D is a variational divergence bound (f-divergences, wasserstein)."""
+        return self.spec.kind in ("f", "ipm")
+
+    # The adversarial term -------------------------------------------------------------------
+
+    def d_loss(self, v_r: Tensor, v_f: Tensor) -> Tensor:
+        return discriminator_loss(v_r, v_f, self.loss, backend=self.backend, **self.params)
+
+    def g_loss(self, v_r: Optional[Tensor], v_f: Tensor) -> Tensor:
+        if self.joint:
+            return joint_generator_loss(v_r, v_f, self.loss, saturating=self.saturating, backend=self.backend,
+                                        **self.params)
+        return generator_loss(v_f, self.loss, saturating=self.saturating, real_logits=v_r, backend=self.backend,
+                              **self.params)
+
+    def minimax(self, v_r: Tensor, v_f: Tensor):
+        """Both players' losses and upstream gradients from one kernel call (the fused step)."""
+        return minimax_losses(v_r, v_f, self.loss, saturating=self.saturating, joint=self.joint,
+                              backend=self.backend, **self.params)
+
+    # The penalties --------------------------------------------------------------------------
+
+    def shared_sides(self) -> frozenset:
+        """The batches ("real", "fake") on which a penalty due at this D step takes its gradient from
+        the loss's own forward, so that D runs once per batch."""
+        return frozenset(p.target for p in self.penalties if p.due and p.target in ("real", "fake"))
+
+    def penalty(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, shared: frozenset,
+                v_r: Tensor, v_f: Tensor, *, scaler=None,
+                generator: Optional[torch.Generator] = None) -> tuple[Optional[Tensor], dict[str, Tensor]]:
+        """The sum of the penalties (None without any) and, with several, each one's value. Those on
+        the ``shared`` batches differentiate D's outputs ``v_r`` / ``v_f`` of ``real`` / ``fake``;
+        the others run ``critic`` at their own points (drawn with ``generator``)."""
+        total, parts = None, {}
+        for p, stat in zip(self.penalties, self.stat_names):
+            if p.due and p.target in shared:
+                on_real = p.target == "real"
+                value = p.from_outputs(v_r if on_real else v_f, real if on_real else fake, scaler=scaler)
+            else:  # its own forward at its own points (or a lazy off-step's zero)
+                value = p(critic, real, fake if p.needs_fake else None, scaler=scaler, generator=generator)
+            total = value if total is None else total + value
+            if stat is not None:
+                parts[stat] = value.detach()
+        return total, parts
+
+    def pattern(self, d_steps: int) -> tuple:
+        """Which penalties apply at each of the next ``d_steps`` D steps (a captured CUDA graph
+        replays one pattern)."""
+        return tuple(tuple((p.calls + i) % p.lazy == 0 for i in range(d_steps)) for p in self.penalties)
+
+    def __repr__(self) -> str:
+        options = [f"loss={self.loss!r}"] + [f"{k}={v!r}" for k, v in self.params.items()]
+        if self.penalties:
+            shown = [f"{p.name}(weight={p.weight:g}" + (f", lazy={p.lazy}" if p.lazy > 1 else "") + ")"
+                     for p in self.penalties]
+            options.append("penalty=" + (shown[0] if len(shown) == 1 else f"[{', '.join(shown)}]"))
+        return ", ".join(options)
