@@ -9,11 +9,12 @@ head, and weight clipping; ``pygan.augment`` differentiable augmentation (DiffAu
 the two-sample tests and evaluation.
 """
 
-from . import augment, checkpoint, data, divergences, evaluate, losses, metrics, models, penalties
+from . import augment, checkpoint, data, objective, divergences, evaluate, losses, metrics, models, penalties
 from ._ops.backend import available as available_backends
 from .bigan import BiGAN
 from .ema import EMA
 from .gan import GAN, Normal, TrainingDiverged, Uniform
+from .objective import Term
 from .penalties import GradientPenalty, clip_weights_, gradient_penalty
 from .losses import (
     LOSS_NAMES,
@@ -31,7 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BiGAN", "EMA", "augment", "checkpoint", "evaluate", "GAN", "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss",
-    "GradientPenalty", "Normal", "TrainingDiverged", "Uniform", "available_backends", "clip_weights_", "data",
+    "GradientPenalty", "Normal", "Term", "TrainingDiverged", "Uniform", "available_backends", "clip_weights_", "data",
     "discriminator_loss", "divergence_estimate", "divergences", "generator_loss", "gradient_penalty",
-    "joint_generator_loss", "losses", "metrics", "minimax_losses", "models", "penalties",
+    "joint_generator_loss", "losses", "metrics", "minimax_losses", "models", "objective", "penalties",
 ]

@@ -16,6 +16,7 @@ pygan's own networks are stored as their class name and constructor arguments
 from __future__ import annotations
 
 import io
+import pickle
 import os
 import random
 import tempfile
@@ -106,16 +107,23 @@ def _check_integrity(path: Path) -> None:
 
 def pack(obj: Any) -> dict:
     """A pickled blob of ``obj`` (bytes, which safe loading reads as data), with its type and repr
-    for messages."""
+    for messages. An object pickle cannot store (a lambda, a local function) is recorded by its type
+    and repr only: loading then asks for it."""
+    entry = {"type": f"{type(obj).__module__}.{type(obj).__qualname__}", "repr": " ".join(repr(obj).split())[:200]}
     buf = io.BytesIO()
-    torch.save(obj, buf)
-    return {"pickle": buf.getvalue(), "type": f"{type(obj).__module__}.{type(obj).__qualname__}",
-            "repr": " ".join(repr(obj).split())[:200]}
+    try:
+        torch.save(obj, buf)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return {**entry, "pickle": None}
+    return {**entry, "pickle": buf.getvalue()}
 
 
 def unpack(entry: dict, what: str, path: Union[str, os.PathLike], trusted: bool, map_location=None) -> Any:
     """The object of a :func:`pack` blob; unpickled only when ``trusted`` (unpickling runs code
     that the file names)."""
+    if entry["pickle"] is None:
+        raise ValueError(f"{path}: the checkpoint's {what} ({entry['repr']}) could not be pickled when it was saved "
+                         f"(a lambda or a local function): pass {what}= yourself")
     if not trusted:
         raise ValueError(
             f"{path}: the checkpoint's {what} is a {entry['type']} ({entry['repr']}), which only pickle can "

@@ -85,7 +85,7 @@ from ._ops.backend import check_backend
 from .data import Sampler, as_sampler
 from .augment import AdaptiveAugment, DiffAugment
 from .ema import EMA
-from .objective import Objective
+from .objective import Objective, StepTensors, Term
 from .penalties import GradientPenalty, _unwrap, clip_weights_
 from .players import Player
 from .schedule import Schedule
@@ -174,6 +174,8 @@ class GAN:
             its state is saved with checkpoints.
         num_classes: the number of classes of a class-conditional GAN (default: the generator's
             ``num_classes`` attribute, else unconditional).
+        terms: extra terms of either player's loss (:class:`pygan.objective.Term`), e.g. ProGAN's
+            drift penalty on D; each one's value is a statistic under its name.
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *, loss: str = "gan",
@@ -185,14 +187,14 @@ class GAN:
                  clip: Optional[float] = None, seed: Optional[int] = None,
                  distributed: Optional[bool] = None, backend: Optional[str] = None,
                  augment: Optional[Callable[[Tensor], Tensor]] = None, num_classes: Optional[int] = None,
-                 **loss_params: float) -> None:
+                 terms: Optional[Sequence[Term]] = None, **loss_params: float) -> None:
         for name, m in (("generator", generator), ("discriminator", discriminator)):
             if not isinstance(m, nn.Module):
                 raise TypeError(f"{name} must be a torch.nn.Module, got {type(m).__name__}")
         # The objective: the adversarial loss and the penalties on D (an unknown loss, parameter or
         # penalty fails here).
         self.objective = Objective(loss, loss_params, saturating=saturating, joint=self._joint, penalty=penalty,
-                                   backend=backend)
+                                   terms=terms, backend=backend)
         self.schedule = Schedule(n_critic, fused)  # when each player steps
         if amp not in (None, "bf16", "fp16"):
             raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
@@ -486,7 +488,9 @@ class GAN:
             v_r, v_f = self._d(self.D, real, labels), self._d(self.D, fake, labels)
         d_loss = self.objective.d_loss(v_r, v_f)
         penalty, parts = self._penalty(real, fake, shared, v_r, v_f, labels)
-        total = d_loss if penalty is None else d_loss + penalty
+        extra, extra_parts = self.objective.extra("discriminator", StepTensors(real, fake, labels, v_r, v_f))
+        total = _sum(d_loss, penalty, extra)
+        parts.update(extra_parts)
         self.d.zero_grad()
         self.d.backward(total)
         self._update(self.d, total)
@@ -523,11 +527,13 @@ class GAN:
                 with torch.no_grad():
                     v_r = self._d(d, real, labels)
         g_loss = self.objective.g_loss(v_r, v_f)
+        extra, stats = self.objective.extra("generator", StepTensors(real, fake, labels, v_r, v_f))
+        total = _sum(g_loss, extra)
         self.g.zero_grad()
-        self.g.backward(g_loss)
-        self._update(self.g, g_loss)
+        self.g.backward(total)
+        self._update(self.g, total)
         self.g.update_average()
-        return {"g_loss": g_loss.detach()}
+        return {"g_loss": g_loss.detach(), **stats}
 
     def dg_step(self, real: Tensor, labels: Optional[Tensor] = None) -> dict[str, Tensor]:
         """The fused, simultaneous D and G step (see the module docs): one G forward, one D forward
@@ -549,6 +555,10 @@ class GAN:
             v_r, v_f = self._d(self.D, real, labels), self._d(self.D, fake, labels)
         ml = self.objective.minimax(v_r, v_f)
         penalty, parts = self._penalty(real, fake, shared, v_r, v_f, labels)
+        step = StepTensors(real, fake, labels, v_r, v_f)
+        d_extra, d_parts = self.objective.extra("discriminator", step)
+        g_extra, g_parts = self.objective.extra("generator", step)
+        parts.update(d_parts)
         self.d.zero_grad()
         self.g.zero_grad()
         sd, sg = self.d.loss_scale(self.device), self.g.loss_scale(self.device)
@@ -557,22 +567,27 @@ class GAN:
             return (grad if scale is None else grad * scale).to(like.dtype)
 
         outputs, grads = [v_r, v_f], [up(ml.d_real_grad, v_r, sd), up(ml.d_fake_grad, v_f, sd)]
-        if penalty is not None and penalty.requires_grad:  # a lazy penalty's off steps give a constant 0
-            outputs.append(penalty)
-            grads.append(torch.ones_like(penalty) if sd is None else sd.to(penalty.dtype))
+        for term in (penalty, d_extra):  # a lazy penalty's off steps give a constant 0
+            if term is not None and term.requires_grad:
+                outputs.append(term)
+                grads.append(torch.ones_like(term) if sd is None else sd.to(term.dtype))
         # D's gradient first, keeping the graph: G's backward then runs through the same D forward.
         torch.autograd.backward(outputs, grads, inputs=self._d_params, retain_graph=True)
         outputs, grads = [v_f], [up(ml.g_fake_grad, v_f, sg)]
         if ml.g_real_grad is not None:  # BiGAN: the real pairs depend on E
             outputs.append(v_r)
             grads.append(up(ml.g_real_grad, v_r, sg))
+        if g_extra is not None and g_extra.requires_grad:
+            outputs.append(g_extra)
+            grads.append(torch.ones_like(g_extra) if sg is None else sg.to(g_extra.dtype))
         torch.autograd.backward(outputs, grads, inputs=self._g_params)
-        self._update(self.d, ml.d_loss, penalty)
-        self._update(self.g, ml.g_loss)
+        self._update(self.d, ml.d_loss, penalty, d_extra)
+        self._update(self.g, ml.g_loss, g_extra)
         self._after_d_step(v_r)
         self.g.update_average()
         stats = self._d_stats(ml.d_loss, penalty, parts, v_r, v_f)
         stats["g_loss"] = ml.g_loss
+        stats.update(g_parts)
         return stats
 
     def _step(self, batches: list[tuple[Tensor, Optional[Tensor]]]) -> dict[str, Tensor]:
@@ -764,6 +779,7 @@ class GAN:
                 "ema": None if self.ema is None else {"decay": self.ema.decay, "rampup": self.ema.rampup},
                 "prior": _prior_spec(self.prior), "augment": _augment_spec(self.augment),
                 "num_classes": self.num_classes,
+                "terms": _ckpt.pack(list(self.objective.terms)) if self.objective.terms else None,
                 "optimizers": {n: _optimizer_spec(o) for n, o in
                                (("g_optimizer", self.g_optimizer), ("d_optimizer", self.d_optimizer))}}
 
@@ -821,6 +837,8 @@ class GAN:
             kwargs["prior"] = _prior_from_spec(cfg["prior"], path, trusted)
         if "augment" not in overrides:
             kwargs["augment"] = _augment_from_spec(cfg.get("augment"), path, trusted)
+        if "terms" not in overrides and cfg.get("terms") is not None:
+            kwargs["terms"] = _ckpt.unpack(cfg["terms"], "terms", path, trusted)
         for name, spec in cfg["optimizers"].items():
             if name not in overrides:
                 kwargs[name] = _optimizer_from_spec(spec, name, path, trusted)
@@ -961,6 +979,15 @@ class TrainingDiverged(RuntimeError):
 
 
 NONFINITE = ("raise", "stop", "skip")
+
+
+def _sum(*terms: Optional[Tensor]) -> Tensor:
+    """The sum of the terms that are not None (the first one always is not)."""
+    total = terms[0]
+    for t in terms[1:]:
+        if t is not None:
+            total = total + t
+    return total
 
 
 def _all_finite(tensors: Any) -> bool:

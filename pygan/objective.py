@@ -1,11 +1,15 @@
 r"""The objective of a game as a composition of terms.
 
 :class:`Objective` holds the adversarial loss between the two players (one fused kernel per
-evaluation, :mod:`pygan.losses`) and the gradient penalties on D (:mod:`pygan.penalties`), summed
-into D's loss:
+evaluation, :mod:`pygan.losses`), the gradient penalties on D (:mod:`pygan.penalties`), summed into
+D's loss, and extra :class:`Term` s of either player's loss:
 
 .. math::
-    L_D = \ell_D(D(x), D(G(z))) + \sum_k \mathrm{penalty}_k, \qquad L_G = \ell_G(D(x), D(G(z))).
+    L_D = \ell_D(D(x), D(G(z))) + \sum_k \mathrm{penalty}_k + \sum_j w_j t_j, \qquad
+    L_G = \ell_G(D(x), D(G(z))) + \sum_j w_j t_j.
+
+An extra term is a function of what the step computed (:class:`StepTensors`): ProGAN's drift
+penalty :math:`\epsilon E[D(x)^2]` on D, a reconstruction or feature term on G, or a user's own.
 
 It decides which penalties take their gradient from the loss's own forward (those due on the real or
 the fake batch) and which run D at their own points, and names each term's statistic. The engine
@@ -15,6 +19,7 @@ callable a penalty on its own points is given.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 import torch
@@ -25,7 +30,54 @@ from .losses import discriminator_loss, generator_loss, joint_generator_loss, mi
 from .penalties import KINDS as PENALTY_KINDS
 from .penalties import GradientPenalty
 
-__all__ = ["Objective", "penalty_list"]
+__all__ = ["Objective", "StepTensors", "Term", "penalty_list"]
+
+PLAYERS = ("generator", "discriminator")
+
+
+@dataclass
+class StepTensors:
+    """What a step computed, as an extra term sees it: the real batch (None in a G step that took
+    none), the fakes (G's output; attached to G in the generator's steps, detached in D's), the
+    labels of a conditional GAN, and D's outputs on both (``d_real`` None where the step ran none)."""
+
+    real: Optional[Tensor]
+    fake: Tensor
+    labels: Optional[Tensor]
+    d_real: Optional[Tensor]
+    d_fake: Tensor
+
+
+class Term:
+    """An extra term of one player's loss, ``weight * fn(step)`` with ``step`` a
+    :class:`StepTensors`; ``fn`` returns a scalar tensor that depends on the player's parameters
+    through the step's tensors. ``name`` labels its statistic (default: ``fn``'s name).
+
+    ``Term(lambda s: s.d_real.pow(2).mean(), player="discriminator", weight=1e-3, name="drift")`` is
+    ProGAN's drift penalty."""
+
+    def __init__(self, fn: Callable[[StepTensors], Tensor], *, player: str = "generator", weight: float = 1.0,
+                 name: Optional[str] = None) -> None:
+        if not callable(fn):
+            raise TypeError(f"a Term's fn must be callable StepTensors -> scalar tensor, got {type(fn).__name__}")
+        if player not in PLAYERS:
+            raise ValueError(f"a Term's player must be one of {', '.join(PLAYERS)}, got {player!r}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise TypeError(f"a Term's weight must be a number, got {type(weight).__name__}")
+        self.fn, self.player, self.weight = fn, player, float(weight)
+        self.name = name or getattr(fn, "__name__", "term")
+        if self.name == "<lambda>":
+            self.name = "term"
+
+    def __call__(self, step: StepTensors) -> Tensor:
+        value = self.fn(step)
+        if not isinstance(value, Tensor) or value.dim() != 0:
+            what = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"term {self.name!r} must return a scalar tensor (reduce it over the batch), got {what}")
+        return self.weight * value
+
+    def __repr__(self) -> str:
+        return f"Term({self.name}, player={self.player!r}, weight={self.weight:g})"
 
 
 def penalty_list(penalty: Any, backend: Optional[str]) -> tuple[GradientPenalty, ...]:
@@ -67,12 +119,21 @@ class Objective:
     penalties on D (anything :func:`penalty_list` takes), on the kernels of ``backend``."""
 
     def __init__(self, loss: str, loss_params: dict, *, saturating: bool = False, joint: bool = False,
-                 penalty: Any = None, backend: Optional[str] = None) -> None:
+                 penalty: Any = None, terms: Optional[Sequence[Term]] = None,
+                 backend: Optional[str] = None) -> None:
         self.spec = loss_spec(loss, loss_params)  # an unknown loss or parameter fails here
         self.loss, self.params, self.saturating, self.joint = loss, dict(loss_params), bool(saturating), joint
         self.backend = backend
         self.penalties = penalty_list(penalty, backend)
         self.stat_names = _stat_names(self.penalties)
+        terms = list(terms or [])
+        bad = [type(t).__name__ for t in terms if not isinstance(t, Term)]
+        if bad:
+            raise TypeError(f"terms must be pygan.objective.Term objects, got {', '.join(bad)}")
+        names = [t.name for t in terms]
+        if len(set(names)) != len(names) or set(names) & {"d_loss", "g_loss", "penalty", "divergence"}:
+            raise ValueError(f"terms need distinct names other than the losses' (they name statistics), got {names}")
+        self.terms = tuple(terms)
 
     @property
     def relativistic(self) -> bool:
@@ -130,6 +191,16 @@ class Objective:
                 parts[stat] = value.detach()
         return total, parts
 
+    def extra(self, player: str, step: StepTensors) -> tuple[Optional[Tensor], dict[str, Tensor]]:
+        """The sum of ``player``'s extra terms on ``step`` (None without any) and each one's value."""
+        total, parts = None, {}
+        for t in self.terms:
+            if t.player == player:
+                value = t(step)
+                total = value if total is None else total + value
+                parts[t.name] = value.detach()
+        return total, parts
+
     def pattern(self, d_steps: int) -> tuple:
         """Which penalties apply at each of the next ``d_steps`` D steps (a captured CUDA graph
         replays one pattern)."""
@@ -141,4 +212,6 @@ class Objective:
             shown = [f"{p.name}(weight={p.weight:g}" + (f", lazy={p.lazy}" if p.lazy > 1 else "") + ")"
                      for p in self.penalties]
             options.append("penalty=" + (shown[0] if len(shown) == 1 else f"[{', '.join(shown)}]"))
+        if self.terms:
+            options.append(f"terms={list(self.terms)!r}")
         return ", ".join(options)

@@ -355,3 +355,75 @@ def test_the_engine_is_composed_of_players_an_objective_and_a_schedule():
     bigan = pygan.BiGAN(models.MLPGenerator(3, (2,), 8, 2), models.MLPEncoder((2,), 3, 8, 2),
                         models.JointMLPDiscriminator((2,), 3, 8, 2))
     assert bigan.objective.joint and not gan.objective.joint
+
+
+# ---------------------------------------------------------------------------------------------
+# Extra terms of a player's loss
+# ---------------------------------------------------------------------------------------------
+
+def _drift(step):
+    return step.d_real.pow(2).mean()
+
+
+def _centered(step):
+    return step.fake.mean(0).pow(2).sum()
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["alternating", "fused"])
+def test_extra_terms_equal_the_float64_reference(fused):
+    """ProGAN's drift penalty on D and a term on G's samples, beside R1: each is added to its
+    player's loss (in the fused step to that player's backward only) and logged under its name."""
+    from pygan.objective import Term
+
+    g, d = _pair()
+    g_ref, d_ref = copy.deepcopy(g), copy.deepcopy(d)
+    terms = [Term(_drift, player="discriminator", weight=0.1, name="drift"), Term(_centered, weight=0.3)]
+    gan = pygan.GAN(g, d, penalty=pygan.GradientPenalty("r1", weight=2.0), terms=terms, fused=fused,
+                    g_optimizer=sgd, d_optimizer=sgd, seed=4)
+    real = _real()
+    stats = gan.step(real)
+    gen = torch.Generator().manual_seed(4)
+    fake = g_ref(torch.randn((16, 3), generator=gen).double())
+    x = real.clone().requires_grad_(True)
+    v_r, v_f = d_ref(x), d_ref(fake.detach())
+    (gx,) = torch.autograd.grad(v_r.sum(), x, create_graph=True)
+    drift = 0.1 * v_r.pow(2).mean()
+    l_d = pygan.discriminator_loss(v_r, v_f, "gan") + gx.pow(2).sum(1).mean() + drift
+    grads_d = torch.autograd.grad(l_d, list(d_ref.parameters()))
+    if not fused:
+        sgd_update(d_ref, grads_d)
+        fake = g_ref(torch.randn((16, 3), generator=gen).double())
+    center = 0.3 * fake.mean(0).pow(2).sum()
+    l_g = pygan.generator_loss(d_ref(fake), "gan") + center
+    sgd_update(g_ref, torch.autograd.grad(l_g, list(g_ref.parameters())))
+    if fused:
+        sgd_update(d_ref, grads_d)
+    assert_same_params(d, d_ref, "D")
+    assert_same_params(g, g_ref, "G")
+    assert stats["drift"].item() == pytest.approx(drift.item(), rel=1e-12)
+    assert stats["_centered"].item() == pytest.approx(center.item(), rel=1e-12)
+    assert "terms=[Term(drift, player='discriminator', weight=0.1), Term(_centered" in repr(gan)
+
+
+def test_extra_terms_in_checkpoints_and_errors(tmp_path):
+    from pygan.objective import Term
+
+    g, d = _pair()
+    gan = pygan.GAN(g, d, terms=[Term(_drift, player="discriminator", weight=0.1, name="drift")], seed=1)
+    path = gan.save(tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="terms is a builtins.list .*Pass terms= yourself"):
+        pygan.GAN.load(path)
+    assert pygan.GAN.load(path, trusted=True).objective.terms[0].name == "drift"
+    lam = pygan.GAN(*_pair(), terms=[Term(lambda s: s.fake.sum() * 0, name="zero")], seed=1)
+    path = lam.save(tmp_path / "lambda.pt")  # a lambda cannot be pickled: saving still works
+    with pytest.raises(ValueError, match="terms .* could not be pickled when it was saved .*pass terms= yourself"):
+        pygan.GAN.load(path, trusted=True)
+    assert pygan.GAN.load(path, terms=[Term(_drift, player="discriminator")]).objective.terms[0].name == "_drift"
+    with pytest.raises(ValueError, match="term 'bad' must return a scalar tensor .* got shape \\(16, 1\\)"):
+        pygan.GAN(*_pair(), terms=[Term(lambda s: s.d_fake, player="discriminator", name="bad")]).step(_real())
+    with pytest.raises(ValueError, match="player must be one of generator, discriminator"):
+        Term(_drift, player="critic")
+    with pytest.raises(ValueError, match="distinct names"):
+        pygan.GAN(*_pair(), terms=[Term(_drift), Term(_drift)])
+    with pytest.raises(TypeError, match="terms must be pygan.objective.Term objects, got function"):
+        pygan.GAN(*_pair(), terms=[_drift])
