@@ -388,8 +388,8 @@ def train(args: argparse.Namespace) -> dict:
               "final": records[-1] if records else {}}
     if hasattr(sampler, "centers"):
         gen = torch.Generator(device=device).manual_seed(1)
-        result["mode_coverage"] = metrics.mode_coverage(
-            gan.sample(10_000, generator=gen).flatten(1), sampler.centers, sampler.std).as_dict()
+        result["mode_coverage"] = metrics.mode_coverage(  # the protocol's 2,500 samples
+            gan.sample(metrics.PROTOCOL_SAMPLES, generator=gen).flatten(1), sampler.centers, sampler.std).as_dict()
     if gan.num_classes is not None and held_out is not None:
         result["conditional"] = evaluate_conditional(gan, sampler.data, sampler.labels, held_out.data,
                                                      held_out.labels, seed=s["seed"])

@@ -81,3 +81,23 @@ def test_losses_benchmark_rows(tmp_path):
     assert "eager ms" in header and "cpu-base ms" in header
     assert ("eager / cpu-avx2" in header) == ("avx2" in _backend.cpu_isas())
     assert "triton" not in header and "compile" not in header
+
+
+def test_modes_benchmark_runs_seeds_and_tables_them_beside_the_published_rows(tmp_path):
+    """benchmarks/modes.py at a tiny size: one seed of 10 steps, its JSON, and the table it writes
+    between a document's numbers:modes markers."""
+    import json
+    import subprocess
+    import sys
+
+    doc = tmp_path / "doc.md"
+    doc.write_text("a\n<!-- numbers:modes -->\nold\n<!-- /numbers:modes -->\nb\n")
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "modes.py"), "--data", "ring", "--seeds", "1",
+                          "--jobs", "1", "--json", str(tmp_path / "m.json"), "--update", str(doc), "--", "--steps", "10"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = json.loads((tmp_path / "m.json").read_text())["ring"]
+    assert len(runs) == 1 and runs[0]["samples"] == 2500 and runs[0]["n_modes"] == 8
+    text = doc.read_text()
+    assert "old" not in text and "| ring | pygan, 1 seeds |" in text and "PacGAN2 (best row)" in text
+    assert "| | a perfect generator | all | 98.9% | 0 | |" in text

@@ -77,6 +77,9 @@ def test_mode_coverage_counts_modes_quality_and_balance():
     assert metrics.mode_coverage(torch.full((4, 2), 100.0), centers, 0.1).kl_uniform == math.inf
     with pytest.raises(ValueError, match="centers"):
         metrics.mode_coverage(x, torch.zeros(3, 3), 0.1)
+    # The protocol's "less than 3 std": a sample at exactly 3 std (0.375, exact in binary) is not high quality.
+    edge = metrics.mode_coverage(torch.tensor([[0.375, 0.0], [0.374, 0.0]]), centers, std=0.125)
+    assert edge.counts == [1, 0, 0] and edge.high_quality == 0.5 and edge.samples == 2
 
 
 @pytest.mark.parametrize("size", [8, 16, 32, 64])

@@ -18,7 +18,7 @@ r"""Measures of what a generator learned, and the two-sample tests behind them.
 
 from .closed_form import f_divergence_1d, gaussian_pdf, jsd_discrete, kl_gaussians, w1_1d
 from .conditional import ClassAccuracy, class_accuracy, knn_coverage
-from .coverage import ModeCoverage, mode_coverage
+from .coverage import PROTOCOL_SAMPLES, ModeCoverage, mode_coverage
 from .fdiv import FDivEstimate, fdiv_estimate
 from .inference import (LatentRecovery, ProbeResult, Reconstruction, feature_probes, latent_recovery, linear_probe,
                         nearest_neighbor, reconstruction_error)
@@ -26,7 +26,7 @@ from .kernel import KERNELS, KIDResult, MMDResult, kid, median_bandwidth, mmd2
 from .two_sample import C2STResult, TestResult, c2st, mean_difference_test, variance_test
 
 __all__ = [
-    "C2STResult", "ClassAccuracy", "FDivEstimate", "KERNELS", "KIDResult", "LatentRecovery", "MMDResult", "ModeCoverage",
+    "PROTOCOL_SAMPLES", "C2STResult", "ClassAccuracy", "FDivEstimate", "KERNELS", "KIDResult", "LatentRecovery", "MMDResult", "ModeCoverage",
     "ProbeResult", "Reconstruction", "TestResult", "c2st", "class_accuracy", "f_divergence_1d", "fdiv_estimate",
     "feature_probes", "gaussian_pdf", "jsd_discrete", "kid", "kl_gaussians", "knn_coverage", "latent_recovery",
     "linear_probe", "mean_difference_test", "median_bandwidth", "mmd2", "mode_coverage",
