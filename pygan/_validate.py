@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 
 def positive_int(name: str, value: Any, meaning: str = "") -> int:
     """``value`` if it is an int of at least 1 (a bool is not), else a ValueError naming ``name``
@@ -12,3 +14,22 @@ def positive_int(name: str, value: Any, meaning: str = "") -> int:
         label = f"{name} ({meaning})" if meaning else name
         raise ValueError(f"{label} must be a positive int, got {value!r}")
     return value
+
+
+def num_classes(value: Any) -> Any:
+    """``value`` if it is None or an int of at least 2 (a class-conditional model's class count),
+    else a ValueError."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
+        raise ValueError(f"num_classes must be an int of at least 2 (or None), got {value!r}")
+    return value
+
+
+def class_labels(name: str, labels: Any, n: int) -> Any:
+    """``labels`` if it is a tensor of n integer (int64 or int32) class labels, else a ValueError
+    naming ``name``."""
+    if not isinstance(labels, torch.Tensor) or labels.dtype not in (torch.int64, torch.int32) \
+            or labels.shape != (n,):
+        what = f"{labels.dtype} of shape {tuple(labels.shape)}" if isinstance(labels, torch.Tensor) else \
+            type(labels).__name__
+        raise ValueError(f"{name} must be integer class labels of shape ({n},), got {what}")
+    return labels

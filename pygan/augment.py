@@ -38,9 +38,18 @@ from torch import Tensor, nn
 
 from ._validate import positive_int
 
-__all__ = ["OPERATIONS", "AdaptiveAugment", "DiffAugment"]
+__all__ = ["OPERATIONS", "AdaptiveAugment", "DiffAugment", "parse_policy"]
 
 OPERATIONS = ("color", "translation", "cutout")
+
+
+def parse_policy(policy: Union[str, Sequence[str]]) -> tuple[str, ...]:
+    """The operations of ``policy`` (a sequence of :data:`OPERATIONS` or a comma-separated string),
+    or a ValueError."""
+    ops = [o.strip() for o in policy.split(",")] if isinstance(policy, str) else list(policy)
+    if not ops or any(o not in OPERATIONS for o in ops):
+        raise ValueError(f"policy must name operations of {', '.join(OPERATIONS)}, got {policy!r}")
+    return tuple(ops)
 
 
 def _fraction(name: str, value: float, *, high_open: bool = False) -> float:
@@ -128,11 +137,7 @@ class DiffAugment(nn.Module):
     def __init__(self, policy: Union[str, Sequence[str]] = OPERATIONS, *, p: float = 1.0,
                  translation: float = 0.125, cutout: float = 0.5) -> None:
         super().__init__()
-        ops = [o.strip() for o in policy.split(",")] if isinstance(policy, str) else list(policy)
-        bad = [o for o in ops if o not in OPERATIONS]
-        if bad or not ops:
-            raise ValueError(f"policy must name operations of {', '.join(OPERATIONS)}, got {policy!r}")
-        self.policy = tuple(ops)
+        self.policy = parse_policy(policy)
         self.p = _fraction("p", p)
         self.translation = _fraction("translation", translation)
         self.cutout = _fraction("cutout", cutout)

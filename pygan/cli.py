@@ -42,7 +42,7 @@ from .gan import GAN, adam_defaults
 from .losses import LOSS_NAMES
 from .penalties import KINDS as PENALTY_KINDS
 from .penalties import GradientPenalty
-from .augment import OPERATIONS, AdaptiveAugment, DiffAugment
+from .augment import OPERATIONS, AdaptiveAugment, DiffAugment, parse_policy
 
 # Per data set: settings that train it well with the default model (see README, "Results").
 _TOY = dict(model="mlp", width=128, loss="gan", penalty="r1", penalty_weight=0.1, batch_size=512,
@@ -106,9 +106,12 @@ def _penalties(text: str) -> str:
 
 def _augment_policy(text: str) -> str:
     """An argparse type: "none", or DiffAugment operations joined by commas."""
-    if text != "none" and any(o not in OPERATIONS for o in text.split(",")):
-        raise argparse.ArgumentTypeError(f"{text!r}: give operations of {', '.join(OPERATIONS)} joined by "
-                                         "commas (color,translation,cutout), or none")
+    if text != "none":
+        try:
+            parse_policy(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: give operations of {', '.join(OPERATIONS)} joined by "
+                                             "commas (color,translation,cutout), or none") from None
     return text
 
 

@@ -85,11 +85,12 @@ from ._ops.backend import check_backend
 from .data import Sampler, as_sampler
 from .augment import AdaptiveAugment, DiffAugment
 from .ema import EMA
-from .objective import Objective, StepTensors, Term
+from .objective import Objective, Term
 from .penalties import GradientPenalty, _unwrap, clip_weights_
 from .players import Player
 from .schedule import Schedule
-from ._validate import positive_int
+from ._validate import class_labels, positive_int
+from ._validate import num_classes as num_classes_arg
 
 __all__ = ["GAN", "Normal", "Uniform", "STAT_NAMES", "TrainingDiverged"]
 
@@ -232,9 +233,7 @@ class GAN:
         self.augment = augment
         if num_classes is None:
             num_classes = getattr(_unwrap(generator), "num_classes", None)
-        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                        or num_classes < 2):
-            raise ValueError(f"num_classes must be an int of at least 2 (or None), got {num_classes!r}")
+        num_classes = num_classes_arg(num_classes)
         d_classes = getattr(_unwrap(discriminator), "num_classes", num_classes)
         if d_classes != num_classes:
             raise ValueError(f"the discriminator has num_classes={d_classes} and the GAN {num_classes}: "
@@ -356,7 +355,7 @@ class GAN:
 
     def _generate(self, player: nn.Module, z: Tensor, labels: Optional[Tensor] = None) -> Tensor:
         """Samples from the generator player ``player`` (G itself, or its EMA copy) at ``z``."""
-        return player(z) if labels is None else player(z, y=labels)
+        return _labelled(player, z, labels)
 
     @property
     def _g_needs_real(self) -> bool:
@@ -384,9 +383,7 @@ class GAN:
     def _d(self, d: Callable[..., Tensor], x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
         """What D says of the batch ``x`` (of the classes ``labels``): D(augment(x)) with an
         augmentation."""
-        if self.augment is not None:
-            x = self.augment(x)
-        return d(x) if labels is None else d(x, y=labels)
+        return _labelled(d, x if self.augment is None else self.augment(x), labels)
 
     def _penalty_d(self, labels: Optional[Tensor]) -> Callable[[Tensor], Tensor]:
         """The critic a penalty on its own points differentiates: D, after the augmentation and
@@ -407,10 +404,7 @@ class GAN:
         if labels is None:
             raise ValueError(f"this GAN is class-conditional (num_classes={self.num_classes}): pass the real "
                              f"batch's integer class labels, {name}=")
-        if not isinstance(labels, Tensor) or labels.dtype not in (torch.int64, torch.int32) or labels.shape != (n,):
-            what = f"{labels.dtype} of shape {tuple(labels.shape)}" if isinstance(labels, Tensor) else \
-                type(labels).__name__
-            raise ValueError(f"{name} must be integer class labels of shape ({n},), got {what}")
+        class_labels(name, labels, n)
         if labels.device != self.device:
             raise ValueError(f"{name} is on {labels.device} and the models on {self.device}")
         return labels
@@ -421,12 +415,18 @@ class GAN:
             return None
         return torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
 
-    @staticmethod
-    def _penalty_input(x: Tensor) -> Tensor:
-        """``x`` ready for a penalty's inner gradient: as it is where it already requires grad (the
-        fused step's fakes, G's output; BiGAN's real pairs, E's), else a new leaf requiring grad (the
-        caller's tensor is left alone)."""
-        return x if x.requires_grad else x.detach().requires_grad_(True)
+    def _d_forward(self, real: Tensor, fake: Tensor, labels: Optional[Tensor],
+                   shared: frozenset) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """D on both batches, once each: (real, fake, D(real), D(fake)). The batches a due penalty
+        takes its gradient from (``shared``) enter as inputs that require grad: as they are where
+        they already do (the fused step's fakes, G's output; BiGAN's real pairs, E's), else as new
+        leaves (the caller's tensor is left alone)."""
+        if "real" in shared and not real.requires_grad:
+            real = real.detach().requires_grad_(True)
+        if "fake" in shared and not fake.requires_grad:
+            fake = fake.detach().requires_grad_(True)
+        with self._autocast():
+            return real, fake, self._d(self.D, real, labels), self._d(self.D, fake, labels)
 
     def _penalty(self, real: Tensor, fake: Tensor, shared: frozenset, v_r: Tensor, v_f: Tensor,
                  labels: Optional[Tensor] = None) -> tuple[Optional[Tensor], dict[str, Tensor]]:
@@ -479,16 +479,11 @@ class GAN:
         with torch.no_grad(), self._autocast():
             real, fake = self._d_inputs(real, real.shape[0], labels)
         self._check_shapes(real, fake)
-        shared = self.objective.shared_sides()  # R1's and R2's gradients come from this forward
-        if "real" in shared:
-            real = self._penalty_input(real)
-        if "fake" in shared:
-            fake = self._penalty_input(fake)
-        with self._autocast():
-            v_r, v_f = self._d(self.D, real, labels), self._d(self.D, fake, labels)
+        shared = self.objective.shared_sides()
+        real, fake, v_r, v_f = self._d_forward(real, fake, labels, shared)
         d_loss = self.objective.d_loss(v_r, v_f)
         penalty, parts = self._penalty(real, fake, shared, v_r, v_f, labels)
-        extra, extra_parts = self.objective.extra("discriminator", StepTensors(real, fake, labels, v_r, v_f))
+        extra, extra_parts = self.objective.extra("discriminator", real, fake, labels, v_r, v_f)
         total = _sum(d_loss, penalty, extra)
         parts.update(extra_parts)
         self.d.zero_grad()
@@ -527,7 +522,7 @@ class GAN:
                 with torch.no_grad():
                     v_r = self._d(d, real, labels)
         g_loss = self.objective.g_loss(v_r, v_f)
-        extra, stats = self.objective.extra("generator", StepTensors(real, fake, labels, v_r, v_f))
+        extra, stats = self.objective.extra("generator", real, fake, labels, v_r, v_f)
         total = _sum(g_loss, extra)
         self.g.zero_grad()
         self.g.backward(total)
@@ -547,17 +542,12 @@ class GAN:
         shared = self.objective.shared_sides()
         with self._autocast():
             real, fake = self._d_inputs(real, real.shape[0], labels)
-            self._check_shapes(real, fake)
-            if "real" in shared:
-                real = self._penalty_input(real)
-            if "fake" in shared:
-                fake = self._penalty_input(fake)
-            v_r, v_f = self._d(self.D, real, labels), self._d(self.D, fake, labels)
+        self._check_shapes(real, fake)
+        real, fake, v_r, v_f = self._d_forward(real, fake, labels, shared)
         ml = self.objective.minimax(v_r, v_f)
         penalty, parts = self._penalty(real, fake, shared, v_r, v_f, labels)
-        step = StepTensors(real, fake, labels, v_r, v_f)
-        d_extra, d_parts = self.objective.extra("discriminator", step)
-        g_extra, g_parts = self.objective.extra("generator", step)
+        d_extra, d_parts = self.objective.extra("discriminator", real, fake, labels, v_r, v_f)
+        g_extra, g_parts = self.objective.extra("generator", real, fake, labels, v_r, v_f)
         parts.update(d_parts)
         self.d.zero_grad()
         self.g.zero_grad()
@@ -566,20 +556,23 @@ class GAN:
         def up(grad: Tensor, like: Tensor, scale: Optional[Tensor]) -> Tensor:
             return (grad if scale is None else grad * scale).to(like.dtype)
 
+        def add_scalars(outputs: list, grads: list, terms: Sequence[Optional[Tensor]], scale: Optional[Tensor]):
+            # Scalar loss terms enter a player's backward with an upstream of 1 (its loss scale under
+            # fp16); a lazy penalty's off steps give a constant 0, which has no graph.
+            for term in terms:
+                if term is not None and term.requires_grad:
+                    outputs.append(term)
+                    grads.append(up(torch.ones_like(term), term, scale))
+
         outputs, grads = [v_r, v_f], [up(ml.d_real_grad, v_r, sd), up(ml.d_fake_grad, v_f, sd)]
-        for term in (penalty, d_extra):  # a lazy penalty's off steps give a constant 0
-            if term is not None and term.requires_grad:
-                outputs.append(term)
-                grads.append(torch.ones_like(term) if sd is None else sd.to(term.dtype))
+        add_scalars(outputs, grads, (penalty, d_extra), sd)
         # D's gradient first, keeping the graph: G's backward then runs through the same D forward.
         torch.autograd.backward(outputs, grads, inputs=self._d_params, retain_graph=True)
         outputs, grads = [v_f], [up(ml.g_fake_grad, v_f, sg)]
         if ml.g_real_grad is not None:  # BiGAN: the real pairs depend on E
             outputs.append(v_r)
             grads.append(up(ml.g_real_grad, v_r, sg))
-        if g_extra is not None and g_extra.requires_grad:
-            outputs.append(g_extra)
-            grads.append(torch.ones_like(g_extra) if sg is None else sg.to(g_extra.dtype))
+        add_scalars(outputs, grads, (g_extra,), sg)
         torch.autograd.backward(outputs, grads, inputs=self._g_params)
         self._update(self.d, ml.d_loss, penalty, d_extra)
         self._update(self.g, ml.g_loss, g_extra)
@@ -979,6 +972,11 @@ class TrainingDiverged(RuntimeError):
 
 
 NONFINITE = ("raise", "stop", "skip")
+
+
+def _labelled(net: Callable[..., Tensor], x: Tensor, labels: Optional[Tensor]) -> Tensor:
+    """``net(x)``, with the labels by keyword in a conditional GAN (``net(x, y=labels)``)."""
+    return net(x) if labels is None else net(x, y=labels)
 
 
 def _sum(*terms: Optional[Tensor]) -> Tensor:

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bigan import split_pair
+from ._validate import class_labels
+from ._validate import num_classes as num_classes_arg
 from .nn import FusedConv2d, FusedLinear, LeakyReLU
 
 __all__ = [
@@ -67,14 +69,6 @@ def _numel(shape: Sequence[int]) -> int:
     return int(math.prod(shape))
 
 
-def _num_classes(num_classes: Optional[int]) -> Optional[int]:
-    if num_classes is None:
-        return None
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int of at least 2 (or None), got {num_classes!r}")
-    return num_classes
-
-
 def _labels(module: nn.Module, y: Optional[Tensor], batch: int) -> Optional[Tensor]:
     """The labels ``y`` checked against a network's ``num_classes`` (None for an unconditional one)."""
     k = module.num_classes
@@ -85,10 +79,7 @@ def _labels(module: nn.Module, y: Optional[Tensor], batch: int) -> Optional[Tens
         return None
     if y is None:
         raise ValueError(f"{type(module).__name__} is class-conditional (num_classes={k}): pass the labels, y=")
-    if not isinstance(y, Tensor) or y.dtype not in (torch.int64, torch.int32) or y.shape != (batch,):
-        what = f"{y.dtype} of shape {tuple(y.shape)}" if isinstance(y, Tensor) else type(y).__name__
-        raise ValueError(f"y must be integer class labels of shape ({batch},), got {what}")
-    return y
+    return class_labels("y", y, batch)
 
 
 class _Projection(nn.Module):
@@ -129,7 +120,7 @@ class MLPGenerator(nn.Module):
                  depth: int = 3, tanh: bool = False, num_classes: Optional[int] = None) -> None:
         super().__init__()
         self.latent_dim, self.out_shape = int(latent_dim), tuple(out_shape)
-        self.num_classes = _num_classes(num_classes)
+        self.num_classes = num_classes_arg(num_classes)
         if self.num_classes is not None:
             self.embed = nn.Embedding(self.num_classes, self.latent_dim)
         layers: list[nn.Module] = []
@@ -158,7 +149,7 @@ class MLPDiscriminator(nn.Module):
                  num_classes: Optional[int] = None) -> None:
         super().__init__()
         self.in_shape = tuple(in_shape)
-        self.num_classes = _num_classes(num_classes)
+        self.num_classes = num_classes_arg(num_classes)
         if self.num_classes is not None:
             if outputs != 1:
                 raise ValueError(f"a projection discriminator has one output, got outputs={outputs}")
@@ -222,7 +213,7 @@ class DCGANGenerator(nn.Module):
                  num_classes: Optional[int] = None) -> None:
         super().__init__()
         self.latent_dim, self.out_shape = int(latent_dim), (channels, size, size)
-        self.num_classes = _num_classes(num_classes)
+        self.num_classes = num_classes_arg(num_classes)
         stages = _stages(size)
         ch = width * 2 ** (stages - 1)
 
@@ -260,7 +251,7 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         self.in_shape = (channels, size, size)
         self.outputs = int(outputs)
-        self.num_classes = _num_classes(num_classes)
+        self.num_classes = num_classes_arg(num_classes)
         self.body = _conv_body(channels, size, width, batch_norm, backend)
         self.head = nn.Conv2d(self.body.out_channels, self.outputs, 4, 1, 0)
         if self.num_classes is not None:
@@ -449,7 +440,7 @@ def build(model: str, shape: Sequence[int], *, latent_dim: Optional[int] = None,
     ``backend`` runs the discriminator's fused layers (default: the ops' own choice);
     ``num_classes`` makes a class-conditional pair ("mlp" and "dcgan")."""
     shape = tuple(shape)
-    num_classes = _num_classes(num_classes)
+    num_classes = num_classes_arg(num_classes)
     if model == "mlp":
         image = len(shape) == 3
         hidden = width or (512 if image else 256)

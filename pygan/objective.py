@@ -184,19 +184,23 @@ class Objective:
             if p.due and p.target in shared:
                 on_real = p.target == "real"
                 value = p.from_outputs(v_r if on_real else v_f, real if on_real else fake, scaler=scaler)
-            else:  # its own forward at its own points (or a lazy off-step's zero)
-                value = p(critic, real, fake if p.needs_fake else None, scaler=scaler, generator=generator)
+            else:  # its own forward at its own points (or a lazy off-step's zero); it takes fake as it needs
+                value = p(critic, real, fake, scaler=scaler, generator=generator)
             total = value if total is None else total + value
             if stat is not None:
                 parts[stat] = value.detach()
         return total, parts
 
-    def extra(self, player: str, step: StepTensors) -> tuple[Optional[Tensor], dict[str, Tensor]]:
-        """The sum of ``player``'s extra terms on ``step`` (None without any) and each one's value."""
-        total, parts = None, {}
+    def extra(self, player: str, *step: Optional[Tensor]) -> tuple[Optional[Tensor], dict[str, Tensor]]:
+        """The sum of ``player``'s extra terms (None without any) and each one's value, on the
+        step's tensors ``step`` (the fields of :class:`StepTensors`, in order; gathered only when a
+        term reads them, the steps call this on every update)."""
+        total, parts, tensors = None, {}, None
         for t in self.terms:
             if t.player == player:
-                value = t(step)
+                if tensors is None:
+                    tensors = StepTensors(*step)
+                value = t(tensors)
                 total = value if total is None else total + value
                 parts[t.name] = value.detach()
         return total, parts

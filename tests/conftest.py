@@ -82,3 +82,17 @@ def sgd_update(module, grads) -> None:
 def assert_same_params(a, b, what: str, tol: float = 1e-11) -> None:
     for (name, p), q in zip(a.named_parameters(), b.parameters()):
         assert torch.allclose(p, q, rtol=tol, atol=tol * 0.1), f"{what}: {name} off by {(p - q).abs().max()}"
+
+
+def reference_updates(d_ref, g_ref, grads_d, fused: bool, g_loss):
+    """A hand-written step's updates of both players, given D's gradient ``grads_d``: fused, G's
+    gradient is taken at the same point (before D moves); alternating, D moves first, and
+    ``g_loss()`` (which draws its own fakes then) sees the moved D. Returns G's loss."""
+    if not fused:
+        sgd_update(d_ref, grads_d)
+    l_g = g_loss()
+    grads_g = torch.autograd.grad(l_g, list(g_ref.parameters()))
+    if fused:
+        sgd_update(d_ref, grads_d)
+    sgd_update(g_ref, grads_g)
+    return l_g

@@ -12,7 +12,7 @@ from pygan import augment as aug
 from pygan import models
 
 from . import reference as ref
-from .conftest import assert_same_params, sgd, sgd_update
+from .conftest import assert_same_params, reference_updates, sgd
 
 
 
@@ -197,16 +197,13 @@ def test_step_equals_the_reference_with_the_draws_fixed(fused):
             ref.penalty_values(g_f, "squared", weight=0.5)[0].mean(),
             ref.penalty_values(g_hat, "two-sided", weight=0.5)[0].mean()]
     grads_d = torch.autograd.grad(l_d + sum(pens), list(d_ref.parameters()), retain_graph=True)
-    if fused:
-        l_g = pygan.generator_loss(v_f, "gan")
-    else:
-        sgd_update(d_ref, grads_d)
-        fake = g_ref(torch.randn((8, 3), generator=gen).double())
-        l_g = pygan.generator_loss(d_ref(pipeline(fake)), "gan")
-    grads_g = torch.autograd.grad(l_g, list(g_ref.parameters()))
-    if fused:
-        sgd_update(d_ref, grads_d)
-    sgd_update(g_ref, grads_g)
+
+    def g_loss():  # fused: through D's forward of the same fakes; alternating: fresh fakes, fresh draws
+        if fused:
+            return pygan.generator_loss(v_f, "gan")
+        return pygan.generator_loss(d_ref(pipeline(g_ref(torch.randn((8, 3), generator=gen).double()))), "gan")
+
+    reference_updates(d_ref, g_ref, grads_d, fused, g_loss)
     assert_same_params(d, d_ref, "D")
     assert_same_params(g, g_ref, "G")
     assert stats["penalty"].item() == pytest.approx(sum(pens).item(), rel=1e-10)

@@ -12,7 +12,7 @@ import pygan
 from pygan import metrics, models
 from pygan.evaluate import evaluate_conditional
 
-from .conftest import assert_same_params, sgd, sgd_update
+from .conftest import assert_same_params, reference_updates, sgd, sgd_update
 
 K = 3
 
@@ -116,16 +116,14 @@ def test_steps_with_labels_equal_the_reference(loss, penalty, fused):
         (gx,) = torch.autograd.grad(d_ref(pts, y=y).sum(), pts, create_graph=True)
         l_d = l_d + 10.0 * (gx.norm(dim=1) - 1).pow(2).mean()
     grads_d = torch.autograd.grad(l_d, list(d_ref.parameters()), allow_unused=True, materialize_grads=True)
-    if fused:
-        l_g = pygan.generator_loss(d_ref(fake, y=y), loss, real_logits=v_r.detach())
-    else:
-        sgd_update(d_ref, grads_d)
-        fake = g_ref(torch.randn((12, 3), generator=gen).double(), y=y)
-        l_g = pygan.generator_loss(d_ref(fake, y=y), loss, real_logits=d_ref(x, y=y).detach())
-    grads_g = torch.autograd.grad(l_g, list(g_ref.parameters()))
-    if fused:
-        sgd_update(d_ref, grads_d)
-    sgd_update(g_ref, grads_g)
+
+    def g_loss():  # fused: the same fakes and real logits; alternating: fresh fakes against the moved D
+        if fused:
+            return pygan.generator_loss(d_ref(fake, y=y), loss, real_logits=v_r.detach())
+        new = g_ref(torch.randn((12, 3), generator=gen).double(), y=y)
+        return pygan.generator_loss(d_ref(new, y=y), loss, real_logits=d_ref(x, y=y).detach())
+
+    reference_updates(d_ref, g_ref, grads_d, fused, g_loss)
     assert_same_params(d, d_ref, "D")
     assert_same_params(g, g_ref, "G")
 

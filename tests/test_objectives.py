@@ -11,7 +11,7 @@ import pygan
 from pygan import models
 
 from . import reference as ref
-from .conftest import LR, assert_same_params, sgd, sgd_update
+from .conftest import LR, assert_same_params, reference_updates, sgd, sgd_update
 
 SQUARED = ("r1", "r2")
 
@@ -91,16 +91,14 @@ def test_composition_equals_the_float64_reference(name, fused, loss):
         parts = [_reference_penalty(d_ref, s, real, fake, gen) if step % s[3] == 0 else None for s in specs]
         total = l_d + sum(p for p in parts if p is not None)
         grads_d = torch.autograd.grad(total, list(d_ref.parameters()))
-        if fused:  # G's gradient at the same point, through the same fakes
-            l_g = pygan.generator_loss(d_ref(fake), loss, real_logits=v_r.detach())
-            grads_g = torch.autograd.grad(l_g, list(g_ref.parameters()))
-            sgd_update(d_ref, grads_d)
-        else:
-            sgd_update(d_ref, grads_d)
-            fake = g_ref(torch.randn((16, 3), generator=gen).double())
-            l_g = pygan.generator_loss(d_ref(fake), loss, real_logits=d_ref(real).detach())
-            grads_g = torch.autograd.grad(l_g, list(g_ref.parameters()))
-        sgd_update(g_ref, grads_g)
+
+        def g_loss():  # fused: G's gradient at the same point, through the same fakes
+            if fused:
+                return pygan.generator_loss(d_ref(fake), loss, real_logits=v_r.detach())
+            new = g_ref(torch.randn((16, 3), generator=gen).double())
+            return pygan.generator_loss(d_ref(new), loss, real_logits=d_ref(real).detach())
+
+        reference_updates(d_ref, g_ref, grads_d, fused, g_loss)
         what = f"{name} {loss} {'fused' if fused else 'alternating'} step {step}"
         assert_same_params(d, d_ref, f"{what}: D")
         assert_same_params(g, g_ref, f"{what}: G")
@@ -390,14 +388,15 @@ def test_extra_terms_equal_the_float64_reference(fused):
     drift = 0.1 * v_r.pow(2).mean()
     l_d = pygan.discriminator_loss(v_r, v_f, "gan") + gx.pow(2).sum(1).mean() + drift
     grads_d = torch.autograd.grad(l_d, list(d_ref.parameters()))
-    if not fused:
-        sgd_update(d_ref, grads_d)
-        fake = g_ref(torch.randn((16, 3), generator=gen).double())
-    center = 0.3 * fake.mean(0).pow(2).sum()
-    l_g = pygan.generator_loss(d_ref(fake), "gan") + center
-    sgd_update(g_ref, torch.autograd.grad(l_g, list(g_ref.parameters())))
-    if fused:
-        sgd_update(d_ref, grads_d)
+    centers = []
+
+    def g_loss():
+        f = fake if fused else g_ref(torch.randn((16, 3), generator=gen).double())
+        centers.append(0.3 * f.mean(0).pow(2).sum())
+        return pygan.generator_loss(d_ref(f), "gan") + centers[0]
+
+    reference_updates(d_ref, g_ref, grads_d, fused, g_loss)
+    center = centers[0]
     assert_same_params(d, d_ref, "D")
     assert_same_params(g, g_ref, "G")
     assert stats["drift"].item() == pytest.approx(drift.item(), rel=1e-12)
