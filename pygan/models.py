@@ -16,6 +16,11 @@ conditional batch norm (a scale and shift per class, de Vries et al. 2017), and 
 are projection discriminators (Miyato & Koyama 2018), :math:`D(x, y) = \psi(\phi(x)) +
 \langle e_y, \phi(x) \rangle` with :math:`\phi` the penultimate features and :math:`e_y` a learned
 class embedding.
+
+**Translation networks** for :class:`pygan.CycleGAN` map images to images: Zhu et al.'s (2017)
+ResNet generator (:class:`TranslationGenerator`) and PatchGAN discriminator
+(:class:`PatchDiscriminator`, a map of logits, one per overlapping patch), both with instance
+normalization, sized by ``width`` and depth for small images.
 """
 
 from __future__ import annotations
@@ -30,14 +35,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bigan import split_pair
-from ._validate import class_labels
+from ._validate import class_labels, positive_int
+from ._validate import count as count_arg
 from ._validate import num_classes as num_classes_arg
 from .nn import FusedConv2d, FusedLinear, LeakyReLU
 
 __all__ = [
     "ConditionalBatchNorm2d", "ConvEncoder", "DCGANDiscriminator", "DCGANGenerator", "JointDCGANDiscriminator", "JointMLPDiscriminator",
-    "MLPDiscriminator", "MLPEncoder", "MLPGenerator", "ResNetDiscriminator", "ResNetGenerator", "build",
-    "build_bigan",
+    "MLPDiscriminator", "MLPEncoder", "MLPGenerator", "PatchDiscriminator", "ResNetDiscriminator", "ResNetGenerator",
+    "TranslationGenerator", "build", "build_bigan", "build_cyclegan",
 ]
 
 
@@ -430,6 +436,112 @@ class ResNetDiscriminator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
+
+
+class _TranslationBlock(nn.Module):
+    """Zhu et al.'s residual block: ``x + IN(conv3(a(IN(conv3(x)))))`` with reflection padding,
+    instance norm (no affine parameters, per sample) and ReLU."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3), nn.InstanceNorm2d(width), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3), nn.InstanceNorm2d(width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+@_rebuildable
+class TranslationGenerator(nn.Module):
+    """CycleGAN's ResNet generator (Zhu et al. 2017, after Johnson et al. 2016), image to image of
+    the same shape: a reflection-padded 7x7 convolution to ``width`` channels, ``downsample``
+    stride-2 3x3 convolutions doubling the channels, ``blocks`` residual blocks, as many stride-2
+    transposed convolutions back, and a 7x7 convolution to ``channels`` with tanh. Every inner
+    convolution is followed by instance norm and ReLU. The paper's 256x256 network is
+    ``width=64, downsample=2, blocks=9``; the defaults suit 16x16 digits."""
+
+    def __init__(self, channels: int = 1, size: int = 16, width: int = 16, blocks: int = 3,
+                 downsample: int = 1) -> None:
+        super().__init__()
+        for name, v in (("channels", channels), ("size", size), ("width", width)):
+            positive_int(name, v)
+        blocks = count_arg("blocks", blocks)
+        downsample = count_arg("downsample", downsample)
+        if size % (2 ** downsample):
+            raise ValueError(f"size={size} must be divisible by 2**downsample = {2 ** downsample}")
+        self.in_shape = (channels, size, size)
+
+        def stage(conv: nn.Module, ch: int) -> list[nn.Module]:
+            return [conv, nn.InstanceNorm2d(ch), nn.ReLU(True)]
+
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), *stage(nn.Conv2d(channels, width, 7), width)]
+        ch = width
+        for _ in range(downsample):
+            layers += stage(nn.Conv2d(ch, 2 * ch, 3, 2, 1), 2 * ch)
+            ch *= 2
+        layers += [_TranslationBlock(ch) for _ in range(blocks)]
+        for _ in range(downsample):
+            layers += stage(nn.ConvTranspose2d(ch, ch // 2, 3, 2, 1, output_padding=1), ch // 2)
+            ch //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, channels, 7), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[1:] != self.in_shape:
+            raise ValueError(f"the generator translates images of shape {self.in_shape}, got {tuple(x.shape[1:])}")
+        return self.net(x)
+
+
+@_rebuildable
+class PatchDiscriminator(nn.Module):
+    """The PatchGAN discriminator (Isola et al. 2017; Zhu et al. 2017): ``layers`` stride-2 4x4
+    convolutions doubling the channels from ``width``, one stride-1 4x4 convolution, then a
+    stride-1 4x4 convolution to one logit per patch: logits of shape (batch, 1, h, w), each judging
+    one receptive field (16x16 pixels with ``layers=1``, 70x70 with the paper's ``layers=3``).
+    Instance norm (per sample, so gradient penalties stay per sample) follows every inner
+    convolution but the first; the first's bias and LeakyReLU(0.2) are one fused kernel."""
+
+    def __init__(self, channels: int = 1, size: int = 16, width: int = 32, layers: int = 1,
+                 backend: Optional[str] = None) -> None:
+        super().__init__()
+        for name, v in (("channels", channels), ("size", size), ("width", width), ("layers", layers)):
+            positive_int(name, v)
+        out = size
+        for _ in range(layers):
+            out = out // 2
+        if out - 2 < 1:
+            raise ValueError(f"PatchDiscriminator: {layers} stride-2 layers leave no patch of a {size}x{size} image; "
+                             "use fewer layers")
+        self.in_shape = (channels, size, size)
+        mods: list[nn.Module] = [FusedConv2d(channels, width, 4, 2, 1, slope=0.2, backend=backend)]
+        ch = width
+        for i in range(1, layers + 1):  # the last of these is the stride-1 stage
+            nxt = width * min(2 ** i, 8)
+            mods += [nn.Conv2d(ch, nxt, 4, 2 if i < layers else 1, 1), nn.InstanceNorm2d(nxt),
+                     LeakyReLU(0.2, backend=backend)]
+            ch = nxt
+        mods.append(nn.Conv2d(ch, 1, 4, 1, 1))
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[1:] != self.in_shape:
+            raise ValueError(f"the discriminator judges images of shape {self.in_shape}, got {tuple(x.shape[1:])}")
+        return self.net(x)
+
+
+def build_cyclegan(shape: Sequence[int], *, width: Optional[int] = None, blocks: int = 3,
+                   backend: Optional[str] = None) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+    """(g_ab, g_ba, d_a, d_b) for :class:`pygan.CycleGAN` on (channels, size, size) images of both
+    domains: two :class:`TranslationGenerator` (``width``, default 16, and ``blocks``) and two
+    :class:`PatchDiscriminator` (twice the width)."""
+    shape = tuple(shape)
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ValueError(f"CycleGAN's networks need square images (channels, size, size), got shape {shape}")
+    w = width or 16
+    return (TranslationGenerator(shape[0], shape[1], w, blocks), TranslationGenerator(shape[0], shape[1], w, blocks),
+            PatchDiscriminator(shape[0], shape[1], 2 * w, backend=backend),
+            PatchDiscriminator(shape[0], shape[1], 2 * w, backend=backend))
 
 
 def build(model: str, shape: Sequence[int], *, latent_dim: Optional[int] = None,

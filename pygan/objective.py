@@ -19,7 +19,7 @@ callable a penalty on its own points is given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 import torch
@@ -39,13 +39,16 @@ PLAYERS = ("generator", "discriminator")
 class StepTensors:
     """What a step computed, as an extra term sees it: the real batch (None in a G step that took
     none), the fakes (G's output; attached to G in the generator's steps, detached in D's), the
-    labels of a conditional GAN, and D's outputs on both (``d_real`` None where the step ran none)."""
+    labels of a conditional GAN, D's outputs on both (``d_real`` None where the step ran none), and
+    the generator player's other outputs by name (:class:`pygan.CycleGAN`'s ``"reconstruction"``
+    and ``"identity"`` in the steps that train it; empty for a GAN)."""
 
     real: Optional[Tensor]
     fake: Tensor
     labels: Optional[Tensor]
     d_real: Optional[Tensor]
     d_fake: Tensor
+    outputs: dict = field(default_factory=dict)
 
 
 class Term:

@@ -115,8 +115,26 @@ def save_reconstructions(x: Tensor, x_hat: Tensor, path: Union[str, os.PathLike]
     _finish(plt, fig, ax, path, title)
 
 
+def save_translations(rows: Sequence[tuple[str, Tensor]], path: Union[str, os.PathLike], *, title: str = "") -> None:
+    """Draws labelled rows of images (n, C, H, W), one row each, to ``path``: a CycleGAN's sources,
+    their translations and their round trips, per direction."""
+    if not rows or any(x.dim() != 4 or x.shape != rows[0][1].shape for _, x in rows):
+        raise ValueError("rows must be (label, images) pairs with images of one shape (n, C, H, W)")
+    plt = _pyplot()
+    n = rows[0][1].shape[0]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(max(4.0, 0.45 * n), 0.62 * len(rows) + 0.5), dpi=120)
+    for ax, (label, x) in zip(axes if len(rows) > 1 else [axes], rows):
+        _show_grid(ax, x.detach().float().cpu(), nrow=n)
+        ax.set_title(label, fontsize=7, loc="left", pad=2)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def save_losses(records: Sequence[dict], path: Union[str, os.PathLike],
-                keys: Sequence[str] = ("d_loss", "g_loss", "divergence", "penalty")) -> None:
+                keys: Sequence[str] = ("d_loss", "g_loss", "divergence", "penalty", "cycle", "identity")) -> None:
     """Plots the logged statistics ``keys`` of ``records`` (fit's log lines) against the step."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)

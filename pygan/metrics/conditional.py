@@ -21,7 +21,7 @@ from torch import Tensor
 from .inference import _chance, _fit_linear, _split, _stats
 from .two_sample import Result, as_samples
 
-__all__ = ["ClassAccuracy", "class_accuracy", "knn_coverage"]
+__all__ = ["ClassAccuracy", "RealClassifier", "class_accuracy", "knn_coverage"]
 
 
 @dataclass
@@ -37,28 +37,48 @@ class ClassAccuracy(Result):
     chance: float
 
 
+class RealClassifier:
+    """A multinomial logistic-regression classifier of labelled real data (features standardized
+    with the training split's statistics), fitted once: :meth:`score` classifies any number of
+    sample sets against their labels. ``real_accuracy`` is its accuracy on the held-out split,
+    ``chance`` that split's largest class share."""
+
+    def __init__(self, train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, *, l2: float = 1e-3,
+                 max_iter: int = 500) -> None:
+        labels = torch.unique(torch.cat([torch.as_tensor(train_y).flatten().cpu(),
+                                         torch.as_tensor(test_y).flatten().cpu()]))
+        if not torch.equal(labels, torch.arange(labels.numel(), dtype=labels.dtype)):
+            raise ValueError(f"train_y and test_y must name the classes 0..K-1, each at least once; found "
+                             f"{labels.tolist()}")
+        tr, ytr, te, yte = _split(train_x, train_y, test_x, test_y)  # (labels 0..K-1 keep their meaning)
+        self.classes = labels.numel()
+        self._classify = _fit_linear(tr, ytr, self.classes, l2, max_iter)
+        self._mean, self._std = _stats(as_samples(train_x.reshape(train_x.shape[0], -1), "train_x").double().to(tr.device))
+        self._device, self.features = tr.device, tr.shape[1]
+        self.real_accuracy = float((self._classify(te) == yte).double().mean())
+        self.chance = _chance(yte)
+
+    def score(self, x: Tensor, y: Tensor, name: str = "fake") -> ClassAccuracy:
+        """The share of ``x`` classified as its label ``y``, overall and per class."""
+        samples = as_samples(x.reshape(x.shape[0], -1), f"{name}_x").double().to(self._device)
+        labels = torch.as_tensor(y).to(self._device)
+        if labels.shape != (samples.shape[0],) or labels.is_floating_point():
+            raise ValueError(f"{name}_y must be ({samples.shape[0]},) integer labels, got {labels.dtype} of shape "
+                             f"{tuple(labels.shape)}")
+        if samples.shape[1] != self.features:
+            raise ValueError(f"{name}_x has {samples.shape[1]} features per sample, the real data {self.features}")
+        hits = self._classify((samples - self._mean) / self._std) == labels
+        per_class = [float(hits[labels == c].double().mean()) if bool((labels == c).any()) else None
+                     for c in range(self.classes)]
+        return ClassAccuracy(float(hits.double().mean()), per_class, self.real_accuracy, self.chance)
+
+
 def class_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, fake_x: Tensor,
                    fake_y: Tensor, *, l2: float = 1e-3, max_iter: int = 500) -> ClassAccuracy:
     """Fits the classifier on (train_x, train_y), scores it on the held-out (test_x, test_y), then
     classifies the generated ``fake_x`` against their requested labels ``fake_y`` (labels are class
-    indices 0..K-1 in all three)."""
-    labels = torch.unique(torch.cat([torch.as_tensor(train_y).flatten().cpu(), torch.as_tensor(test_y).flatten().cpu()]))
-    if not torch.equal(labels, torch.arange(labels.numel(), dtype=labels.dtype)):
-        raise ValueError(f"train_y and test_y must name the classes 0..K-1, each at least once; found {labels.tolist()}")
-    tr, ytr, te, yte = _split(train_x, train_y, test_x, test_y)  # (labels 0..K-1 keep their meaning)
-    fake = as_samples(fake_x.reshape(fake_x.shape[0], -1), "fake_x").double().to(tr.device)
-    fy = torch.as_tensor(fake_y).to(tr.device)
-    if fy.shape != (fake.shape[0],) or fy.is_floating_point():
-        raise ValueError(f"fake_y must be ({fake.shape[0]},) integer labels, got {fy.dtype} of shape {tuple(fy.shape)}")
-    if fake.shape[1] != tr.shape[1]:
-        raise ValueError(f"fake_x has {fake.shape[1]} features per sample, the real data {tr.shape[1]}")
-    k = labels.numel()
-    classify = _fit_linear(tr, ytr, k, l2, max_iter)
-    mean, std = _stats(as_samples(train_x.reshape(train_x.shape[0], -1), "train_x").double().to(tr.device))
-    hits = classify((fake - mean) / std) == fy
-    per_class = [float(hits[fy == c].double().mean()) if bool((fy == c).any()) else None for c in range(k)]
-    return ClassAccuracy(float(hits.double().mean()), per_class, float((classify(te) == yte).double().mean()),
-                         _chance(yte))
+    indices 0..K-1 in all three); :class:`RealClassifier` fits once for several sample sets."""
+    return RealClassifier(train_x, train_y, test_x, test_y, l2=l2, max_iter=max_iter).score(fake_x, fake_y)
 
 
 @torch.no_grad()
