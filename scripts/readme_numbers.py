@@ -7,7 +7,7 @@ then scored with ``python -m pygan eval``. The tables are written into README.md
 ``<!-- numbers:NAME -->`` and ``<!-- /numbers:NAME -->`` markers, and the runs' pictures replace
 those under docs/ that the README shows; nothing else changes.
 
-    python scripts/readme_numbers.py            # everything: about 15 minutes on 2 CPU cores
+    python scripts/readme_numbers.py            # everything: about 40 minutes on 2 CPU cores
     python scripts/readme_numbers.py --only ring bigan
 """
 
@@ -31,7 +31,8 @@ PICTURES = {("ring", "samples.png"): "ring-samples.png", ("grid", "samples.png")
             ("digits", "samples.png"): "digits-samples.png",
             ("digits-conditional", "samples.png"): "digits-conditional-samples.png",
             ("bigan-dcgan", "reconstructions.png"): "bigan-digits-reconstructions.png",
-            ("cyclegan", "translations.png"): "cyclegan-digits2mnist.png"}
+            ("cyclegan", "translations.png"): "cyclegan-digits2mnist.png",
+            ("stacked-mnist", "samples.png"): "stacked-mnist-samples.png"}
 
 # name -> the train command's arguments (besides --out)
 CONFIGS = {

@@ -1,6 +1,7 @@
 """python -m pygan train: writes its pictures, metrics and checkpoint, and resumes."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -157,7 +158,8 @@ def test_zero_steps_lists_only_what_it_wrote_and_help_shows_the_defaults(tmp_pat
     assert "checkpoint.pt" not in res.stdout and "log.jsonl" not in res.stdout and "samples.png" in res.stdout
     assert not (tmp_path / "checkpoint.pt").exists()
     help_text = _cli("train", "--help", check=True).stdout
-    assert "grid        model mlp" in help_text and "steps 10000" in help_text and "examples:" in help_text
+    assert re.search(r"\n  grid +model mlp", help_text) and "steps 10000" in help_text and "examples:" in help_text
+    assert re.search(r"\n  stacked-mnist model dcgan, width 32, loss relativistic, penalty r1\+r2", help_text)
     assert _cli("--version", check=True).stdout.startswith("pygan ")
 
 
