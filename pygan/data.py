@@ -360,8 +360,7 @@ def digits2mnist(device: Union[str, torch.device] = "cpu", split: Optional[str] 
     (domain B, :func:`mnist`), both resized to ``size`` x ``size`` (:func:`resize`) in [-1, 1]:
     blocky, thick, centred digits against thin handwritten strokes. ``split`` takes each domain's
     fixed train or test part; each domain keeps its labels (for label-preservation scores)."""
-    _check_split(split)
-    a, b = digits(split=split), mnist(split=split)
+    a, b = digits(split=split), mnist(split=split)  # (each checks split)
     return UnpairedSampler(TensorSampler(resize(a.data, size), device, a.labels),
                            TensorSampler(resize(b.data, size), device, b.labels), names=("digits", "mnist"))
 

@@ -157,9 +157,9 @@ def evaluate_translation(cyclegan: Any, train: Any, test: Any, *, ema: bool = Tr
       ``real_kid`` of as many target training images (the floor).
     """
     out: dict[str, Any] = {"domains": list(getattr(test, "names", ("A", "B")))}
-    for key, src, src_train, dst_train, dst_test, forward, back in (
-            ("a_to_b", test.a, train.a, train.b, test.b, "g_ab", "g_ba"),
-            ("b_to_a", test.b, train.b, train.a, test.a, "g_ba", "g_ab")):
+    for key, src, dst_train, dst_test, forward, back in (
+            ("a_to_b", test.a, train.b, test.b, "g_ab", "g_ba"),
+            ("b_to_a", test.b, train.a, test.a, "g_ba", "g_ab")):
         x, y = src.data, src.labels
         chunks = [cyclegan._translate(c, "x", forward, ema=ema) for c in x.split(batch)]
         fake = torch.cat(chunks).cpu()

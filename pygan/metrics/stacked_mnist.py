@@ -94,16 +94,15 @@ def mnist_classifier(*, seed: int = 0, cache: bool = True, progress: bool = Fals
     from ..data import mnist
 
     path = _cache_dir() / f"mnist-classifier-v{RECIPE['version']}-e{RECIPE['epochs']}-seed{seed}.pt"
-    model = DigitClassifier()
+    with torch.random.fork_rng(devices=[]):  # the initial weights come from the seed, not the caller's stream
+        torch.manual_seed(seed)
+        model = DigitClassifier()
     if cache and path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["state"])
         return model.eval(), float(saved["accuracy"])
     train, test = mnist(split="train"), mnist(split="test")
     gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = DigitClassifier()
     opt = torch.optim.Adam(model.parameters(), lr=RECIPE["lr"])
     steps = RECIPE["epochs"] * math.ceil(len(train) / RECIPE["batch"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=RECIPE["lr"], total_steps=steps)
