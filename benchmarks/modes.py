@@ -18,14 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import re
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _seeds import ROOT, add_options, mean_se, report, train
+
 RUNS = ROOT / "runs" / "modes"
 
 # PacGAN Table 1 (10 trials): the best row per data set and the highest high-quality share of any row.
@@ -37,12 +33,7 @@ CEILING = 1 - math.exp(-4.5)  # a perfect generator's share within 3 std of its 
 
 
 def _run(name: str, seed: int, extra: list[str]) -> dict:
-    out = RUNS / f"{name}-{seed}"
-    cmd = [sys.executable, "-m", "pygan", "train", "--data", name, "--seed", str(seed), "--out", str(out),
-           "--overwrite", "--quiet", "--device", "cpu", *extra]
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    m = json.loads((out / "metrics.json").read_text())
+    m = train(["--data", name, "--seed", str(seed), *extra], RUNS / f"{name}-{seed}")
     cov = m["mode_coverage"]
     print(f"  {name} seed {seed}: {cov['modes']}/{cov['n_modes']} modes, {100 * cov['high_quality']:.1f}% high "
           f"quality, reverse KL {cov['kl_uniform']:.3f}, {m['seconds']:.0f} s", flush=True)
@@ -50,21 +41,12 @@ def _run(name: str, seed: int, extra: list[str]) -> dict:
                                                                           "kl_uniform", "samples")}}
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, float("nan")
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
-
-
 def _table(results: dict[str, list[dict]]) -> str:
     rows = ["| data | generator | modes (mean ± s.e.) | high quality | reverse KL | minutes per run |",
             "|---|---|---:|---:|---:|---:|"]
     for name, runs in results.items():
         n = len(runs)
-        modes, hq, kl = (_mean_se([r[k] for r in runs]) for k in ("modes", "high_quality", "kl_uniform"))
+        modes, hq, kl = (mean_se([r[k] for r in runs]) for k in ("modes", "high_quality", "kl_uniform"))
         minutes = sum(r["seconds"] for r in runs) / n / 60
         rows.append(f"| {name} | pygan, {n} seeds | {modes[0]:.1f} ± {modes[1]:.1f} / {runs[0]['n_modes']} | "
                     f"{100 * hq[0]:.1f}% ± {100 * hq[1]:.1f} | {kl[0]:.3f} ± {kl[1]:.3f} | {minutes:.1f} |")
@@ -79,11 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", choices=sorted(PUBLISHED), default=["ring", "grid"])
     parser.add_argument("--seeds", type=int, default=10, help="seeds 1..SEEDS (seed 0 is the README's own run)")
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once (each on one thread)")
-    parser.add_argument("--json", type=Path, help="also write the per-seed results here")
-    parser.add_argument("--update", type=Path, help="write the table into this file's numbers:modes markers")
-    parser.add_argument("--from", dest="saved", type=Path, help="table the per-seed results of an earlier --json")
-    parser.add_argument("extra", nargs="*", help="more train options after --, e.g. -- --steps 6000")
+    add_options(parser, "modes")
     args = parser.parse_args()
     results: dict[str, list[dict]] = {}
     if args.saved:
@@ -93,17 +71,7 @@ def main() -> None:
             for name in args.data:
                 print(f"{name}: {args.seeds} seeds", flush=True)
                 results[name] = list(pool.map(lambda s, n=name: _run(n, s, args.extra), range(1, args.seeds + 1)))
-    table = _table(results)
-    print(table)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    if args.update:
-        text = args.update.read_text()
-        pattern = re.compile(r"(<!-- numbers:modes -->\n?).*?(\n?<!-- /numbers:modes -->)", re.S)
-        if not pattern.search(text):
-            raise SystemExit(f"{args.update} has no <!-- numbers:modes --> markers")
-        args.update.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
-
+    report(args, results, _table(results), "modes")
 
 if __name__ == "__main__":
     main()

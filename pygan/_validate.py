@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
+
+
+def number(name: str, value: Any, *, positive: bool = False, nonnegative: bool = False, why: str = "") -> float:
+    """``value`` as a float if it is a finite int or float (a bool is not), and positive or
+    non-negative when asked; else a TypeError (not a number) or ValueError naming ``name`` (and,
+    for the sign, ``why``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    if nonnegative and value < 0:
+        raise ValueError(f"{name} must be non-negative{f' ({why})' if why else ''}, got {value}")
+    return value
 
 
 def positive_int(name: str, value: Any, meaning: str = "") -> int:

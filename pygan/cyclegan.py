@@ -50,7 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from . import checkpoint as _ckpt
-from ._validate import count
+from ._validate import count, number
 from .data import TensorSampler, UnpairedSampler
 from .gan import GAN, _eval_mode
 from .objective import StepTensors, Term
@@ -178,12 +178,6 @@ def identity_mapping(step: StepTensors) -> Tensor:
     return (step.outputs["identity"] - step.real).abs().mean()
 
 
-def _weight(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0) or value == float("inf"):
-        raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
-    return float(value)
-
-
 class CycleGAN(GAN):
     """Two generators and two discriminators trained by CycleGAN's objective (module docs).
 
@@ -214,8 +208,8 @@ class CycleGAN(GAN):
                 raise TypeError(f"{name} must be a torch.nn.Module, got {type(m).__name__}")
         if options.get("num_classes") is not None:
             raise ValueError("CycleGAN is not class-conditional: pass no num_classes")
-        self.cycle_weight = _weight("cycle_weight", cycle_weight)
-        self.identity_weight = _weight("identity_weight", identity_weight)
+        self.cycle_weight = number("cycle_weight", cycle_weight, nonnegative=True)
+        self.identity_weight = number("identity_weight", identity_weight, nonnegative=True)
         self.pools = (ImagePool(pool_size), ImagePool(pool_size))
         scale = 0.5 if loss == "least_squares" else 1.0  # see the module docs: proportional to Zhu et al.'s
         own = []

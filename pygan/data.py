@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._validate import count as count_arg
-from ._validate import positive_int
+from ._validate import number, positive_int
 
 __all__ = [
     "DATASETS", "GaussianMixture", "LoaderSampler", "Sampler", "SwissRoll", "StackedSampler", "TensorSampler", "UnpairedSampler",
@@ -88,11 +88,9 @@ class GaussianMixture(Sampler):
         centers = torch.as_tensor(centers, dtype=torch.float32)
         if centers.dim() != 2 or centers.shape[0] < 1:
             raise ValueError(f"centers must have shape (modes, dims), got {tuple(centers.shape)}")
-        if not (std > 0 and math.isfinite(std)):
-            raise ValueError(f"std must be positive and finite, got {std}")
+        self.std = number("std", std, positive=True)
         self.device = torch.device(device)
         self.centers = centers.to(self.device)
-        self.std = float(std)
         self.shape = (centers.shape[1],)
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:

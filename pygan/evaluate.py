@@ -162,8 +162,8 @@ def evaluate_translation(cyclegan: Any, train: Any, test: Any, *, ema: bool = Tr
             ("b_to_a", test.b, train.a, test.a, "g_ba", "g_ab")):
         x, y = src.data, src.labels
         chunks = [cyclegan._translate(c, "x", forward, ema=ema) for c in x.split(batch)]
+        rec = torch.cat([cyclegan._translate(c, "x", back, ema=ema) for c in chunks]).cpu()  # back from G(a)
         fake = torch.cat(chunks).cpu()
-        rec = torch.cat([cyclegan._translate(c, "x", forward, back, ema=ema) for c in x.split(batch)]).cpu()
         classifier = metrics.RealClassifier(dst_train.data.cpu(), dst_train.labels.cpu(), dst_test.data.cpu(),
                                             dst_test.labels.cpu())
         acc, idt = classifier.score(fake, y.cpu()), classifier.score(x.cpu(), y.cpu(), "source")

@@ -92,7 +92,7 @@ from .objective import Objective, Term
 from .penalties import GradientPenalty, _unwrap, clip_weights_
 from .players import Player
 from .schedule import Schedule
-from ._validate import class_labels, positive_int
+from ._validate import class_labels, number, positive_int
 from ._validate import num_classes as num_classes_arg
 
 __all__ = ["GAN", "Normal", "Uniform", "STAT_NAMES", "TrainingDiverged"]
@@ -203,9 +203,7 @@ class GAN:
         if amp not in (None, "bf16", "fp16"):
             raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
         self.amp, self.capture, self.backend = amp, bool(capture), check_backend(backend) or None
-        if clip is not None and not (clip > 0 and math.isfinite(clip)):
-            raise ValueError(f"clip must be a positive finite bound, got {clip}")
-        self.clip = clip
+        self.clip = None if clip is None else number("clip", clip, positive=True)
 
         self.device = _device_of(_unwrap(generator), "generator")
         d_device = _device_of(_unwrap(discriminator), "discriminator")

@@ -202,17 +202,27 @@ class JointMLPDiscriminator(MLPDiscriminator):
         self.x_shape, self.latent_dim = tuple(x_shape), int(latent_dim)
 
 
-def _stages(size: int) -> int:
-    # Feature maps go 4 -> 8 -> ... -> size, doubling per stage.
-    if size < 8 or size & (size - 1):
-        raise ValueError(f"image size must be a power of two of at least 8 (8, 16, 32, 64, ...), got {size}")
-    return int(math.log2(size)) - 2
+def _grid(size: int) -> tuple[int, int]:
+    """(stages, base) of a conv network for ``size`` x ``size`` images: feature maps go base -> 2 base
+    -> ... -> size, doubling per stage, with base in 4..7 (4 for powers of two: 4 -> 8 -> ... -> 32;
+    7 for MNIST's 28: 7 -> 14 -> 28). Every size of the form base * 2^stages, stages >= 1, has one."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise ValueError(f"image size must be 4, 5, 6 or 7 times a power of two, at least 8 (8, 16, 28, 32, "
+                         f"64, ...), got {size!r}")
+    stages, base = 0, size
+    while base >= 8 and base % 2 == 0:
+        stages, base = stages + 1, base // 2
+    if base >= 8:
+        raise ValueError(f"image size must be 4, 5, 6 or 7 times a power of two, at least 8 (8, 16, 28, 32, "
+                         f"64, ...), got {size}")
+    return stages, base
 
 
 @_rebuildable
 class DCGANGenerator(nn.Module):
-    """DCGAN generator (Radford et al. 2016): z -> 4x4 x (width * 2^(stages-1)) by a transposed
-    convolution, then stride-2 transposed 4x4 convolutions with batch norm and ReLU, halving the
+    """DCGAN generator (Radford et al. 2016): z -> base x base x (width * 2^(stages-1)) by a
+    transposed convolution (base 4 for power-of-two sizes, 7 for 28: see :func:`_grid`), then
+    stride-2 transposed 4x4 convolutions with batch norm and ReLU, halving the
     channels and doubling the size, up to ``channels`` x ``size`` x ``size`` through tanh."""
 
     def __init__(self, latent_dim: int = 100, channels: int = 3, size: int = 64, width: int = 64,
@@ -220,13 +230,13 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         self.latent_dim, self.out_shape = int(latent_dim), (channels, size, size)
         self.num_classes = num_classes_arg(num_classes)
-        stages = _stages(size)
+        stages, base = _grid(size)
         ch = width * 2 ** (stages - 1)
 
         def norm(c: int) -> nn.Module:  # conditional batch norm for a class-conditional generator
             return nn.BatchNorm2d(c) if self.num_classes is None else ConditionalBatchNorm2d(c, self.num_classes)
 
-        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, ch, 4, 1, 0, bias=False), norm(ch),
+        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, ch, base, 1, 0, bias=False), norm(ch),
                                    nn.ReLU(inplace=True)]
         for _ in range(stages - 1):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), norm(ch // 2), nn.ReLU(inplace=True)]
@@ -247,7 +257,8 @@ class DCGANGenerator(nn.Module):
 @_rebuildable
 class DCGANDiscriminator(nn.Module):
     """DCGAN discriminator: stride-2 4x4 convolutions with LeakyReLU(0.2), doubling the channels
-    from ``width`` and halving the size down to 4x4, then a 4x4 convolution to one logit. The conv,
+    from ``width`` and halving the size down to base x base (4x4 for power-of-two sizes, 7x7 for
+    28), then a base x base convolution to one logit. The conv,
     bias and activation of each stage are one :class:`pygan.nn.FusedConv2d`; ``batch_norm=True``
     puts batch norm between the conv and the activation, as the original DCGAN did (not for use
     with gradient penalties)."""
@@ -259,11 +270,11 @@ class DCGANDiscriminator(nn.Module):
         self.outputs = int(outputs)
         self.num_classes = num_classes_arg(num_classes)
         self.body = _conv_body(channels, size, width, batch_norm, backend)
-        self.head = nn.Conv2d(self.body.out_channels, self.outputs, 4, 1, 0)
+        self.head = nn.Conv2d(self.body.out_channels, self.outputs, self.body.base, 1, 0)
         if self.num_classes is not None:
             if outputs != 1:
                 raise ValueError(f"a projection discriminator has one output, got outputs={outputs}")
-            self.projection = _Projection(self.num_classes, self.body.out_channels * 16)
+            self.projection = _Projection(self.num_classes, self.body.out_channels * self.body.base ** 2)
 
     def forward(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
         y = _labels(self, y, x.shape[0])
@@ -272,17 +283,19 @@ class DCGANDiscriminator(nn.Module):
         return out if y is None else out + self.projection(h.flatten(1), y)
 
     def features(self, x: Tensor) -> Tensor:
-        """The last 4x4 feature maps, flattened."""
+        """The last (base x base) feature maps, flattened."""
         return self.body(x).flatten(1)
 
 
 def _conv_body(channels: int, size: int, width: int, batch_norm: bool = False,
                backend: Optional[str] = None) -> nn.Sequential:
     """DCGAN's discriminator stages: stride-2 4x4 convolutions + LeakyReLU(0.2) from ``size`` down to
-    4x4, doubling the channels from ``width``; ``out_channels`` is set on the result."""
+    base x base (:func:`_grid`), doubling the channels from ``width``; ``out_channels`` and ``base``
+    are set on the result."""
     layers: list[nn.Module] = []
     ch_in, ch = channels, width
-    for stage in range(_stages(size)):
+    stages, base = _grid(size)
+    for stage in range(stages):
         if batch_norm and stage > 0:
             layers += [nn.Conv2d(ch_in, ch, 4, 2, 1, bias=False), nn.BatchNorm2d(ch),
                        LeakyReLU(0.2, backend=backend)]
@@ -290,7 +303,7 @@ def _conv_body(channels: int, size: int, width: int, batch_norm: bool = False,
             layers.append(FusedConv2d(ch_in, ch, 4, 2, 1, slope=0.2, backend=backend))
         ch_in, ch = ch, ch * 2
     body = nn.Sequential(*layers)
-    body.out_channels = ch_in
+    body.out_channels, body.base = ch_in, base
     return body
 
 
@@ -318,7 +331,7 @@ class JointDCGANDiscriminator(nn.Module):
         self.x_body = _conv_body(channels, size, width, backend=backend)
         self.z_body = nn.Sequential(FusedLinear(self.latent_dim, hidden, slope=0.2, backend=backend),
                                     FusedLinear(hidden, hidden, slope=0.2, backend=backend))
-        self.joint = FusedLinear(self.x_body.out_channels * 16 + hidden, hidden, slope=0.2, backend=backend)
+        self.joint = FusedLinear(self.x_body.out_channels * self.x_body.base ** 2 + hidden, hidden, slope=0.2, backend=backend)
         self.head = FusedLinear(hidden, 1, slope=None)
 
     def features(self, pair: Tensor) -> Tensor:
@@ -365,26 +378,29 @@ class _ResidualBlock(nn.Module):
         return x + self.project(self.spatial(self.expand(x)))
 
 
-def _check_residual(size: int, blocks: int, cardinality: int, expansion: int) -> int:
+def _check_residual(size: int, blocks: int, cardinality: int, expansion: int) -> tuple[int, int]:
+    """(resolutions, base): the networks run at base, 2 base, ..., size (:func:`_grid`)."""
     for name, value in (("blocks", blocks), ("cardinality", cardinality), ("expansion", expansion)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return _stages(size) + 1  # resolutions 4, 8, ..., size
+    stages, base = _grid(size)
+    return stages + 1, base
 
 
 @_rebuildable
 class ResNetGenerator(nn.Module):
-    """R3GAN's generator, scaled down: a generative basis (a learned 4x4 map per channel, modulated
-    by a linear function of z), then per resolution from 4x4 to ``size`` ``blocks`` residual blocks
+    """R3GAN's generator, scaled down: a generative basis (a learned base x base map per channel,
+    modulated by a linear function of z; base 4 for power-of-two sizes, 7 for 28), then per
+    resolution from base x base to ``size`` ``blocks`` residual blocks
     (:class:`_ResidualBlock`), with bilinear 2x upsampling and a 1x1 convolution between
     resolutions, and a 1x1 convolution to ``channels``. The output is linear (no tanh), as in R3GAN."""
 
     def __init__(self, latent_dim: int = 64, channels: int = 3, size: int = 32, width: int = 64, blocks: int = 1,
                  cardinality: int = 4, expansion: int = 2) -> None:
         super().__init__()
-        stages = _check_residual(size, blocks, cardinality, expansion)
+        stages, base = _check_residual(size, blocks, cardinality, expansion)
         self.latent_dim, self.out_shape = int(latent_dim), (channels, size, size)
-        self.basis = nn.Parameter(torch.randn(width, 4, 4))
+        self.basis = nn.Parameter(torch.randn(width, base, base))
         self.modulation = nn.Linear(self.latent_dim, width, bias=False)
         total = stages * blocks
         self.stages = nn.ModuleList(
@@ -405,15 +421,15 @@ class ResNetGenerator(nn.Module):
 @_rebuildable
 class ResNetDiscriminator(nn.Module):
     """R3GAN's discriminator, scaled down: a 1x1 convolution from ``channels``, per resolution from
-    ``size`` to 4x4 ``blocks`` residual blocks, with 2x2 average pooling and a 1x1 convolution
-    between resolutions, then a discriminative basis (a depthwise 4x4 convolution to one value per
-    channel) and a linear layer to one logit. No normalization (penalties are per sample); bias +
+    ``size`` to base x base ``blocks`` residual blocks, with 2x2 average pooling and a 1x1
+    convolution between resolutions, then a discriminative basis (a depthwise base x base
+    convolution to one value per channel) and a linear layer to one logit. No normalization (penalties are per sample); bias +
     LeakyReLU run fused."""
 
     def __init__(self, channels: int = 3, size: int = 32, width: int = 64, blocks: int = 1, cardinality: int = 4,
                  expansion: int = 2, backend: Optional[str] = None) -> None:
         super().__init__()
-        stages = _check_residual(size, blocks, cardinality, expansion)
+        stages, base = _check_residual(size, blocks, cardinality, expansion)
         self.in_shape = (channels, size, size)
         total = stages * blocks
         self.from_image = FusedConv2d(channels, width, 1, slope=0.2, backend=backend)
@@ -422,7 +438,7 @@ class ResNetDiscriminator(nn.Module):
                             for _ in range(blocks)])
             for _ in range(stages))
         self.transitions = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(stages - 1))
-        self.basis = nn.Conv2d(width, width, 4, groups=width, bias=False)
+        self.basis = nn.Conv2d(width, width, base, groups=width, bias=False)
         self.head = nn.Linear(width, 1)
 
     def features(self, x: Tensor) -> Tensor:

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ._ops.loss_terms import loss_spec
+from ._validate import number
 from .losses import discriminator_loss, generator_loss, joint_generator_loss, minimax_losses
 from .penalties import KINDS as PENALTY_KINDS
 from .penalties import GradientPenalty
@@ -65,9 +66,7 @@ class Term:
             raise TypeError(f"a Term's fn must be callable StepTensors -> scalar tensor, got {type(fn).__name__}")
         if player not in PLAYERS:
             raise ValueError(f"a Term's player must be one of {', '.join(PLAYERS)}, got {player!r}")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise TypeError(f"a Term's weight must be a number, got {type(weight).__name__}")
-        self.fn, self.player, self.weight = fn, player, float(weight)
+        self.fn, self.player, self.weight = fn, player, number("a Term's weight", weight)
         self.name = name or getattr(fn, "__name__", "term")
         if self.name == "<lambda>":
             self.name = "term"

@@ -45,7 +45,6 @@ Safety:
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Iterable, Optional
 
 import torch
@@ -56,7 +55,7 @@ from ._ops.penalty_head import KINDS as _HEAD_KINDS
 from ._ops.penalty_head import call_penalty_head
 from ._ops.multi_tensor import call_clip_
 from ._ops.launch import compute_dtype
-from ._validate import positive_int
+from ._validate import number, positive_int
 
 KINDS = ("wgan-gp", "one-sided", "r1", "r2", "dragan")
 # Where a penalty is taken: the batch of real or generated samples itself, interpolates between
@@ -68,6 +67,7 @@ DEFAULT_TARGETS = {"wgan-gp": "interpolates", "one-sided": "interpolates", "r1":
 # The kinds whose points involve generated samples (the others are taken on real data alone).
 NEEDS_FAKE = tuple(k for k, t in DEFAULT_TARGETS.items() if t in ("fake", "interpolates"))
 REDUCTIONS = ("mean", "sum", "none")
+_ADDED = "a penalty is added to the loss"  # why a weight may not be negative
 
 # kind -> the penalty head (phi of the per-sample norm) it uses.
 _HEADS = {"wgan-gp": "two-sided", "one-sided": "one-sided", "r1": "squared", "r2": "squared",
@@ -93,19 +93,6 @@ def _check_tensor(name: str, t: object, *, min_dim: int = 1) -> Tensor:
     if t.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(t.shape)}); a penalty needs at least one sample")
     return t
-
-
-def _check_number(name: str, value: float, *, positive: bool = False, nonnegative: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    if nonnegative and value < 0:
-        raise ValueError(f"{name} must be non-negative (a penalty is added to the loss), got {value}")
-    return value
 
 
 def _check_kind(kind: str) -> str:
@@ -170,8 +157,8 @@ def gradient_norm_penalty(grad: Tensor, *, head: str = "two-sided", center: floa
     _check_reduction(reduction)
     if head not in _HEAD_KINDS:
         raise ValueError(f"unknown penalty head {head!r}; valid heads: {', '.join(_HEAD_KINDS)}")
-    center = _check_number("center", center)
-    weight = _check_number("weight", weight, nonnegative=True)
+    center = number("center", center)
+    weight = number("weight", weight, nonnegative=True, why=_ADDED)
     backend = check_backend(backend)
     resolve(backend, grad.device)  # an unavailable backend is a clear error before any work
     if inv_scale is not None:
@@ -233,7 +220,7 @@ def r1(real_logits: Tensor, real_inputs: Tensor, *, weight: float = 10.0, scaler
     """R1: ``weight / 2 * mean_i ||d D(x_i) / d x_i||^2`` on real data (``real_inputs`` must require
     grad and be what ``real_logits`` came from). ``weight`` is the papers' gamma, under the name
     every pygan penalty uses; ``reduction="none"`` gives ``weight / 2 * ||g_i||^2`` per sample."""
-    weight = _check_number("weight", weight, nonnegative=True)
+    weight = number("weight", weight, nonnegative=True, why=_ADDED)
     return penalty_from_outputs(real_logits, real_inputs, head="squared", weight=weight / 2,
                                 scaler=scaler, reduction=reduction, backend=backend)
 
@@ -241,7 +228,7 @@ def r1(real_logits: Tensor, real_inputs: Tensor, *, weight: float = 10.0, scaler
 def r2(fake_logits: Tensor, fake_inputs: Tensor, *, weight: float = 10.0, scaler=None,
        reduction: str = "mean", backend: Optional[str] = None) -> Tensor:
     """R2: R1's penalty on generated samples."""
-    weight = _check_number("weight", weight, nonnegative=True)
+    weight = number("weight", weight, nonnegative=True, why=_ADDED)
     return penalty_from_outputs(fake_logits, fake_inputs, head="squared", weight=weight / 2,
                                 scaler=scaler, reduction=reduction, backend=backend)
 
@@ -352,8 +339,8 @@ def gradient_penalty(discriminator: Callable[[Tensor], Tensor], real: Tensor, fa
     """
     _check_kind(kind)
     target = _check_target(target, kind)
-    weight = _check_number("weight", weight, nonnegative=True)
-    center = _check_number("center", center)
+    weight = number("weight", weight, nonnegative=True, why=_ADDED)
+    center = number("center", center)
     _check_lazy(lazy)
     _check_reduction(reduction)
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
@@ -402,8 +389,8 @@ class GradientPenalty(nn.Module):
         super().__init__()
         self.kind = _check_kind(kind)
         self.target = _check_target(target, kind)
-        self.weight = _check_number("weight", weight, nonnegative=True)
-        self.center = _check_number("center", center)
+        self.weight = number("weight", weight, nonnegative=True, why=_ADDED)
+        self.center = number("center", center)
         self.lazy, self.spread, self.backend = _check_lazy(lazy), spread, backend
         self.calls = 0
         self.last_norms: Optional[Tensor] = None
@@ -482,7 +469,7 @@ def clip_weights_(module: nn.Module | Iterable[Tensor], c: float = 0.01, *,
     normalization through torch's own parametrization:
     ``torch.nn.utils.parametrizations.spectral_norm(layer)`` on each layer of the critic.
     """
-    c = _check_number("c", c, positive=True)
+    c = number("c", c, positive=True)
     backend = check_backend(backend)
     params = list(module.parameters()) if isinstance(module, nn.Module) else list(module)
     groups: dict[torch.device, list[Tensor]] = {}

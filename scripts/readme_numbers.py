@@ -16,13 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _seeds import replace_numbers, train  # noqa: E402  (the benchmarks' helpers)
+
 RUNS = ROOT / "runs" / "readme"
 README = ROOT / "README.md"
 
@@ -51,13 +53,8 @@ CONFIGS = {
 
 def _train(name: str, steps: int | None = None) -> dict:
     out = RUNS / (name if steps is None else f"{name}-init")
-    cmd = [sys.executable, "-m", "pygan", "train", *CONFIGS[name], "--out", str(out), "--overwrite", "--quiet",
-           "--device", "cpu"]
-    if steps is not None:
-        cmd += ["--steps", str(steps)]
-    print("$", " ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    return json.loads((out / "metrics.json").read_text())
+    return train(CONFIGS[name] + ([] if steps is None else ["--steps", str(steps)]), out, quiet=False,
+                 side_by_side=False)
 
 
 def _eval(name: str) -> dict:
@@ -182,13 +179,6 @@ def _cyclegan_rows(results: dict) -> str:
     return "\n".join(rows)
 
 
-def _replace(text: str, name: str, body: str) -> str:
-    pattern = re.compile(rf"(<!-- numbers:{name} -->\n?).*?(\n?<!-- /numbers:{name} -->)", re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"README.md has no <!-- numbers:{name} --> markers")
-    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS), help="run these configurations only")
@@ -199,23 +189,23 @@ def main() -> None:
                for name in names}
     text = README.read_text()
     if {"ring", "grid"} <= set(names):
-        text = _replace(text, "toys", _toy_rows(results))
+        text = replace_numbers(text, "toys", _toy_rows(results))
     if "ring" in names:
-        text = _replace(text, "ring-eval", _eval_text(_eval("ring")))
+        text = replace_numbers(text, "ring-eval", _eval_text(_eval("ring")))
     if "ring-plain" in names:
-        text = _replace(text, "ablation", _ablation_text(results["ring-plain"]["trained"]))
+        text = replace_numbers(text, "ablation", _ablation_text(results["ring-plain"]["trained"]))
     if "digits" in names:
-        text = _replace(text, "digits-time", f"{results['digits']['trained']['seconds']:.0f} s")
+        text = replace_numbers(text, "digits-time", f"{results['digits']['trained']['seconds']:.0f} s")
     if "digits-conditional" in names:
-        text = _replace(text, "conditional", _conditional_rows(results["digits-conditional"]))
+        text = replace_numbers(text, "conditional", _conditional_rows(results["digits-conditional"]))
     if "stacked-mnist" in names:
-        text = _replace(text, "stacked", _stacked_rows(results["stacked-mnist"]))
+        text = replace_numbers(text, "stacked", _stacked_rows(results["stacked-mnist"]))
     if "cyclegan" in names:
-        text = _replace(text, "cyclegan", _cyclegan_rows(results["cyclegan"]))
+        text = replace_numbers(text, "cyclegan", _cyclegan_rows(results["cyclegan"]))
         steps = results["cyclegan"]["trained"]["steps"]
-        text = _replace(text, "cyclegan-steps", f"{steps:,}")
+        text = replace_numbers(text, "cyclegan-steps", f"{steps:,}")
     if {"bigan", "bigan-dcgan"} <= set(names):
-        text = _replace(text, "bigan", _bigan_rows(results))
+        text = replace_numbers(text, "bigan", _bigan_rows(results))
     README.write_text(text)
     for (name, picture), target in PICTURES.items():
         if name in names:

@@ -101,3 +101,26 @@ def test_modes_benchmark_runs_seeds_and_tables_them_beside_the_published_rows(tm
     text = doc.read_text()
     assert "old" not in text and "| ring | pygan, 1 seeds |" in text and "PacGAN2 (best row)" in text
     assert "| | a perfect generator | all | 98.9% | 0 | |" in text
+
+
+def test_features_benchmark_pairs_trained_and_random_init_by_seed(tmp_path):
+    """benchmarks/features.py at a tiny size: two seeds of a 5-step MLP BiGAN and of its random
+    initialization, the paired gain, the pixels row, and the table between numbers:features markers."""
+    import json
+    import subprocess
+    import sys
+
+    doc = tmp_path / "doc.md"
+    doc.write_text("a\n<!-- numbers:features -->\nold\n<!-- /numbers:features -->\nb\n")
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "features.py"), "--model", "bigan", "--seeds", "2",
+                          "--json", str(tmp_path / "f.json"), "--update", str(doc), "--", "--steps", "5"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = json.loads((tmp_path / "f.json").read_text())["bigan"]
+    assert [r["seed"] for r in runs["trained"]] == [0, 1] and [r["steps"] for r in runs["init"]] == [0, 0]
+    assert [r["steps"] for r in runs["trained"]] == [5, 5] and runs["trained"][0]["features"] == 32
+    text = doc.read_text()
+    assert "old" not in text and "| MLP, E(x) (32-d) | random init, 2 seeds | 0 | 0 |" in text
+    assert "| MLP, E(x) (32-d) | gain of training (paired by seed) |" in text and "| raw pixels (784-d) |" in text
+    pixels = runs["trained"][0]["pixels"]
+    assert pixels == runs["init"][1]["pixels"] and 0.8 < pixels["nearest_neighbor"] < 1  # data, not networks

@@ -213,7 +213,7 @@ def test_translation_api(rng):
 
 def test_errors_name_the_argument(rng):
     nets = _nets(0, torch.float32)
-    with pytest.raises(ValueError, match="cycle_weight must be a finite non-negative number"):
+    with pytest.raises(ValueError, match="cycle_weight must be non-negative"):
         pygan.CycleGAN(*nets, cycle_weight=-1)
     with pytest.raises(ValueError, match="pool_size must be a non-negative int"):
         pygan.CycleGAN(*nets, pool_size=2.5)

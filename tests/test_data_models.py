@@ -82,18 +82,25 @@ def test_mode_coverage_counts_modes_quality_and_balance():
     assert edge.counts == [1, 0, 0] and edge.high_quality == 0.5 and edge.samples == 2
 
 
-@pytest.mark.parametrize("size", [8, 16, 32, 64])
+@pytest.mark.parametrize("size", [8, 16, 28, 32, 64, 12, 20])
 def test_dcgan_shapes(size):
     g = models.DCGANGenerator(latent_dim=10, channels=3, size=size, width=8)
     d = models.DCGANDiscriminator(channels=3, size=size, width=8)
     x = g(torch.randn(2, 10))
     assert x.shape == (2, 3, size, size) and x.abs().max() <= 1
     assert d(x).shape == (2, 1)
+    # size = base * 2^stages, base in 4..7: the last feature maps are base x base (7x7 for MNIST's 28)
+    base = {8: 4, 16: 4, 28: 7, 32: 4, 64: 4, 12: 6, 20: 5}[size]
+    stages = int(math.log2(size // base))
+    assert d.features(x).shape == (2, 8 * 2 ** (stages - 1) * base * base)
+    e = models.ConvEncoder(channels=3, size=size, latent_dim=10, width=8)
+    joint = models.JointDCGANDiscriminator(channels=3, size=size, latent_dim=10, width=8, hidden=16)
+    assert e(x).shape == (2, 10) and joint(pygan.bigan.pack_pair(x, e(x))).shape == (2, 1)
     bn = models.DCGANDiscriminator(channels=3, size=size, width=8, batch_norm=True)
     assert bn(x).shape == (2, 1)
 
 
-@pytest.mark.parametrize("size", [8, 16, 32])
+@pytest.mark.parametrize("size", [8, 16, 28, 32])
 def test_resnet_shapes_and_fixup_initialization(size):
     """R3GAN's networks: every residual block starts as the identity (its last convolution is
     zero), the others are scaled by (blocks in all)^(-1/4), and D's output is one logit per image."""
@@ -103,7 +110,7 @@ def test_resnet_shapes_and_fixup_initialization(size):
     x = g(torch.randn(2, 10))
     assert x.shape == (2, 3, size, size) and d(x).shape == (2, 1) and d.features(x).shape == (2, 8)
     blocks = [m for m in d.modules() if isinstance(m, models._ResidualBlock)]
-    stages = int(math.log2(size)) - 1
+    stages = int(math.log2(size // (7 if size == 28 else 4))) + 1  # resolutions: 7, 14, 28 or 4, ..., size
     assert len(blocks) == 2 * stages
     h = torch.randn(3, 8, 4, 4)
     for b in blocks:
@@ -124,8 +131,9 @@ def test_mlp_models_and_build():
     g, d = models.build("mlp", (1, 8, 8))
     x = g(torch.randn(3, g.latent_dim))
     assert x.shape == (3, 1, 8, 8) and x.abs().max() <= 1 and d(x).shape == (3, 1)
-    with pytest.raises(ValueError, match="power of two"):
-        models.DCGANGenerator(size=48)
+    for size in (36, 9, 4, 7.0):
+        with pytest.raises(ValueError, match="image size must be 4, 5, 6 or 7 times a power of two"):
+            models.DCGANGenerator(size=size)
     with pytest.raises(ValueError, match="unknown model 'vit'"):
         models.build("vit", (2,))
     with pytest.raises(ValueError, match="model 'resnet' needs square images"):

@@ -422,6 +422,11 @@ def test_extra_terms_in_checkpoints_and_errors(tmp_path):
         pygan.GAN(*_pair(), terms=[Term(lambda s: s.d_fake, player="discriminator", name="bad")]).step(_real())
     with pytest.raises(ValueError, match="player must be one of generator, discriminator"):
         Term(_drift, player="critic")
+    with pytest.raises(ValueError, match="a Term's weight must be finite, got nan"):
+        Term(_drift, weight=float("nan"))
+    with pytest.raises(TypeError, match="a Term's weight must be a number, got str"):
+        Term(_drift, weight="1e-3")
+    assert Term(_drift, weight=-2).weight == -2.0  # a term may reward as well as penalize
     with pytest.raises(ValueError, match="distinct names"):
         pygan.GAN(*_pair(), terms=[Term(_drift), Term(_drift)])
     with pytest.raises(TypeError, match="terms must be pygan.objective.Term objects, got function"):
