@@ -58,7 +58,10 @@ MNIST_CONV_BIGAN_STEPS = 1000
 _TOY = dict(model="mlp", width=128, loss="gan", penalty="r1", penalty_weight=0.1, batch_size=512,
             steps=3000, lr=1e-3, ema=0.995)
 DEFAULTS: dict[str, dict] = {
-    "ring": _TOY,
+    # The ring's samples sharpen onto the modes with training long after every mode is covered
+    # (seed 1, share within 3 std: 84% at 3,000 steps, 94% at 6,000, 97% at 10,000 and 15,000; 98%
+    # at 20,000 with EMA 0.999); a smaller or larger R1 weight (0.01, 0.03, 0.3) did not help.
+    "ring": {**_TOY, "steps": 20000, "ema": 0.999},
     "grid": {**_TOY, "steps": 10000, "ema": 0.999},
     "swiss_roll": _TOY,
     "mixture_1d": _TOY,

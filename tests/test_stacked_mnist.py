@@ -54,6 +54,16 @@ def test_mode_count_and_kl_by_hand():
     half = metrics.stacked_mnist_modes(torch.cat([samples[:500]] * 2), oracle)  # 500 modes, twice each
     assert half.modes == 500 and math.isclose(half.kl_uniform, math.log(2), rel_tol=1e-12)
     assert half.counts[0] == 2 and half.counts[999] == 0 and half.classifier_accuracy is None
+    # KL = the channels' own KLs + their dependence: digits 0-4 only in the first channel of `half`;
+    # one mode is every channel at log 10 and no dependence; "ddd" for d = 0..9 is uniform per
+    # channel, all dependence (log 100)
+    for r, channels, dep in ((full, [0, 0, 0], 0), (half, [math.log(2), 0, 0], 0),
+                             (one, [math.log(10)] * 3, 0)):
+        assert all(math.isclose(a, b, abs_tol=1e-12) for a, b in zip(r.channel_kl, channels)), r.channel_kl
+        assert math.isclose(r.dependence, dep, abs_tol=1e-12)
+    same = metrics.stacked_mnist_modes(samples[torch.arange(10) * 111], oracle)
+    assert same.modes == 10 and max(map(abs, same.channel_kl)) < 1e-12
+    assert math.isclose(same.dependence, math.log(100), rel_tol=1e-12)
     with pytest.raises(ValueError, match="H, W >= 28"):
         metrics.stacked_mnist_modes(torch.zeros(2, 3, 16, 16), oracle)
 
