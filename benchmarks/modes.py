@@ -73,5 +73,6 @@ def main() -> None:
                 results[name] = list(pool.map(lambda s, n=name: _run(n, s, args.extra), range(1, args.seeds + 1)))
     report(args, results, _table(results), "modes")
 
+
 if __name__ == "__main__":
     main()

@@ -147,6 +147,7 @@ def _augment_policy(text: str) -> str:
 
 def _defaults_table() -> str:
     rows = ["defaults per data set (an option given on the command line wins):"]
+
     def shown(v) -> str:
         return "none" if v is None else " ".join(map(str, v)) if isinstance(v, list) else str(v)
 

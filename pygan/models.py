@@ -206,15 +206,13 @@ def _grid(size: int) -> tuple[int, int]:
     """(stages, base) of a conv network for ``size`` x ``size`` images: feature maps go base -> 2 base
     -> ... -> size, doubling per stage, with base in 4..7 (4 for powers of two: 4 -> 8 -> ... -> 32;
     7 for MNIST's 28: 7 -> 14 -> 28). Every size of the form base * 2^stages, stages >= 1, has one."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+    valid = not isinstance(size, bool) and isinstance(size, int) and size >= 8
+    stages, base = 0, size
+    while valid and base >= 8 and base % 2 == 0:
+        stages, base = stages + 1, base // 2
+    if not valid or base >= 8:  # not an int of at least 8, or an odd factor of 9 or more
         raise ValueError(f"image size must be 4, 5, 6 or 7 times a power of two, at least 8 (8, 16, 28, 32, "
                          f"64, ...), got {size!r}")
-    stages, base = 0, size
-    while base >= 8 and base % 2 == 0:
-        stages, base = stages + 1, base // 2
-    if base >= 8:
-        raise ValueError(f"image size must be 4, 5, 6 or 7 times a power of two, at least 8 (8, 16, 28, 32, "
-                         f"64, ...), got {size}")
     return stages, base
 
 

@@ -171,10 +171,11 @@ def _count(samples: Tensor, classifier: nn.Module, accuracy: Optional[float], ba
     predict = getattr(classifier, "predict", None)
     labels = predict(digits, batch) if predict is not None else \
         torch.cat([classifier(x).argmax(1) for x in digits.split(batch)])
-    modes = (labels.view(n, c) * 10 ** torch.arange(c - 1, -1, -1)).sum(1)
+    per_sample = labels.view(n, c)
+    modes = (per_sample * 10 ** torch.arange(c - 1, -1, -1)).sum(1)
     counts = torch.bincount(modes, minlength=10 ** c)
     kl = _kl_uniform(counts)
-    channel_kl = [_kl_uniform(torch.bincount(labels.view(n, c)[:, i], minlength=10)) for i in range(c)]
+    channel_kl = [_kl_uniform(torch.bincount(per_sample[:, i], minlength=10)) for i in range(c)]
     return StackedModes(int((counts > 0).sum()), 10 ** c, kl, n, accuracy, counts.tolist(), channel_kl,
                         kl - sum(channel_kl))
 
