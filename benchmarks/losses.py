@@ -123,7 +123,7 @@ def run(args):
     copy_bw = copy_bandwidth_gbs(device) if device.type == "cuda" else None
     rows = []
     op = "minimax_losses" if args.minimax else "second_order" if args.second_order else "discriminator_loss"
-    extra = {"loss": args.loss, "dtype": args.dtype}
+    extra = {"loss": args.loss, "dtype": args.dtype, "threads": torch.get_num_threads()}
     gen = torch.Generator(device="cpu").manual_seed(0)
     for n in args.sizes:
         nr = n // 2
@@ -182,6 +182,7 @@ def main():
     p.add_argument("--sizes", type=int, nargs="+", default=SIZES)
     p.add_argument("--minimax", action="store_true", help="time both players' losses and gradients")
     p.add_argument("--second-order", action="store_true", help="time a Hessian-vector product (double backward)")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own)")
     args = p.parse_args()
     if args.minimax and args.second_order:
         p.error("--minimax and --second-order time different things: pass one")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 
@@ -26,7 +27,7 @@ import torch
 import pygan
 
 import _timing as timing
-from _timing import device_name, sync, time_ms
+from _timing import sync, time_ms
 
 SIGMA_PER_DIM = 1.0  # bandwidth sigma = sqrt(d): the median distance of the standard normals used
 
@@ -48,7 +49,7 @@ def _rss_bytes() -> int:
 
 
 def _measure(fn, device, out):
-    """Median ms and peak memory growth of fn(); on the CPU run where the RSS can be read."""
+    """Every call's ms and the peak memory growth of fn(); on the CPU run where the RSS can be read."""
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)
@@ -56,12 +57,13 @@ def _measure(fn, device, out):
         fn()
         sync(device)
         peak = torch.cuda.max_memory_allocated(device) - base
-        out.update(ms=time_ms(fn, device, min_reps=3, max_reps=20), peak_mb=peak / 2**20)
+        out.update(times=time_ms(fn, device, min_reps=3, max_reps=20, samples=True), peak_mb=peak / 2**20)
     else:
         base = _rss_bytes()
         fn()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-        out.update(ms=time_ms(fn, device, min_time=0.5, min_reps=3, max_reps=10), peak_mb=max(peak, 0) / 2**20)
+        out.update(times=time_ms(fn, device, min_time=0.5, min_reps=3, max_reps=10, samples=True),
+                   peak_mb=max(peak, 0) / 2**20)
 
 
 def _inputs(n, d, device):
@@ -131,18 +133,21 @@ def run(args):
                 if impl not in cases and (impl == "eager" or compiled):
                     results[impl] = {"error": f"not run: needs ~{need / 2**30:.0f} GiB"}
             for impl, r in results.items():
-                row = {"n": n, "d": d, "impl": impl, **r}
-                if "ms" in r:
-                    row["tflops"] = flop / (r["ms"] * 1e-3) / 1e12
-                    for base in ("eager", "compile"):
-                        if "ms" in results.get(base, {}) and impl == "pygan":
-                            row[f"vs_{base}"] = results[base]["ms"] / r["ms"]
-                    print(f"{n:>7} {d:>5} {impl:>9} {r['ms']:>10.2f} {r['peak_mb']:>9.1f} {row['tflops']:>8.3f} "
-                          f"{row.get('vs_eager', float('nan')):>9.2f} {row.get('vs_compile', float('nan')):>10.2f}", flush=True)
-                else:
+                if "times" not in r:
                     print(f"{n:>7} {d:>5} {impl:>9} {r['error']}", flush=True)
+                    rows.append({"op": "mmd2", "impl": impl, "size": n, "d": d, "error": r["error"]})
+                    continue
+                # A forced backend gets its own column: --backend cuda beside the default's rows.
+                name = f"pygan-{args.backend}" if impl == "pygan" and args.backend else impl
+                row = timing.row("mmd2", name, n, r["times"], device, r["peak_mb"], d=d)
+                row["tflops"] = flop / (row["ms_p50"] * 1e-3) / 1e12
                 rows.append(row)
-    return {"device": device_name(device), "rows": rows}
+                ratios = [statistics.median(results[b]["times"]) / row["ms_p50"]
+                          if impl == "pygan" and "times" in results.get(b, {}) else float("nan")
+                          for b in ("eager", "compile")]
+                print(f"{n:>7} {d:>5} {impl:>9} {row['ms_p50']:>10.2f} {r['peak_mb']:>9.1f} {row['tflops']:>8.3f} "
+                      f"{ratios[0]:>9.2f} {ratios[1]:>10.2f}", flush=True)
+    return {"rows": rows}
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ baseline is written the way public GAN repositories write it (``autograd.grad(cr
 ``gradients.norm(2, dim=1)``, ``((norm - 1) ** 2).mean() * 10``); pygan's step calls
 ``pygan.discriminator_loss`` and ``pygan.gradient_penalty`` (exact double backprop with the fused
 penalty head), on the same critic (``pygan``) and on the critic built from pygan.nn's fused
-bias + LeakyReLU layers, which save a 1-bit mask instead of each pre-activation (``pygan-fused``). ``torch.compile`` of the baseline is tried too (it has no double backward: the table
-says so). Memory is the peak allocated by the step on a GPU, and on the CPU the bytes of tensors
+bias + LeakyReLU layers, which save a 1-bit mask instead of each pre-activation (``pygan-fused``).
+``torch.compile`` of the baseline is tried too (it has no double backward: the output says so). The
+impls run in interleaved blocks; each one's least-disturbed block counts. Memory is the peak allocated by the step on a GPU, and on the CPU the bytes of tensors
 autograd saves for backward (the activations both graphs keep; counted once per storage).
 
     python benchmarks/penalties.py                         # CPU: MLP on 2-D data and DCGAN-64, batch 64 and 256
@@ -17,7 +18,6 @@ autograd saves for backward (the activations both graphs keep; counted once per 
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
@@ -25,7 +25,7 @@ import pygan
 from pygan import nn as pnn
 
 import _timing as timing
-from _timing import device_name, format_table, sync, time_ms
+from _timing import format_table, sync
 
 
 def mlp_critic(fused: bool = False) -> nn.Module:
@@ -113,31 +113,26 @@ def run(args):
                      "pygan-fused": timed(pygan_step, D_fused)}
             if not args.no_compile:
                 impls["compile"] = timed(torch.compile(baseline_step))
-            timings, memory = {}, {}
-            for name, go in impls.items():
-                try:
-                    timings[name] = time_ms(go, device, min_time=args.min_time, min_reps=args.reps)
-                    memory[name] = peak_mb(go, device)
-                except Exception as e:  # torch.compile without double backward: say so in the table
-                    print(f"{model} batch {batch}: {name} failed: {type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:120]}")
-            for name, ms in timings.items():
-                rows.append({"model": model, "batch": batch, "impl": name, "ms": ms,
-                             "MB": memory[name], "vs_base": timings["baseline"] / ms,
-                             "mem_ratio": memory[name] / memory["baseline"]})
-            print(format_table([r for r in rows if r["model"] == model and r["batch"] == batch], first,
-                               cols=("model", "batch", "impl", "ms", "MB", "vs_base", "mem_ratio")),
+            # Interleaved blocks: a burst of load on the shared machine lands on every impl alike.
+            timings = timing.interleaved(impls, device, blocks=args.blocks, reps=args.reps, min_time=args.min_time)
+            memory = {name: peak_mb(impls[name], device) for name in timings}
+            shown = []
+            for name, times in timings.items():
+                rows.append(timing.row("wgan-gp critic step", name, batch, times, device, memory[name], model=model))
+                ms, base = rows[-1]["ms_min"], min(timings["baseline"])
+                shown.append({"model": model, "batch": batch, "impl": name, "ms": ms, "MB": memory[name],
+                              "vs_base": base / ms, "mem_ratio": memory[name] / memory["baseline"]})
+            print(format_table(shown, first, cols=("model", "batch", "impl", "ms", "MB", "vs_base", "mem_ratio")),
                   flush=True)
             first = False
-    return {"device": device_name(device), "torch": torch.__version__, "rows": rows}
+    return {"rows": rows}
 
 
 def main():
-    p = timing.parser(__doc__)
+    p = timing.parser(__doc__, interleaved=(5, 2, None))
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--batches", type=int, nargs="+", default=[64, 256])
-    p.add_argument("--reps", type=int, default=5, help="at least this many timed steps")
-    p.add_argument("--min-time", type=float, default=1.0, help="time each variant at least this long (s)")
+    p.add_argument("--min-time", type=float, default=0.0, help="run the interleaved blocks at least this long (s)")
     args = p.parse_args()
     timing.main(args, "penalties benchmark (WGAN-GP critic step)", run)
 

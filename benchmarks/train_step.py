@@ -2,9 +2,9 @@
 
 Three cases:
 
-- ``demo``: the README's demo run (``python -m pygan train --data ring``): MLP width 128, batch
-  512, non-saturating GAN loss with R1 (weight 0.1) on every D step, EMA of G (0.995), Adam 1e-3
-  (0.5, 0.999). Its eager loop takes R1 from the loss's own forward of the real batch
+- ``demo``: the README's demo run (``python -m pygan train --data ring``, its settings read from
+  the command line's defaults): MLP width 128, batch 512, non-saturating GAN loss with R1 (weight
+  0.1) on every D step, EMA of G (0.999), Adam 1e-3 (0.5, 0.999). Its eager loop takes R1 from the loss's own forward of the real batch
   (``autograd.grad(create_graph=True)``) and updates the EMA in a Python loop over the parameters.
 - ``ring``: the ring of 8 Gaussians, MLP generator and discriminator (3 hidden layers of 256),
   batch 512, non-saturating GAN loss, n_critic 1.
@@ -34,6 +34,9 @@ from torch import nn
 
 import pygan
 from pygan import models
+from pygan.cli import DEFAULTS
+
+DEMO = DEFAULTS["ring"]  # what `python -m pygan train --data ring` runs
 
 import _timing as timing
 from _timing import format_table
@@ -103,12 +106,13 @@ def eager_wgan_gp_step(g, d, opt_g, opt_d, latent, n_critic=5, weight=10.0):
 def case(name: str, device: torch.device, dcgan_batch: int):
     """(generator, pygan discriminator, plain discriminator, data, gan kwargs, eager step factory, batch)."""
     torch.manual_seed(0)
-    if name == "demo":
-        g, d = models.build("mlp", (2,), width=128)
-        plain = plain_mlp_discriminator(128)
-        real = pygan.data.ring(device=device).sample(512)
-        kw = dict(loss="gan", penalty=pygan.GradientPenalty("r1", weight=0.1), ema=0.995)
-        return g, d, plain, real, kw, functools.partial(eager_gan_step, r1_weight=0.1, ema_decay=0.995), 1
+    if name == "demo":  # the demo's settings, read from the command line's defaults
+        g, d = models.build("mlp", (2,), width=DEMO["width"], latent_dim=DEMO.get("latent_dim"))
+        plain = plain_mlp_discriminator(DEMO["width"])
+        real = pygan.data.ring(device=device).sample(DEMO["batch_size"])
+        gamma, decay = DEMO["penalty_weight"], DEMO["ema"]
+        kw = dict(loss=DEMO["loss"], penalty=pygan.GradientPenalty(DEMO["penalty"], weight=gamma), ema=decay)
+        return g, d, plain, real, kw, functools.partial(eager_gan_step, r1_weight=gamma, ema_decay=decay), 1
     if name == "ring":
         g, d = models.build("mlp", (2,), width=256)
         plain = plain_mlp_discriminator(256)
@@ -121,7 +125,7 @@ def case(name: str, device: torch.device, dcgan_batch: int):
 
 
 def adam(params, case_name, capturable=False):
-    lr, betas = {"dcgan64": (1e-4, (0.0, 0.9)), "demo": (1e-3, (0.5, 0.999))}.get(case_name, (2e-4, (0.5, 0.999)))
+    lr, betas = {"dcgan64": (1e-4, (0.0, 0.9)), "demo": (DEMO["lr"], (0.5, 0.999))}.get(case_name, (2e-4, (0.5, 0.999)))
     return torch.optim.Adam(params, lr=lr, betas=betas, capturable=capturable)
 
 

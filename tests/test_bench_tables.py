@@ -45,6 +45,8 @@ def test_overhead_table_pivots_impls_and_ratios(tmp_path):
     ("train_step.py", "train_step", ["--cases", "demo", "--no-compile", "--min-time", "0", "--blocks", "1",
                                      "--reps", "1", "--threads", "1"]),
     ("multi_tensor.py", "multi_tensor", ["--no-compile", "--blocks", "1", "--reps", "1"]),
+    ("penalties.py", "penalties", ["--models", "mlp", "--batches", "8", "--no-compile", "--blocks", "1", "--reps", "1"]),
+    ("mmd.py", "mmd", ["--sizes", "64", "--dims", "2", "--no-compile"]),
 ])
 def test_benchmarks_write_rows_the_tables_render(tmp_path, script, table, args):
     """Each benchmark that writes the row schema runs end to end at a tiny size, and its rows make
@@ -59,9 +61,19 @@ def test_benchmarks_write_rows_the_tables_render(tmp_path, script, table, args):
     data = json.loads(out.read_text())
     rows = data["rows"] if isinstance(data, dict) else data
     assert rows and all({"op", "impl", "size", "ms_min", "ms_p50", "device", "torch", "pygan"} <= set(r)
-                        for r in rows if r.get("ms") != "fails")
+                        for r in rows if r.get("ms") != "fails" and "error" not in r)
     table = _module().render(table, rows)
     assert table.count("\n|") >= 2 and "Measured on:" in table
+
+
+def test_memory_tables_add_each_impls_peak_mb():
+    """The penalty and MMD tables show each impl's peak memory beside its time and ratios."""
+    rows = [{**_row("mmd2", "eager", 1000, 25.0, d=2), "peak_mb": 28.0},
+            {**_row("mmd2", "pygan", 1000, 5.0, d=2), "peak_mb": 8.0},
+            {"op": "mmd2", "impl": "eager", "size": 10 ** 6, "d": 2, "error": "not run"}]
+    lines = _module().render("mmd", rows).splitlines()
+    assert lines[0] == "| d | size | eager ms | pygan ms | eager / pygan | eager MB | pygan MB |"
+    assert lines[2] == "| 2 | 1000 | 25 | 5 | 5.00x | 28 | 8 |" and len(lines) == 5
 
 
 def test_losses_benchmark_rows(tmp_path):

@@ -163,6 +163,14 @@ def test_zero_steps_lists_only_what_it_wrote_and_help_shows_the_defaults(tmp_pat
     assert _cli("--version", check=True).stdout.startswith("pygan ")
 
 
+@pytest.mark.parametrize("extra, latent", [([], 2), (["--latent-dim", "5"], 5), (["--model", "bigan"], None)])
+def test_a_data_sets_latent_size_is_its_own_models(tmp_path, extra, latent):
+    """The ring's G draws a 2-d latent (its data's dimension) unless --latent-dim says otherwise;
+    another model takes its own default."""
+    _cli("train", "--data", "ring", "--out", str(tmp_path), "--quiet", "--steps", "0", *extra, check=True)
+    assert json.loads((tmp_path / "metrics.json").read_text())["settings"]["latent_dim"] == latent
+
+
 def test_eval_prints_a_summary(tmp_path):
     _train(tmp_path, "--steps", "10")
     res = _cli("eval", "--run", str(tmp_path), "--samples", "300", "--permutations", "20", "--fdiv", "", check=True)
