@@ -67,8 +67,9 @@ DEFAULTS: dict[str, dict] = {
     # 96.7% and 96.6% with 64). A learning rate of 2e-3 lost a mode on one of two seeds.
     "ring": {**_TOY, "steps": 20000, "ema": 0.999, "latent_dim": 2},
     # The grid at 20,000 steps with a 2-d latent (README, "Results"): 8 of 10 seeds better (94-97%
-    # high quality), 2 worse (48%, 63%; D's logits went flat while G sat off the modes), no better on
-    # average than these settings at half the time.
+    # high quality), 2 worse (48%, 63%: G stalled a few std off some modes), no better on average
+    # than these settings at half the time; R1 at 0.03 rescued those two seeds and lost modes on two
+    # others.
     "grid": {**_TOY, "steps": 10000, "ema": 0.999},
     "swiss_roll": _TOY,
     "mixture_1d": _TOY,

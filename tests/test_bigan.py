@@ -295,7 +295,7 @@ def test_latent_recovery_and_reconstruction_error_formulas():
 
 
 def test_probes_agree_with_scikit_learn():
-    sklearn = pytest.importorskip("sklearn")
+    pytest.importorskip("sklearn")
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.preprocessing import StandardScaler

@@ -96,7 +96,7 @@ def test_bigan_on_digits_writes_reconstructions_and_feature_probes(tmp_path):
 
 
 def test_bigan_on_a_toy_draws_reconstructions_as_points(tmp_path):
-    res = _train(tmp_path, "--model", "bigan", "--steps", "10", "--latent-dim", "2")
+    _train(tmp_path, "--model", "bigan", "--steps", "10", "--latent-dim", "2")
     assert (tmp_path / "reconstructions.png").is_file()
     inference = json.loads((tmp_path / "metrics.json").read_text())["inference"]
     assert "features" not in inference and "reconstruction" in inference
