@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 
@@ -132,20 +131,24 @@ def run(args):
             for impl in ("eager", "compile"):
                 if impl not in cases and (impl == "eager" or compiled):
                     results[impl] = {"error": f"not run: needs ~{need / 2**30:.0f} GiB"}
+            # Rows first (pygan's ratios need the baselines measured after it), then the printout.
+            made = {}
             for impl, r in results.items():
                 if "times" not in r:
-                    print(f"{n:>7} {d:>5} {impl:>9} {r['error']}", flush=True)
-                    rows.append({"op": "mmd2", "impl": impl, "size": n, "d": d, "error": r["error"]})
+                    made[impl] = {"op": "mmd2", "impl": impl, "size": n, "d": d, "error": r["error"]}
                     continue
                 # A forced backend gets its own column: --backend cuda beside the default's rows.
                 name = f"pygan-{args.backend}" if impl == "pygan" and args.backend else impl
-                row = timing.row("mmd2", name, n, r["times"], device, r["peak_mb"], d=d)
-                row["tflops"] = flop / (row["ms_p50"] * 1e-3) / 1e12
+                made[impl] = timing.row("mmd2", name, n, r["times"], device, r["peak_mb"], d=d)
+                made[impl]["tflops"] = flop / (made[impl]["ms_p50"] * 1e-3) / 1e12
+            for impl, row in made.items():
                 rows.append(row)
-                ratios = [statistics.median(results[b]["times"]) / row["ms_p50"]
-                          if impl == "pygan" and "times" in results.get(b, {}) else float("nan")
-                          for b in ("eager", "compile")]
-                print(f"{n:>7} {d:>5} {impl:>9} {row['ms_p50']:>10.2f} {r['peak_mb']:>9.1f} {row['tflops']:>8.3f} "
+                if "error" in row:
+                    print(f"{n:>7} {d:>5} {impl:>9} {row['error']}", flush=True)
+                    continue
+                ratios = [made[b]["ms_p50"] / row["ms_p50"] if impl == "pygan" and "ms_p50" in made.get(b, {})
+                          else float("nan") for b in ("eager", "compile")]
+                print(f"{n:>7} {d:>5} {impl:>9} {row['ms_p50']:>10.2f} {row['peak_mb']:>9.1f} {row['tflops']:>8.3f} "
                       f"{ratios[0]:>9.2f} {ratios[1]:>10.2f}", flush=True)
     return {"rows": rows}
 

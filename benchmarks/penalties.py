@@ -8,8 +8,9 @@ baseline is written the way public GAN repositories write it (``autograd.grad(cr
 penalty head), on the same critic (``pygan``) and on the critic built from pygan.nn's fused
 bias + LeakyReLU layers, which save a 1-bit mask instead of each pre-activation (``pygan-fused``).
 ``torch.compile`` of the baseline is tried too (it has no double backward: the output says so). The
-impls run in interleaved blocks; each one's least-disturbed block counts. Memory is the peak allocated by the step on a GPU, and on the CPU the bytes of tensors
-autograd saves for backward (the activations both graphs keep; counted once per storage).
+impls run in interleaved blocks; each one's least-disturbed block counts. Memory is the peak
+allocated by the step on a GPU, and on the CPU the bytes of tensors autograd saves for backward
+(the activations both graphs keep; counted once per storage).
 
     python benchmarks/penalties.py                         # CPU: MLP on 2-D data and DCGAN-64, batch 64 and 256
     python benchmarks/penalties.py --device cuda --json out.json
@@ -116,12 +117,13 @@ def run(args):
             # Interleaved blocks: a burst of load on the shared machine lands on every impl alike.
             timings = timing.interleaved(impls, device, blocks=args.blocks, reps=args.reps, min_time=args.min_time)
             memory = {name: peak_mb(impls[name], device) for name in timings}
-            shown = []
-            for name, times in timings.items():
-                rows.append(timing.row("wgan-gp critic step", name, batch, times, device, memory[name], model=model))
-                ms, base = rows[-1]["ms_min"], min(timings["baseline"])
-                shown.append({"model": model, "batch": batch, "impl": name, "ms": ms, "MB": memory[name],
-                              "vs_base": base / ms, "mem_ratio": memory[name] / memory["baseline"]})
+            made = {name: timing.row("wgan-gp critic step", name, batch, times, device, memory[name], model=model)
+                    for name, times in timings.items()}
+            rows += made.values()
+            base = made["baseline"]
+            shown = [{"model": model, "batch": batch, "impl": name, "ms": r["ms_min"], "MB": r["peak_mb"],
+                      "vs_base": base["ms_min"] / r["ms_min"], "mem_ratio": r["peak_mb"] / base["peak_mb"]}
+                     for name, r in made.items()]
             print(format_table(shown, first, cols=("model", "batch", "impl", "ms", "MB", "vs_base", "mem_ratio")),
                   flush=True)
             first = False

@@ -3,9 +3,10 @@
 Three cases:
 
 - ``demo``: the README's demo run (``python -m pygan train --data ring``, its settings read from
-  the command line's defaults): MLP width 128, batch 512, non-saturating GAN loss with R1 (weight
-  0.1) on every D step, EMA of G (0.999), Adam 1e-3 (0.5, 0.999). Its eager loop takes R1 from the loss's own forward of the real batch
-  (``autograd.grad(create_graph=True)``) and updates the EMA in a Python loop over the parameters.
+  the command line's defaults): MLP width 128, 2-d latent, batch 512, non-saturating GAN loss with
+  R1 (weight 0.1) on every D step, EMA of G (0.999), Adam 1e-3 (0.5, 0.999). Its eager loop takes
+  R1 from the loss's own forward of the real batch (``autograd.grad(create_graph=True)``) and
+  updates the EMA in a Python loop over the parameters.
 - ``ring``: the ring of 8 Gaussians, MLP generator and discriminator (3 hidden layers of 256),
   batch 512, non-saturating GAN loss, n_critic 1.
 - ``dcgan64``: DCGAN-64 generator and discriminator (no batch norm in the critic), batch 64,
@@ -35,11 +36,12 @@ from torch import nn
 import pygan
 from pygan import models
 from pygan.cli import DEFAULTS
-
-DEMO = DEFAULTS["ring"]  # what `python -m pygan train --data ring` runs
+from pygan.gan import adam_defaults
 
 import _timing as timing
 from _timing import format_table
+
+DEMO = DEFAULTS["ring"]  # what `python -m pygan train --data ring` runs
 
 
 def plain_mlp_discriminator(width: int) -> nn.Module:
@@ -125,7 +127,9 @@ def case(name: str, device: torch.device, dcgan_batch: int):
 
 
 def adam(params, case_name, capturable=False):
-    lr, betas = {"dcgan64": (1e-4, (0.0, 0.9)), "demo": (DEMO["lr"], (0.5, 0.999))}.get(case_name, (2e-4, (0.5, 0.999)))
+    # The demo's betas as the command line picks them for its loss and penalty.
+    demo = (DEMO["lr"], adam_defaults(DEMO["loss"], DEMO["penalty"])[1])
+    lr, betas = {"dcgan64": (1e-4, (0.0, 0.9)), "demo": demo}.get(case_name, (2e-4, (0.5, 0.999)))
     return torch.optim.Adam(params, lr=lr, betas=betas, capturable=capturable)
 
 

@@ -14,11 +14,11 @@ DOC=$(pwd)/docs/benchmarks.md
 rows=$(pwd)/runs/bench
 mkdir -p "$rows"
 
-# bench BLOCK TABLE SCRIPT ARGS...: one run of benchmarks/SCRIPT into BLOCK's rows; a block with
-# several runs (threads, models) calls it once per run before `render BLOCK TABLE`.
+# bench BLOCK SCRIPT ARGS...: one run of benchmarks/SCRIPT into BLOCK's rows; a block with several
+# runs (threads, models) calls it once per run before `render BLOCK TABLE`.
 bench() {
-  local block=$1 script=$3 n
-  shift 3
+  local block=$1 script=$2 n
+  shift 2
   n=$(ls "$rows" | grep -c "^$block\.[0-9]*\.json$" || true)
   echo "== $block: $script $*"
   (cd benchmarks && "$PY" "$script" --device cpu --json "$rows/$block.$n.json" "$@")
@@ -33,28 +33,28 @@ blocks=("$@")
 for block in "${blocks[@]}"; do
   rm -f "$rows/$block".*.json  # this run's rows only
   case "$block" in
-    losses) bench losses losses losses.py && render losses losses ;;
-    losses-minimax) bench losses-minimax losses losses.py --minimax --sizes 256 4096 65536 1048576 &&
+    losses) bench losses losses.py && render losses losses ;;
+    losses-minimax) bench losses-minimax losses.py --minimax --sizes 256 4096 65536 1048576 &&
                     render losses-minimax losses ;;
     losses-second-order)
       for t in 1 2; do
-        bench losses-second-order losses losses.py --second-order --threads $t --no-compile \
+        bench losses-second-order losses.py --second-order --threads $t --no-compile \
           --sizes 8 512 4096 65536 1048576
       done
       render losses-second-order losses ;;
-    overhead) bench overhead overhead overhead.py && render overhead overhead ;;
+    overhead) bench overhead overhead.py && render overhead overhead ;;
     penalties)  # DCGAN-64 at batch 256 takes minutes per step on a CPU: batch 64 only
-      bench penalties penalties penalties.py --no-compile --models mlp --batches 64 256
-      bench penalties penalties penalties.py --no-compile --models dcgan64 --batches 64 --blocks 3 --reps 1
+      bench penalties penalties.py --no-compile --models mlp --batches 64 256
+      bench penalties penalties.py --no-compile --models dcgan64 --batches 64 --blocks 3 --reps 1
       render penalties penalties ;;
     train_step)
       for t in 1 2; do
-        bench train_step train_step train_step.py --cases demo ring --no-compile --threads $t
+        bench train_step train_step.py --cases demo ring --no-compile --threads $t
       done
       render train_step train_step ;;
-    multi_tensor) bench multi_tensor multi_tensor multi_tensor.py --no-compile --blocks 9 &&
+    multi_tensor) bench multi_tensor multi_tensor.py --no-compile --blocks 9 &&
                   render multi_tensor multi_tensor ;;
-    mmd) bench mmd mmd mmd.py && render mmd mmd ;;
+    mmd) bench mmd mmd.py && render mmd mmd ;;
     *) echo "unknown block $block" >&2; exit 2 ;;
   esac
 done

@@ -3,9 +3,9 @@
 Rows follow benchmarks/_timing.py's schema (op, impl, size, ms_min / ms_p50 / ms_p90, peak_mb,
 device, torch, pygan, and extras such as loss or threads). A table pivots them: one line per
 (op, extras, size), one column per impl, the ratios the table names and, for the tables that
-measure memory, each impl's peak MB. ``--update`` replaces the
-block between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->`` in a markdown file (NAME
-is the table's, or ``--block``'s), so the numbers in the docs are the ones the script measured.
+measure memory, each impl's peak MB. ``--update`` replaces the block between
+``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->`` in a markdown file (NAME is the
+table's, or ``--block``'s), so the numbers in the docs are the ones the script measured.
 
     python benchmarks/overhead.py --json /tmp/overhead.json
     python scripts/bench_tables.py overhead /tmp/overhead.json                  # print the table
