@@ -18,6 +18,7 @@ from .ema import EMA
 from .gan import GAN, Normal, TrainingDiverged, Uniform
 from .objective import Term
 from .penalties import GradientPenalty, clip_weights_, gradient_penalty
+from .schedule import Anneal
 from .losses import (
     LOSS_NAMES,
     DiscriminatorLoss,
@@ -33,7 +34,7 @@ from .losses import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "BiGAN", "CycleGAN", "EMA", "augment", "checkpoint", "evaluate", "GAN", "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss",
+    "Anneal", "BiGAN", "CycleGAN", "EMA", "augment", "checkpoint", "evaluate", "GAN", "LOSS_NAMES", "DiscriminatorLoss", "DivergenceEstimate", "GeneratorLoss",
     "GradientPenalty", "Normal", "Term", "TrainingDiverged", "Uniform", "available_backends", "clip_weights_", "data",
     "discriminator_loss", "divergence_estimate", "divergences", "generator_loss", "gradient_penalty",
     "joint_generator_loss", "losses", "metrics", "minimax_losses", "models", "objective", "penalties",

@@ -49,6 +49,7 @@ from .gan import GAN, adam_defaults
 from .losses import LOSS_NAMES
 from .penalties import KINDS as PENALTY_KINDS
 from .penalties import GradientPenalty
+from .schedule import Anneal
 from .augment import OPERATIONS, AdaptiveAugment, DiffAugment, parse_policy
 
 CYCLEGAN_STEPS = 3000
@@ -103,9 +104,10 @@ SAMPLES_SHOWN = 2000
 CLASS_ROW = 10  # samples per class in a conditional GAN's picture
 # Options that define a run: on --resume they come from the checkpoint, and a different value is an
 # error (--steps, the logging options, --device and --quiet may change).
-RUN_OPTIONS = ("model", "width", "latent_dim", "loss", "alpha", "penalty", "penalty_weight", "lazy", "augment",
+RUN_OPTIONS = ("model", "width", "latent_dim", "loss", "alpha", "penalty", "penalty_weight", "penalty_weight_end",
+               "lazy", "augment",
                "ada", "clip", "conditional",
-               "batch_size", "n_critic", "lr", "betas", "saturating", "fused", "capture", "amp", "ema",
+               "batch_size", "n_critic", "lr", "lr_end", "betas", "saturating", "fused", "capture", "amp", "ema",
                "backend", "seed")
 
 
@@ -201,6 +203,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(r1+r2, as R3GAN), or none")
     t.add_argument("--penalty-weight", type=NON_NEGATIVE,
                    help="the weight of each penalty (lambda, or gamma for r1/r2)")
+    t.add_argument("--penalty-weight-end", type=NON_NEGATIVE, metavar="WEIGHT",
+                   help="anneal the penalty weight along a cosine to WEIGHT at the last step")
     t.add_argument("--lazy", type=POSITIVE_INT, help="apply the penalties every LAZY D steps (default 1)")
     t.add_argument("--augment", type=_augment_policy, metavar="OPS",
                    help="differentiable augmentation of every batch D sees, image data only: operations of "
@@ -216,6 +220,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=POSITIVE_INT, help="samples per D step")
     t.add_argument("--n-critic", type=POSITIVE_INT, help="D steps per G step (default 1)")
     t.add_argument("--lr", type=POSITIVE, help="Adam learning rate of both players")
+    t.add_argument("--lr-end", type=POSITIVE, metavar="LR",
+                   help="anneal both learning rates along a cosine to LR at the last step")
     t.add_argument("--betas", type=_number(float, 0, high=1), nargs=2,
                    help="Adam betas (default 0.5 0.999; 0 0.9 for wasserstein)")
     t.add_argument("--conditional", action="store_true", default=None,
@@ -279,20 +285,22 @@ def _is_bigan(model: str) -> bool:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    s = {"latent_dim": None, **DEFAULTS[args.data]}
+    s = {"latent_dim": None, "penalty_weight_end": None, "lr_end": None, **DEFAULTS[args.data]}
     model = args.model or s["model"]
     if model != s["model"]:
         s["latent_dim"] = None  # the data set's latent size is its own model's
         if model.endswith(("dcgan", "resnet")):
             s["width"] = None  # the data set's width is another model's; conv channels default to the model's own
     s.update(BIGAN_DEFAULTS.get((args.data, model), {}))
-    for key in ("model", "width", "latent_dim", "loss", "penalty", "penalty_weight", "batch_size", "steps", "lr",
-                "ema"):
+    for key in ("model", "width", "latent_dim", "loss", "penalty", "penalty_weight", "penalty_weight_end",
+                "batch_size", "steps", "lr", "lr_end", "ema"):
         value = getattr(args, key)
         if value is not None:
             s[key] = value
     if args.penalty is not None and args.penalty_weight is None and args.penalty != DEFAULTS[args.data]["penalty"]:
         s["penalty_weight"] = None  # the new kind's own default weight
+        if args.penalty_weight_end is None:
+            s["penalty_weight_end"] = None  # and no annealing tuned for another kind
     if args.betas:
         s["betas"] = list(args.betas)
     elif "betas" in s and args.loss is None and args.penalty is None:
@@ -439,12 +447,18 @@ def train(args: argparse.Namespace) -> dict:
         if s["conditional"] and (bigan or sampler.num_classes is None):
             raise UsageError("--conditional trains on labelled data with a GAN: " + (
                 "BiGAN is not class-conditional" if bigan else f"{args.data} has no labels (digits has)"))
+        if s["penalty_weight_end"] is not None and penalty is None:
+            raise UsageError(f"--penalty-weight-end anneals the gradient penalty, and this run has none "
+                             f"(--penalty {s['penalty']}): leave it out, or choose a --penalty")
         opt = lambda ps: torch.optim.Adam(ps, lr=s["lr"], betas=tuple(s["betas"]), capturable=s["capture"])  # noqa: E731
+        anneal = None
+        if s["lr_end"] is not None or s["penalty_weight_end"] is not None:  # over the run's length
+            anneal = Anneal(max(s["steps"], 1), lr=s["lr_end"], penalty_weight=s["penalty_weight_end"])
         params = {"alpha": s["alpha"]} if s["alpha"] is not None else {}
         gan = _build(s, args, sampler, device, loss=s["loss"], penalty=penalty, n_critic=s["n_critic"],
                      g_optimizer=opt, d_optimizer=opt, fused=s["fused"], capture=s["capture"], amp=s["amp"],
                      ema=s["ema"] or None, saturating=s["saturating"], clip=s["clip"], seed=s["seed"],
-                     backend=s["backend"], augment=augment, **params)
+                     backend=s["backend"], augment=augment, anneal=anneal, **params)
     gan.extra["cli"] = {"data": args.data, "settings": s}  # what --resume continues with
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

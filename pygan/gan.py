@@ -91,7 +91,7 @@ from .ema import EMA
 from .objective import Objective, Term
 from .penalties import GradientPenalty, _unwrap, clip_weights_
 from .players import Player
-from .schedule import Schedule
+from .schedule import Anneal, Schedule
 from ._validate import class_labels, number, positive_int
 from ._validate import num_classes as num_classes_arg
 
@@ -180,6 +180,8 @@ class GAN:
             ``num_classes`` attribute, else unconditional).
         terms: extra terms of either player's loss (:class:`pygan.objective.Term`), e.g. ProGAN's
             drift penalty on D; each one's value is a statistic under its name.
+        anneal: a :class:`pygan.Anneal` that moves both players' learning rates and the penalty
+            weights along a cosine to its end values, applied before each step (not with capture).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *, loss: str = "gan",
@@ -191,7 +193,8 @@ class GAN:
                  clip: Optional[float] = None, seed: Optional[int] = None,
                  distributed: Optional[bool] = None, backend: Optional[str] = None,
                  augment: Optional[Callable[[Tensor], Tensor]] = None, num_classes: Optional[int] = None,
-                 terms: Optional[Sequence[Term]] = None, **loss_params: float) -> None:
+                 terms: Optional[Sequence[Term]] = None, anneal: Optional[Anneal] = None,
+                 **loss_params: float) -> None:
         for name, m in (("generator", generator), ("discriminator", discriminator)):
             if not isinstance(m, nn.Module):
                 raise TypeError(f"{name} must be a torch.nn.Module, got {type(m).__name__}")
@@ -255,6 +258,15 @@ class GAN:
                       capture=self.capture, backend=backend)
         self.g = Player("generator", generator, g_optimizer, option="g_optimizer", ema=ema, **common)
         self.d = Player("discriminator", discriminator, d_optimizer, option="d_optimizer", **common)
+        if anneal is not None:
+            if not isinstance(anneal, Anneal):
+                raise TypeError(f"anneal must be a pygan.Anneal, got {type(anneal).__name__}")
+            if self.capture:  # a graph replays the floats it was recorded with
+                raise ValueError("anneal: capture=True replays the learning rates and penalty weights the CUDA "
+                                 "graph was recorded with, so they cannot anneal; leave capture=False")
+            anneal.check_penalties(self.penalties)
+            anneal.prepare((self.g_optimizer, self.d_optimizer))
+        self.anneal = anneal
         self._z_dtype = next((p.dtype for p in self.generator.parameters() if p.is_floating_point()), torch.float32)
 
         if seed is None:
@@ -278,6 +290,8 @@ class GAN:
             options.append(f"ema={self.ema.decay:g}")
         if self.augment is not None:
             options.append(f"augment={self.augment!r}".replace("\n", ""))
+        if self.anneal is not None:
+            options.append(f"anneal={self.anneal!r}")
         g, d = type(self.generator).__name__, type(self.discriminator).__name__
         prior = "" if self.prior is None else f"prior={self.prior!r}, "
         return f"{type(self).__name__}({g}, {d}, {', '.join(options)}, {prior}device={self.device}, steps={self.steps})"
@@ -630,6 +644,8 @@ class GAN:
         ``n_critic`` tensors; ``labels`` (a conditional GAN's) likewise. Returns the statistics of
         the last D step and of the G step."""
         batches = self.schedule.split(real, labels, self._check_real, self._check_labels, self.num_classes is not None)
+        if self.anneal is not None:
+            self.anneal.apply(self.steps, (self.g_optimizer, self.d_optimizer), self.penalties)
         stats = self._captured_step(batches) if self.capture else self._step(batches)
         self.steps += 1
         return stats
@@ -799,6 +815,7 @@ class GAN:
                 "ema": None if self.ema is None else {"decay": self.ema.decay, "rampup": self.ema.rampup},
                 "prior": _prior_spec(self.prior), "augment": _augment_spec(self.augment),
                 "num_classes": self.num_classes,
+                "anneal": None if self.anneal is None else self.anneal.as_dict(),
                 "terms": _ckpt.pack(list(self.objective.terms)) if self.objective.terms else None,
                 "optimizers": {n: _optimizer_spec(o) for n, o in
                                (("g_optimizer", self.g_optimizer), ("d_optimizer", self.d_optimizer))}}
@@ -857,6 +874,7 @@ class GAN:
                       amp=cfg["amp"], saturating=cfg["saturating"], clip=cfg["clip"], backend=cfg["backend"],
                       penalty=[GradientPenalty(backend=cfg["backend"], **p) for p in pens] or None,
                       num_classes=cfg.get("num_classes"),
+                      anneal=None if cfg.get("anneal") is None else Anneal(**cfg["anneal"]),
                       ema=None if cfg["ema"] is None else cfg["ema"]["decay"], seed=state["seed"], **cfg["loss_params"])
         if "prior" not in overrides:
             kwargs["prior"] = _prior_from_spec(cfg["prior"], path, trusted)

@@ -381,7 +381,9 @@ class GradientPenalty(nn.Module):
 
     :class:`pygan.GAN` takes a list of them (``penalty=[GradientPenalty("r1", weight=g),
     GradientPenalty("r2", weight=g)]``) and sums them into D's loss; those on ``real`` or ``fake``
-    take their gradient from the loss's own forward of that batch (:meth:`from_outputs`)."""
+    take their gradient from the loss's own forward of that batch (:meth:`from_outputs`).
+    ``scale`` multiplies ``weight`` in every call (1 unless a GAN's :class:`pygan.Anneal` sets it),
+    so ``weight`` stays the weight it was built with."""
 
     def __init__(self, kind: str = "wgan-gp", *, weight: float = 10.0, center: float = 1.0,
                  lazy: int = 1, spread: float = 0.5, target: Optional[str] = None,
@@ -393,6 +395,7 @@ class GradientPenalty(nn.Module):
         self.center = number("center", center)
         self.lazy, self.spread, self.backend = _check_lazy(lazy), spread, backend
         self.calls = 0
+        self.scale = 1.0
         self.last_norms: Optional[Tensor] = None
 
     @property
@@ -413,7 +416,7 @@ class GradientPenalty(nn.Module):
                 fake: Optional[Tensor] = None, *, scaler=None,
                 generator: Optional[torch.Generator] = None) -> Tensor:
         penalty, norms = gradient_penalty(
-            discriminator, real, fake if self.needs_fake else None, kind=self.kind, weight=self.weight,
+            discriminator, real, fake if self.needs_fake else None, kind=self.kind, weight=self.weight * self.scale,
             center=self.center, lazy=self.lazy, step=self.calls, scaler=scaler, spread=self.spread,
             generator=generator, return_norms=True, target=self.target, backend=self.backend)
         return self._counted(penalty, norms)
@@ -437,7 +440,7 @@ class GradientPenalty(nn.Module):
         if not self.due:
             raise RuntimeError(f"from_outputs on a lazy step that skips the penalty (call {self.calls} of "
                                f"lazy={self.lazy}): check .due first")
-        penalty, norms = _due_penalty(outputs, inputs, self.kind, self.weight, self.center, self.lazy,
+        penalty, norms = _due_penalty(outputs, inputs, self.kind, self.weight * self.scale, self.center, self.lazy,
                                       scaler, True, "mean", self.backend)
         return self._counted(penalty, norms)
 

@@ -62,7 +62,7 @@ def save_samples(samples: Tensor, path: Union[str, os.PathLike], *, real: Option
             c = centers.detach().float().cpu()
             ax.scatter(c[:, 0], c[:, 1], s=60, marker="x", c="tab:red", label="modes")
         ax.set_aspect("equal")
-        ax.legend(loc="upper right", fontsize=7, markerscale=3)
+        _legend_below(ax)
     elif samples.dim() == 2 and samples.shape[1] == 1:
         bins = 100
         if real is not None:
@@ -73,6 +73,13 @@ def save_samples(samples: Tensor, path: Union[str, os.PathLike], *, real: Option
         plt.close(fig)
         raise ValueError(f"cannot draw samples of shape {tuple(samples.shape)}: need (n, 1), (n, 2) or (n, C, H, W)")
     _finish(plt, fig, ax, path, title)
+
+
+def _legend_below(ax) -> None:
+    """A scatter's legend under the axes, where it cannot hide points (a grid's corner mode)."""
+    legend = ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.05), ncol=3, fontsize=7, frameon=False)
+    for handle in getattr(legend, "legend_handles", None) or legend.legendHandles:
+        handle.set_sizes([20])  # the tiny sample dots and the large mode crosses, alike in the key
 
 
 def _show_grid(ax, images: Tensor, nrow: Optional[int] = None) -> None:
@@ -108,7 +115,7 @@ def save_reconstructions(x: Tensor, x_hat: Tensor, path: Union[str, os.PathLike]
         ax.scatter(x[:n, 0], x[:n, 1], s=4, c="tab:blue", label="x")
         ax.scatter(x_hat[:n, 0], x_hat[:n, 1], s=4, c="tab:orange", label="G(E(x))")
         ax.set_aspect("equal")
-        ax.legend(loc="upper right", fontsize=7, markerscale=3)
+        _legend_below(ax)
     else:
         plt.close(fig)
         raise ValueError(f"cannot draw reconstructions of shape {tuple(x.shape)}: need (n, 2) or (n, C, H, W)")

@@ -1,20 +1,27 @@
-"""When each player steps within one training iteration.
+"""When each player steps within one training iteration, and how its hyperparameters move over training.
 
 :class:`Schedule` turns ``n_critic`` and ``fused`` into the phases of a step: ``n_critic`` D steps,
 each on its own batch, then one G step; with ``fused`` the last D step and the G step are one
 simultaneous update (``"dg"``). Lazy penalties keep their own phase (:meth:`pygan.objective.Objective.pattern`),
 which a captured CUDA graph is keyed by.
+
+:class:`Anneal` moves the learning rates and the penalty weights along half a cosine over training,
+from the values they were built with to given end values (R3GAN anneals both): a strong penalty
+early keeps D smooth while G spreads over the modes, a weak one late lets D resolve them finely.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
+import torch
 from torch import Tensor
 
-from ._validate import positive_int
+from ._validate import number, positive_int
 
-__all__ = ["Schedule"]
+__all__ = ["Anneal", "Schedule"]
 
 Batch = tuple[Tensor, Optional[Tensor]]  # (samples, labels or None)
 
@@ -64,3 +71,79 @@ class Schedule:
 
     def __repr__(self) -> str:
         return f"Schedule(n_critic={self.n_critic}, fused={self.fused})"
+
+
+@dataclass(frozen=True)
+class Anneal:
+    r"""Cosine annealing over the first ``steps`` training steps. At step :math:`t` a value that
+    starts at :math:`v_0` and ends at :math:`v_1` is
+
+    .. math:: v(t) = v_1 + (v_0 - v_1)\,\tfrac12\bigl(1 + \cos(\pi \min(t, T) / T)\bigr),
+              \quad T = \text{steps},
+
+    so it leaves :math:`v_0` with zero slope and stays at :math:`v_1` after step :math:`T`.
+
+    Args:
+        steps: the annealing horizon :math:`T` (usually the run's length).
+        lr: the end learning rate of every parameter group of both optimizers (each starts from
+            its own ``initial_lr``, the lr it had when the GAN was built); None keeps them.
+        penalty_weight: the end weight of every gradient penalty (each starts from its own
+            ``weight``); None keeps them.
+
+    :class:`pygan.GAN` applies it before each step (``GAN(..., anneal=Anneal(20_000,
+    penalty_weight=0.01))``) and checkpoints keep it, so a resumed run anneals on from its step.
+    """
+
+    steps: int
+    lr: Optional[float] = None
+    penalty_weight: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        positive_int("Anneal steps", self.steps, "the annealing horizon")
+        if self.lr is not None:
+            object.__setattr__(self, "lr", number("Anneal lr", self.lr, positive=True))
+        if self.penalty_weight is not None:
+            object.__setattr__(self, "penalty_weight", number(
+                "Anneal penalty_weight", self.penalty_weight, nonnegative=True, why="a penalty is added to the loss"))
+        if self.lr is None and self.penalty_weight is None:
+            raise ValueError("Anneal needs lr or penalty_weight (an end value to anneal to)")
+
+    def progress(self, step: int) -> float:
+        r"""The cosine factor :math:`\tfrac12(1 + \cos(\pi \min(t, T) / T))`: 1 at step 0, 0 from step T on."""
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, self.steps) / self.steps))
+
+    def value(self, start: float, end: float, step: int) -> float:
+        """:math:`v(t)` from ``start`` to ``end``."""
+        return end + (start - end) * self.progress(step)
+
+    def prepare(self, optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        """Records each parameter group's starting lr as ``initial_lr`` (where it has none yet, as
+        torch's lr schedulers do); optimizer checkpoints keep it."""
+        for opt in optimizers:
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+
+    def apply(self, step: int, optimizers: Sequence[torch.optim.Optimizer], penalties: Sequence) -> None:
+        """Sets the learning rates and penalty scales of training step ``step`` (counted from 0)."""
+        if self.lr is not None:
+            for opt in optimizers:
+                for group in opt.param_groups:
+                    group["lr"] = self.value(group["initial_lr"], self.lr, step)
+        if self.penalty_weight is not None:
+            for p in penalties:  # nonzero weights (check_penalties)
+                p.scale = self.value(p.weight, self.penalty_weight, step) / p.weight
+
+    def check_penalties(self, penalties: Sequence) -> None:
+        """A ValueError when ``penalty_weight`` has no penalty of nonzero weight to anneal."""
+        if self.penalty_weight is None:
+            return
+        if not penalties:
+            raise ValueError("anneal: Anneal(penalty_weight=...) anneals the gradient penalties, and this GAN has "
+                             "none: pass penalty=, or leave penalty_weight out")
+        zero = [p.name for p in penalties if p.weight == 0]
+        if zero:
+            raise ValueError(f"anneal: the penalty {', '.join(zero)} has weight 0, which cannot anneal to "
+                             f"{self.penalty_weight:g}: give it its starting weight")
+
+    def as_dict(self) -> dict:
+        return {"steps": self.steps, "lr": self.lr, "penalty_weight": self.penalty_weight}

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 pytest.importorskip("matplotlib")
 
@@ -151,6 +152,20 @@ def test_a_used_out_needs_resume_or_overwrite_and_resume_keeps_the_runs_options(
     _cli("train", *base, "--steps", "10", "--overwrite", check=True)
     steps = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert steps == [10]
+
+
+def test_annealing_options_define_the_run(tmp_path):
+    base = ["--data", "ring", "--out", str(tmp_path), "--quiet", "--width", "16", "--log-every", "10"]
+    _cli("train", *base, "--steps", "10", "--penalty-weight-end", "0.01", "--lr-end", "1e-4", check=True)
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["settings"]["penalty_weight_end"] == 0.01 and m["settings"]["lr_end"] == 1e-4
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ckpt["config"]["anneal"] == {"steps": 10, "lr": 1e-4, "penalty_weight": 0.01}
+    res = _cli("train", *base, "--steps", "20", "--resume", "--lr-end", "1e-5")
+    assert res.returncode == 2 and "--lr-end 1e-05 (the run has 0.0001)" in res.stderr
+    res = _cli("train", *base, "--steps", "10", "--overwrite", "--penalty", "none", "--penalty-weight-end", "0.1")
+    assert res.returncode == 2 and "--penalty-weight-end anneals the gradient penalty" in res.stderr
+    assert "Traceback" not in res.stderr
 
 
 def test_zero_steps_lists_only_what_it_wrote_and_help_shows_the_defaults(tmp_path):

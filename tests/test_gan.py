@@ -665,6 +665,65 @@ def test_fit_logs_checkpoints_draws_and_resumes_exactly(tmp_path):
     assert (tmp_path / "b" / "checkpoint.pt").is_file()
 
 
+def _cosine(start, end, step, horizon):
+    return end + (start - end) * (1 + math.cos(math.pi * min(step, horizon) / horizon)) / 2
+
+
+def test_anneal_steps_with_the_cosines_learning_rate_and_penalty_weight():
+    """An annealed GAN's steps equal steps of a GAN whose lr and R1 weight are set by hand to the
+    cosine's values, through the horizon and past it (where they hold)."""
+    horizon, lr_end, w0, w_end = 4, 0.01, 2.0, 0.25
+    annealed = _gan(*_pair(), penalty=pygan.GradientPenalty("r1", weight=w0),
+                    anneal=pygan.Anneal(horizon, lr=lr_end, penalty_weight=w_end))
+    by_hand = _gan(*_pair(), penalty=pygan.GradientPenalty("r1", weight=w0))
+    for step in range(horizon + 2):
+        for opt in (by_hand.g_optimizer, by_hand.d_optimizer):
+            opt.param_groups[0]["lr"] = _cosine(LR, lr_end, step, horizon)
+        by_hand.penalty.weight = _cosine(w0, w_end, step, horizon)
+        real = _real(seed=step)
+        a, b = annealed.step(real), by_hand.step(real)
+        assert torch.allclose(a["penalty"], b["penalty"], rtol=1e-13, atol=0), step
+        _assert_params(annealed.discriminator, by_hand.discriminator, what=f"D at step {step}")
+        _assert_params(annealed.generator, by_hand.generator, what=f"G at step {step}")
+    assert annealed.g_optimizer.param_groups[0]["lr"] == pytest.approx(lr_end, rel=1e-15)
+    assert annealed.penalty.weight == w0  # the weight it was built with; the anneal scales it
+    assert "anneal=Anneal(steps=4, lr=0.01, penalty_weight=0.25)" in repr(annealed)
+
+
+def test_an_annealed_run_resumes_exactly_from_a_checkpoint(tmp_path):
+    def fresh():
+        g, d = _pair(dtype=torch.float32, hidden=16)
+        return pygan.GAN(g, d, penalty="r1+r2", seed=4, anneal=pygan.Anneal(6, lr=1e-5, penalty_weight=0.5))
+
+    straight = fresh()
+    straight.fit("ring", 8, batch_size=16, progress=False)
+    part = fresh()
+    part.fit("ring", 3, batch_size=16, out=tmp_path, progress=False)
+    resumed = pygan.GAN.load(tmp_path / "checkpoint.pt", resume=True)
+    assert resumed.anneal == part.anneal and resumed.d_optimizer.param_groups[0]["initial_lr"] == 2e-4
+    resumed.fit("ring", 8, batch_size=16, progress=False)
+    _assert_params(straight.generator, resumed.generator, tol=0, what="G after resume")
+    _assert_params(straight.discriminator, resumed.discriminator, tol=0, what="D after resume")
+
+
+def test_anneal_errors_name_what_is_wrong():
+    with pytest.raises(ValueError, match="Anneal steps .* must be a positive int, got 0"):
+        pygan.Anneal(0, lr=1e-4)
+    with pytest.raises(ValueError, match="needs lr or penalty_weight"):
+        pygan.Anneal(10)
+    with pytest.raises(ValueError, match="Anneal lr must be positive"):
+        pygan.Anneal(10, lr=0.0)
+    with pytest.raises(ValueError, match="Anneal penalty_weight must be non-negative"):
+        pygan.Anneal(10, penalty_weight=-1.0)
+    with pytest.raises(TypeError, match="anneal must be a pygan.Anneal, got str"):
+        _gan(*_pair(), anneal="cosine")
+    with pytest.raises(ValueError, match="anneals the gradient penalties, and this GAN has none"):
+        _gan(*_pair(), anneal=pygan.Anneal(10, penalty_weight=0.1))
+    with pytest.raises(ValueError, match="r1 has weight 0"):
+        _gan(*_pair(), penalty=pygan.GradientPenalty("r1", weight=0.0), anneal=pygan.Anneal(10, penalty_weight=0.1))
+    _gan(*_pair(), anneal=pygan.Anneal(10, lr=1e-3))  # a learning rate alone needs no penalty
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input
 # ---------------------------------------------------------------------------------------------
