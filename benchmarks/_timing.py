@@ -84,10 +84,23 @@ def row(op: str, impl: str, size, times_ms, device, peak_mb=None, **extra) -> di
             "torch": torch.__version__, "pygan": pygan.__version__}
 
 
+def cpu_name() -> str:
+    """The CPU's model as the kernel reports it (Linux), else what ``platform`` knows (often only
+    the architecture)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name(device):
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"
 
 
 def format_table(rows, header, cols=("size", "impl", "ms", "GB/s", "vs_eager", "vs_compile", "of_copy_bw")):

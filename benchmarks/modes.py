@@ -7,7 +7,7 @@ Each seed is one ``python -m pygan train --data NAME --seed S`` run into runs/mo
 metrics.json holds the scores). pygan's ring (radius 2, std 0.02) is PacGAN's (radius 1, std 0.01)
 scaled by 2, so the ratios compare; the grid (spacing 2, std 0.05) is PacGAN's exactly.
 
-    python benchmarks/modes.py                      # 10 seeds of ring and grid: about 20 minutes on 2 cores
+    python benchmarks/modes.py                      # 10 seeds of ring and grid: about 45 minutes on 2 cores
     python benchmarks/modes.py --data ring --seeds 3 --jobs 2
     python benchmarks/modes.py --update README.md   # writes the table between <!-- numbers:modes --> markers
     python benchmarks/modes.py --from runs.json --update README.md   # the table of saved results, no training

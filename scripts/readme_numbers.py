@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _seeds import replace_numbers, train  # noqa: E402  (the benchmarks' helpers)
+from _timing import cpu_name  # noqa: E402
 
 RUNS = ROOT / "runs" / "readme"
 README = ROOT / "README.md"
@@ -210,7 +210,7 @@ def main() -> None:
     for (name, picture), target in PICTURES.items():
         if name in names:
             shutil.copyfile(RUNS / name / picture, ROOT / "docs" / target)
-    print(f"README.md updated from {', '.join(names)} ({platform.processor() or platform.machine()})")
+    print(f"README.md updated from {', '.join(names)} ({cpu_name()})")
 
 
 if __name__ == "__main__":
