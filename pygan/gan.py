@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -815,7 +816,7 @@ class GAN:
                 "ema": None if self.ema is None else {"decay": self.ema.decay, "rampup": self.ema.rampup},
                 "prior": _prior_spec(self.prior), "augment": _augment_spec(self.augment),
                 "num_classes": self.num_classes,
-                "anneal": None if self.anneal is None else self.anneal.as_dict(),
+                "anneal": None if self.anneal is None else dataclasses.asdict(self.anneal),
                 "terms": _ckpt.pack(list(self.objective.terms)) if self.objective.terms else None,
                 "optimizers": {n: _optimizer_spec(o) for n, o in
                                (("g_optimizer", self.g_optimizer), ("d_optimizer", self.d_optimizer))}}

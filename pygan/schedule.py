@@ -144,6 +144,3 @@ class Anneal:
         if zero:
             raise ValueError(f"anneal: the penalty {', '.join(zero)} has weight 0, which cannot anneal to "
                              f"{self.penalty_weight:g}: give it its starting weight")
-
-    def as_dict(self) -> dict:
-        return {"steps": self.steps, "lr": self.lr, "penalty_weight": self.penalty_weight}
