@@ -76,5 +76,11 @@ else
   .venv/bin/python -m pip install -q --no-build-isolation --no-deps -e .
   echo "$config" > .venv/.pygan-build
 fi
-.venv/bin/python -c "import pygan; print('pygan', pygan.__version__, pygan.available_backends())"
+# The C++ kernels must load: a module that built but cannot be imported is a failed setup, not a
+# silent fall-back that every later command would pay for.
+.venv/bin/python -c "
+import sys, pygan
+backends = pygan.available_backends()
+print('pygan', pygan.__version__, backends)
+sys.exit(0 if backends['cpu'] == 'available' else 'setup: the C++ kernels (pygan._C) do not load: ' + backends['cpu'])"
 echo "setup: $(( $(date +%s) - start )) s (CUDA kernels: $([ "$PYGAN_CUDA" = 1 ] && echo "built for $PYGAN_CUDA_ARCHS" || echo 'not built'))"

@@ -1,5 +1,7 @@
-// Built instead of adversarial_loss.cu when no CUDA compiler was found: the CUDA entry points exist
-// and say why they cannot run.
+// Built instead of the .cu files when no CUDA compiler was found: the CUDA entry points exist and
+// say why they cannot run. Each definition must match its header's declaration: CMake compiles this
+// file with -Werror=missing-declarations, so a signature that drifts is a build error here rather
+// than an undefined symbol when pygan._C is imported.
 #include <stdexcept>
 
 #include "../activation.h"
@@ -29,7 +31,7 @@ void loss_backward_cuda(const Side&, const Side&, double, int, int, uintptr_t, i
                         uintptr_t, uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
 int64_t penalty_head_blocks(int64_t, int64_t) { unavailable(); }
 void penalty_head_cuda(uintptr_t, int, int64_t, int64_t, int, double, double, uintptr_t, uintptr_t,
-                       uintptr_t, uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
+                       uintptr_t, uintptr_t, uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
 void penalty_head_backward_cuda(uintptr_t, int, int64_t, int64_t, uintptr_t, uintptr_t, uintptr_t,
                                 uintptr_t, uintptr_t, uintptr_t) { unavailable(); }
 void bias_leaky_relu_cuda(uintptr_t, uintptr_t, int, int64_t, int64_t, int64_t, double, uintptr_t,
