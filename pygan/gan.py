@@ -899,6 +899,17 @@ class GAN:
     # The training loop
     # -----------------------------------------------------------------------------------------
 
+    def _annealed(self) -> dict[str, float]:
+        """What an :class:`Anneal` has set for the last step, for the log: each player's learning
+        rate (its first parameter group's) and each penalty's weight in effect (weight * scale)."""
+        out: dict[str, float] = {}
+        if self.anneal.lr is not None:
+            out["g_lr"] = float(self.g_optimizer.param_groups[0]["lr"])
+            out["d_lr"] = float(self.d_optimizer.param_groups[0]["lr"])
+        if self.anneal.penalty_weight is not None:
+            out.update({f"{p.name}_weight": float(p.weight * p.scale) for p in self.penalties})
+        return out
+
     def fit(self, data: Any, steps: int, *, batch_size: int = 64, out: Union[None, str, os.PathLike] = None,
             log_every: int = 100, sample_every: Optional[int] = None, checkpoint_every: Optional[int] = None,
             resume: bool = False, progress: bool = True,
@@ -909,7 +920,8 @@ class GAN:
         lists of numbers included; drawn with the GAN's own generator, so the run resumes exactly).
 
         With ``out``: writes a JSON line of mean statistics and steps/s every ``log_every`` steps to
-        ``out/log.jsonl``, calls ``on_sample(gan, step, out)`` every ``sample_every`` steps (to draw
+        ``out/log.jsonl`` (with ``anneal``, also the learning rates ``g_lr``, ``d_lr`` and penalty
+        weights such as ``r1_weight`` in effect), calls ``on_sample(gan, step, out)`` every ``sample_every`` steps (to draw
         pictures), and writes ``out/checkpoint.pt`` atomically every ``checkpoint_every`` steps and at
         the end; ``resume=True`` first loads ``out/checkpoint.pt`` if it exists. The log keeps the
         records of steps up to the GAN's step when training starts (none for a fresh GAN; after a
@@ -994,6 +1006,8 @@ class GAN:
                     record = {"step": done, **means, "steps_per_s": ran / elapsed if elapsed > 0 else float("nan")}
                     if self.skipped_steps:
                         record["skipped_steps"] = self.skipped_steps
+                    if self.anneal is not None:
+                        record.update(self._annealed())
                     history.append(record)
                     if log is not None:
                         log.write(json.dumps(record) + "\n")

@@ -706,6 +706,23 @@ def test_an_annealed_run_resumes_exactly_from_a_checkpoint(tmp_path):
     _assert_params(straight.discriminator, resumed.discriminator, tol=0, what="D after resume")
 
 
+def test_the_log_records_the_annealed_values(tmp_path):
+    """Each log record holds the learning rates and penalty weights the anneal set for its last step."""
+    g, d = _pair(dtype=torch.float32, hidden=16)
+    penalties = [pygan.GradientPenalty("r1", weight=2.0), pygan.GradientPenalty("r2", weight=1.0)]
+    gan = pygan.GAN(g, d, penalty=penalties, seed=4, anneal=pygan.Anneal(6, lr=1e-5, penalty_weight=0.5))
+    records = gan.fit("ring", 8, batch_size=16, out=tmp_path, log_every=2, progress=False)
+    assert [r["step"] for r in records] == [2, 4, 6, 8]
+    for r in records:
+        last = r["step"] - 1  # the step the values were set for, counted from 0
+        assert r["g_lr"] == pytest.approx(_cosine(2e-4, 1e-5, last, 6), rel=1e-12)
+        assert r["d_lr"] == r["g_lr"]
+        assert r["r1_weight"] == pytest.approx(_cosine(2.0, 0.5, last, 6), rel=1e-12)
+        assert r["r2_weight"] == pytest.approx(_cosine(1.0, 0.5, last, 6), rel=1e-12)
+    logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert logged == records
+
+
 def test_anneal_errors_name_what_is_wrong():
     with pytest.raises(ValueError, match="Anneal steps .* must be a positive int, got 0"):
         pygan.Anneal(0, lr=1e-4)
