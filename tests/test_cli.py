@@ -178,6 +178,20 @@ def test_zero_steps_lists_only_what_it_wrote_and_help_shows_the_defaults(tmp_pat
     assert _cli("--version", check=True).stdout.startswith("pygan ")
 
 
+@pytest.mark.parametrize("extra, fused, lazy", [([], True, 4), (["--no-fused"], False, 4), (["--lazy", "1"], True, 1),
+                                                (["--no-fused", "--lazy", "1"], False, 1)])
+def test_a_data_sets_step_defaults_give_way_to_the_command_line(extra, fused, lazy):
+    """Stacked MNIST's defaults fuse the step and apply R1 + R2 lazily; --no-fused and --lazy undo
+    either."""
+    from pygan import cli
+
+    args = cli._parser().parse_args(["train", "--data", "stacked-mnist", "--out", "unused", *extra])
+    s = cli._settings(args)
+    assert (s["fused"], s["lazy"]) == (fused, lazy)
+    ring = cli._settings(cli._parser().parse_args(["train", "--data", "ring", "--out", "unused"]))
+    assert (ring["fused"], ring["lazy"]) == (False, 1)
+
+
 @pytest.mark.parametrize("extra, latent", [([], 2), (["--latent-dim", "5"], 5), (["--model", "bigan"], None)])
 def test_a_data_sets_latent_size_is_its_own_models(tmp_path, extra, latent):
     """The ring's G draws a 2-d latent (its data's dimension) unless --latent-dim says otherwise;
