@@ -12,18 +12,29 @@ impls run in interleaved blocks; each one's least-disturbed block counts. Memory
 allocated by the step on a GPU, and on the CPU the bytes of tensors autograd saves for backward
 (the activations both graphs keep; counted once per storage).
 
+``--step r1`` times the R1 critic step instead: the non-saturating loss on real and fake samples
+and R1 (gamma 10) on the real ones, one backward. The baseline takes R1 from the loss's own forward
+of the real batch (``autograd.grad(create_graph=True)``, ``grad.pow(2).sum(1).mean()``);
+``pygan`` and ``pygan-fused`` call ``pygan.discriminator_loss`` and ``pygan.r1`` on those outputs
+(exact double backprop); ``pygan-closed`` (MLP only) runs the fused critic's layers through
+``pygan._ops.mlp_step``, the closed-form step the engine uses for its MLP critic, and the penalty
+head on the input gradient it returns.
+
     python benchmarks/penalties.py                         # CPU: MLP on 2-D data and DCGAN-64, batch 64 and 256
     python benchmarks/penalties.py --device cuda --json out.json
     python benchmarks/penalties.py --models mlp --batches 256
+    python benchmarks/penalties.py --step r1 --models mlp --batches 64 512
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import pygan
 from pygan import nn as pnn
+from pygan._ops.mlp_step import mlp_step
 
 import _timing as timing
 from _timing import format_table, sync
@@ -70,6 +81,38 @@ def pygan_step(D, real, fake):
     (loss + pygan.gradient_penalty(D, real, fake, kind="wgan-gp")).backward()
 
 
+def r1_baseline_step(D, real, fake):
+    """The non-saturating loss with R1 from the loss's forward, as public repositories write it."""
+    x = real.detach().requires_grad_(True)
+    out_r, out_f = D(x), D(fake)
+    loss = F.softplus(-out_r).mean() + F.softplus(out_f).mean()
+    (grad,) = torch.autograd.grad(out_r.sum(), x, create_graph=True)
+    (loss + 10 / 2 * grad.pow(2).sum(1).mean()).backward()
+
+
+def r1_pygan_step(D, real, fake):
+    x = real.detach().requires_grad_(True)
+    out_r = D(x)
+    loss = pygan.discriminator_loss(out_r, D(fake), "gan")
+    (loss + pygan.r1(out_r, x, weight=10.0)).backward()
+
+
+def r1_closed_step(D, real, fake):
+    """The closed form on the fused critic's layers: logits and input gradient from one pass per
+    batch, the penalty head on the gradient."""
+    weights, biases = [m.weight for m in D], [m.bias for m in D]
+    out_r, _, grad = mlp_step(real, weights, biases, 0.2)
+    out_f = mlp_step(fake, weights, biases, 0.2)[0]
+    loss = pygan.discriminator_loss(out_r, out_f, "gan")
+    (loss + pygan.gradient_norm_penalty(grad, head="squared", weight=10.0 / 2)).backward()
+
+
+STEPS = {"wgan-gp": {"baseline": (baseline_step, False), "pygan": (pygan_step, False),
+                     "pygan-fused": (pygan_step, True)},
+         "r1": {"baseline": (r1_baseline_step, False), "pygan": (r1_pygan_step, False),
+                "pygan-fused": (r1_pygan_step, True), "pygan-closed": (r1_closed_step, True)}}
+
+
 def peak_mb(step, device) -> float:
     """Peak memory of one step: allocated on a GPU, saved-for-backward bytes on the CPU."""
     if device.type == "cuda":
@@ -110,14 +153,14 @@ def run(args):
                     fn(model, real, fake)
                 return go
 
-            impls = {"baseline": timed(baseline_step), "pygan": timed(pygan_step),
-                     "pygan-fused": timed(pygan_step, D_fused)}
+            impls = {name: timed(fn, D_fused if fused else D) for name, (fn, fused) in STEPS[args.step].items()
+                     if not (name == "pygan-closed" and model != "mlp")}
             if not args.no_compile:
-                impls["compile"] = timed(torch.compile(baseline_step))
+                impls["compile"] = timed(torch.compile(STEPS[args.step]["baseline"][0]))
             # Interleaved blocks: a burst of load on the shared machine lands on every impl alike.
             timings = timing.interleaved(impls, device, blocks=args.blocks, reps=args.reps, min_time=args.min_time)
             memory = {name: peak_mb(impls[name], device) for name in timings}
-            made = {name: timing.row("wgan-gp critic step", name, batch, times, device, memory[name], model=model)
+            made = {name: timing.row(f"{args.step} critic step", name, batch, times, device, memory[name], model=model)
                     for name, times in timings.items()}
             rows += made.values()
             base = made["baseline"]
@@ -132,11 +175,12 @@ def run(args):
 
 def main():
     p = timing.parser(__doc__, interleaved=(5, 2, None))
+    p.add_argument("--step", default="wgan-gp", choices=list(STEPS), help="the critic step (see above)")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--batches", type=int, nargs="+", default=[64, 256])
     p.add_argument("--min-time", type=float, default=0.0, help="run the interleaved blocks at least this long (s)")
     args = p.parse_args()
-    timing.main(args, "penalties benchmark (WGAN-GP critic step)", run)
+    timing.main(args, f"penalties benchmark ({args.step} critic step)", run)
 
 
 if __name__ == "__main__":

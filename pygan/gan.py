@@ -83,6 +83,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.modules import module as _nn_module
 
 from . import checkpoint as _ckpt
 from ._ops.backend import check_backend
@@ -269,6 +270,13 @@ class GAN:
             anneal.prepare((self.g_optimizer, self.d_optimizer))
         self.anneal = anneal
         self._z_dtype = next((p.dtype for p in self.generator.parameters() if p.is_floating_point()), torch.float32)
+        # D's closed-form step (one pass: both players' logits, the input gradients and the R1/R2
+        # double backward; pygan.models.MLPDiscriminator.step_forward) where it is exact for what
+        # the steps ask of D: the bare network on the batches themselves, in full precision.
+        plain = self.augment is None and self.num_classes is None and self.amp is None
+        closed = plain and not (self._joint or self._translation) and getattr(self.D, "closed_form_step", False)
+        self._closed_form = self.D.step_forward if closed else None
+        self._d_modules = tuple(self.D.modules()) if closed else ()
 
         if seed is None:
             seed = int(torch.randint(2**62, ()).item())
@@ -444,26 +452,47 @@ class GAN:
             return None
         return torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
 
+    @property
+    def _closed_form_d(self) -> Optional[Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]]:
+        """D's closed-form step, where it applies now: not while a module hook (one of the user's,
+        an old-style spectral norm's) expects D's forward and backward to run."""
+        if self._closed_form is None or any(map(bool, _global_hooks())):
+            return None
+        for m in self._d_modules:
+            if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
+                return None
+        return self._closed_form
+
     def _d_forward(self, real: Tensor, fake: Tensor, labels: Optional[Tensor],
-                   shared: frozenset) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """D on both batches, once each: (real, fake, D(real), D(fake)). The batches a due penalty
-        takes its gradient from (``shared``) enter as inputs that require grad: as they are where
-        they already do (the fused step's fakes, G's output; BiGAN's real pairs, E's), else as new
-        leaves (the caller's tensor is left alone)."""
+                   shared: frozenset) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]:
+        """D on both batches, once each: (real, fake, D(real), D(fake), D(fake) for G's loss, input
+        gradients). The batches a due penalty takes its gradient from (``shared``) enter as inputs
+        that require grad: as they are where they already do (the fused step's fakes, G's output;
+        BiGAN's real pairs, E's), else as new leaves (the caller's tensor is left alone). A critic
+        with a closed-form step (:meth:`pygan.models.MLPDiscriminator.step_forward`) gives its
+        logits for D's and for G's loss apart and the input gradients of both batches, so that the
+        penalties take those (``input gradients``, by side; empty otherwise)."""
+        closed = self._closed_form_d
+        if closed is not None:
+            v_r, _, g_r = closed(real)
+            v_f, v_g, g_f = closed(fake)
+            return real, fake, v_r, v_f, v_g, {"real": g_r, "fake": g_f}
         if "real" in shared and not real.requires_grad:
             real = real.detach().requires_grad_(True)
         if "fake" in shared and not fake.requires_grad:
             fake = fake.detach().requires_grad_(True)
         with self._autocast():
-            return real, fake, self._d(self.D, real, labels), self._d(self.D, fake, labels)
+            v_r = self._d(self.D, real, labels)  # real first: an augmentation draws in this order
+            v_f = self._d(self.D, fake, labels)
+            return real, fake, v_r, v_f, v_f, {}
 
     def _penalty(self, real: Tensor, fake: Tensor, shared: frozenset, v_r: Tensor, v_f: Tensor,
-                 labels: Optional[Tensor] = None) -> tuple[Optional[Tensor], dict[str, Tensor]]:
+                 labels: Optional[Tensor], input_grads: dict[str, Tensor]) -> tuple[Optional[Tensor], dict[str, Tensor]]:
         """The sum of the penalties (None without any) and, with several, each one's value
         (:meth:`pygan.objective.Objective.penalty`)."""
         with self._autocast():
             return self.objective.penalty(self._penalty_d(labels), real, fake, shared, v_r, v_f, scaler=self.d_scaler,
-                                          generator=None if self._capturing else self.rng)
+                                          generator=None if self._capturing else self.rng, input_grads=input_grads)
 
     _skip_nonfinite = False  # fit(nonfinite="skip") sets it for the run
     skipped_steps = 0
@@ -510,9 +539,9 @@ class GAN:
             fake = self._history(fake)
         self._check_shapes(real, fake)
         shared = self.objective.shared_sides()
-        real, fake, v_r, v_f = self._d_forward(real, fake, labels, shared)
+        real, fake, v_r, v_f, _, input_grads = self._d_forward(real, fake, labels, shared)
         d_loss = self.objective.d_loss(v_r, v_f)
-        penalty, parts = self._penalty(real, fake, shared, v_r, v_f, labels)
+        penalty, parts = self._penalty(real, fake, shared, v_r, v_f, labels, input_grads)
         extra, extra_parts = self.objective.extra("discriminator", real, fake, labels, v_r, v_f, self._g_outputs)
         total = _sum(d_loss, penalty, extra)
         parts.update(extra_parts)
@@ -544,7 +573,8 @@ class GAN:
         d = self.discriminator
         with self._autocast():
             real, fake = self._d_inputs(real, m, labels)
-            v_f = self._d(d, fake, labels)
+            closed = self._closed_form_d
+            v_f = closed(fake)[1] if closed is not None else self._d(d, fake, labels)
             v_r = None
             if self._joint:
                 v_r = self._d(d, real, labels)
@@ -579,15 +609,15 @@ class GAN:
                 d_fake = self._history(fake)
         self._check_shapes(real, fake)
         pooled = d_fake is not fake
-        real, d_fake, v_r, v_f = self._d_forward(real, d_fake if pooled else fake, labels, shared)
+        real, d_fake, v_r, v_f, v_g, input_grads = self._d_forward(real, d_fake if pooled else fake, labels, shared)
         if pooled:
             with self._autocast():
                 v_g = self._d(self.D, fake, labels)
             g_adv = self.objective.g_loss(v_r, v_g)
         else:
-            fake, v_g, g_adv = d_fake, v_f, None
+            fake, g_adv = d_fake, None
         ml = self.objective.minimax(v_r, v_f)
-        penalty, parts = self._penalty(real, d_fake, shared, v_r, v_f, labels)
+        penalty, parts = self._penalty(real, d_fake, shared, v_r, v_f, labels, input_grads)
         d_extra, d_parts = self.objective.extra("discriminator", real, d_fake, labels, v_r, v_f, self._g_outputs)
         g_extra, g_parts = self.objective.extra("generator", real, fake, labels, v_r, v_g, self._g_outputs)
         parts.update(d_parts)
@@ -610,7 +640,7 @@ class GAN:
         add_scalars(outputs, grads, (penalty, d_extra), sd)
         # D's gradient first, keeping the graph: G's backward then runs through the same D forward.
         torch.autograd.backward(outputs, grads, inputs=self._d_params, retain_graph=True)
-        outputs, grads = ([], []) if pooled else ([v_f], [up(ml.g_fake_grad, v_f, sg)])
+        outputs, grads = ([], []) if pooled else ([v_g], [up(ml.g_fake_grad, v_g, sg)])
         if ml.g_real_grad is not None:  # BiGAN: the real pairs depend on E
             outputs.append(v_r)
             grads.append(up(ml.g_real_grad, v_r, sg))
@@ -1024,6 +1054,13 @@ class GAN:
             if log is not None:
                 log.close()
         return history
+
+
+def _global_hooks() -> tuple:
+    """torch's module hooks registered for every module (register_module_forward_hook & co.)."""
+    m = _nn_module
+    return (m._global_forward_hooks, m._global_forward_pre_hooks, m._global_backward_hooks,
+            m._global_backward_pre_hooks)
 
 
 def _penalty_states(state: dict) -> list:

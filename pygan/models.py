@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._ops.mlp_step import mlp_step
 from .bigan import split_pair
 from ._validate import class_labels, positive_int
 from ._validate import count as count_arg
@@ -178,6 +179,27 @@ class MLPDiscriminator(nn.Module):
     def features(self, x: Tensor) -> Tensor:
         """The last hidden layer's activations."""
         return self.net[:-1](x.reshape(x.shape[0], -1))
+
+    @property
+    def closed_form_step(self) -> bool:
+        """Whether a training step may run this D through :meth:`step_forward`: one logit, no
+        projection, every hidden layer's LeakyReLU on the default backend with one slope (a layer
+        pinned to a backend runs that backend's kernel, as asked)."""
+        hidden = list(self.net)[:-1]
+        return (self.num_classes is None and self.net[-1].out_features == 1 and self.net[-1].slope is None
+                and all(m.backend in (None, "auto") and m.slope == hidden[0].slope for m in hidden))
+
+    def step_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(for_d, for_g, grad)``: D's logits of ``x`` twice -- ``for_d`` differentiable in D's
+        weights only, ``for_g`` in ``x`` only -- and the input gradient ``grad`` =
+        :math:`\\nabla_x D(x)` (shape of ``x``), differentiable in the weights (R1/R2), from one
+        pass with the double backward in closed form (:mod:`pygan._ops.mlp_step`). Once
+        differentiable; for the engine's steps (see :attr:`closed_form_step`)."""
+        layers = list(self.net)
+        slope = layers[0].slope if len(layers) > 1 else 0.0
+        v_d, v_g, grad = mlp_step(x.reshape(x.shape[0], -1), [m.weight for m in layers], [m.bias for m in layers],
+                                  float(slope))
+        return v_d, v_g, grad.view(x.shape)
 
 
 @_rebuildable

@@ -176,16 +176,20 @@ class Objective:
         return frozenset(p.target for p in self.penalties if p.due and p.target in ("real", "fake"))
 
     def penalty(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, shared: frozenset,
-                v_r: Tensor, v_f: Tensor, *, scaler=None,
-                generator: Optional[torch.Generator] = None) -> tuple[Optional[Tensor], dict[str, Tensor]]:
+                v_r: Tensor, v_f: Tensor, *, scaler=None, generator: Optional[torch.Generator] = None,
+                input_grads: Optional[dict[str, Tensor]] = None) -> tuple[Optional[Tensor], dict[str, Tensor]]:
         """The sum of the penalties (None without any) and, with several, each one's value. Those on
-        the ``shared`` batches differentiate D's outputs ``v_r`` / ``v_f`` of ``real`` / ``fake``;
-        the others run ``critic`` at their own points (drawn with ``generator``)."""
+        the ``shared`` batches differentiate D's outputs ``v_r`` / ``v_f`` of ``real`` / ``fake``, or
+        take the input gradient the forward already formed (``input_grads[side]``); the others run
+        ``critic`` at their own points (drawn with ``generator``)."""
         total, parts = None, {}
         for p, stat in zip(self.penalties, self.stat_names):
             if p.due and p.target in shared:
                 on_real = p.target == "real"
-                value = p.from_outputs(v_r if on_real else v_f, real if on_real else fake, scaler=scaler)
+                if input_grads:
+                    value = p.from_gradient(input_grads[p.target])
+                else:
+                    value = p.from_outputs(v_r if on_real else v_f, real if on_real else fake, scaler=scaler)
             else:  # its own forward at its own points (or a lazy off-step's zero); it takes fake as it needs
                 value = p(critic, real, fake, scaler=scaler, generator=generator)
             total = value if total is None else total + value

@@ -367,9 +367,14 @@ def _due_penalty(outputs: Tensor, points: Tensor, kind: str, weight: float, cent
                  scaler, return_norms: bool, reduction: str, backend: Optional[str]):
     """The penalty ``kind`` on a step that applies it, from D's ``outputs`` at ``points``: its
     head, its weight convention, scaled by the lazy interval."""
-    return penalty_from_outputs(outputs, points, head=_HEADS[kind], center=center,
-                                weight=_weight_of(kind, weight) * lazy, scaler=scaler,
+    return penalty_from_outputs(outputs, points, **_head_args(kind, weight, center, lazy), scaler=scaler,
                                 return_norms=return_norms, reduction=reduction, backend=backend)
+
+
+def _head_args(kind: str, weight: float, center: float, lazy: int) -> dict:
+    """The head of the penalty ``kind`` on a step that applies it: its phi, center and weight
+    (the kind's convention, scaled by the lazy interval)."""
+    return dict(head=_HEADS[kind], center=center, weight=_weight_of(kind, weight) * lazy)
 
 
 class GradientPenalty(nn.Module):
@@ -434,15 +439,27 @@ class GradientPenalty(nn.Module):
         grad), the very forward the loss uses, so the penalty sees what the loss sees (the same
         dropout and augmentation draws) and D runs once. The call counts like :meth:`forward`; call
         it on due steps only (see :attr:`due`), where it applies the penalty scaled by ``lazy``."""
-        if self.target not in ("real", "fake"):
-            raise ValueError(f"from_outputs serves penalties on the batch itself (target 'real' or 'fake'); "
-                             f"{self.name!r} takes its own points (call the module)")
-        if not self.due:
-            raise RuntimeError(f"from_outputs on a lazy step that skips the penalty (call {self.calls} of "
-                               f"lazy={self.lazy}): check .due first")
+        self._check_shared("from_outputs")
         penalty, norms = _due_penalty(outputs, inputs, self.kind, self.weight * self.scale, self.center, self.lazy,
                                       scaler, True, "mean", self.backend)
         return self._counted(penalty, norms)
+
+    def from_gradient(self, grad: Tensor) -> Tensor:
+        """:meth:`from_outputs` for a batch whose input gradient ``grad`` = d D(x_i) / d x_i is
+        already at hand, differentiable in D's weights (a critic that forms it in closed form,
+        :meth:`pygan.models.MLPDiscriminator.step_forward`): only the head runs here."""
+        self._check_shared("from_gradient")
+        penalty, norms = gradient_norm_penalty(grad, **_head_args(self.kind, self.weight * self.scale, self.center,
+                                                                  self.lazy), return_norms=True, backend=self.backend)
+        return self._counted(penalty, norms)
+
+    def _check_shared(self, method: str) -> None:
+        if self.target not in ("real", "fake"):
+            raise ValueError(f"{method} serves penalties on the batch itself (target 'real' or 'fake'); "
+                             f"{self.name!r} takes its own points (call the module)")
+        if not self.due:
+            raise RuntimeError(f"{method} on a lazy step that skips the penalty (call {self.calls} of "
+                               f"lazy={self.lazy}): check .due first")
 
     def extra_repr(self) -> str:
         target = "" if self.target == DEFAULT_TARGETS[self.kind] else f", target={self.target!r}"

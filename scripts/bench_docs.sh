@@ -28,8 +28,8 @@ render() {
 }
 
 blocks=("$@")
-[ ${#blocks[@]} -gt 0 ] || blocks=(losses losses-minimax losses-second-order overhead penalties train_step
-                                   multi_tensor mmd)
+[ ${#blocks[@]} -gt 0 ] || blocks=(losses losses-minimax losses-second-order overhead penalties penalties-r1
+                                   train_step multi_tensor mmd)
 for block in "${blocks[@]}"; do
   rm -f "$rows/$block".*.json  # this run's rows only
   case "$block" in
@@ -47,6 +47,11 @@ for block in "${blocks[@]}"; do
       bench penalties penalties.py --no-compile --models mlp --batches 64 256
       bench penalties penalties.py --no-compile --models dcgan64 --batches 64 --blocks 3 --reps 1
       render penalties penalties ;;
+    penalties-r1)
+      for t in 1 2; do
+        bench penalties-r1 penalties.py --step r1 --no-compile --models mlp --batches 64 512 --threads $t
+      done
+      render penalties-r1 penalties ;;
     train_step)
       for t in 1 2; do
         bench train_step train_step.py --cases demo ring --no-compile --threads $t

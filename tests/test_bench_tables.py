@@ -46,6 +46,8 @@ def test_overhead_table_pivots_impls_and_ratios(tmp_path):
                                      "--reps", "1", "--threads", "1"]),
     ("multi_tensor.py", "multi_tensor", ["--no-compile", "--blocks", "1", "--reps", "1"]),
     ("penalties.py", "penalties", ["--models", "mlp", "--batches", "8", "--no-compile", "--blocks", "1", "--reps", "1"]),
+    ("penalties.py", "penalties", ["--step", "r1", "--models", "mlp", "--batches", "8", "--no-compile", "--blocks",
+                                   "1", "--reps", "1"]),
     ("mmd.py", "mmd", ["--sizes", "64", "--dims", "2", "--no-compile"]),
 ])
 def test_benchmarks_write_rows_the_tables_render(tmp_path, script, table, args):
