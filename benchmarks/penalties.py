@@ -15,7 +15,7 @@ allocated by the step on a GPU, and on the CPU the bytes of tensors autograd sav
 ``--step r1`` times the R1 critic step instead: the non-saturating loss on real and fake samples
 and R1 (gamma 10) on the real ones, one backward. The baseline takes R1 from the loss's own forward
 of the real batch (``autograd.grad(create_graph=True)``, ``grad.pow(2).sum(1).mean()``);
-``pygan`` and ``pygan-fused`` call ``pygan.discriminator_loss`` and ``pygan.r1`` on those outputs
+``pygan`` and ``pygan-fused`` call ``pygan.discriminator_loss`` and ``pygan.penalties.r1`` on those outputs
 (exact double backprop); ``pygan-closed`` (MLP only) runs the fused critic's layers through
 ``pygan._ops.mlp_step``, the closed-form step the engine uses for its MLP critic, and the penalty
 head on the input gradient it returns.
@@ -35,6 +35,7 @@ from torch import nn
 import pygan
 from pygan import nn as pnn
 from pygan._ops.mlp_step import mlp_step
+from pygan.penalties import gradient_norm_penalty, r1
 
 import _timing as timing
 from _timing import format_table, sync
@@ -94,7 +95,7 @@ def r1_pygan_step(D, real, fake):
     x = real.detach().requires_grad_(True)
     out_r = D(x)
     loss = pygan.discriminator_loss(out_r, D(fake), "gan")
-    (loss + pygan.r1(out_r, x, weight=10.0)).backward()
+    (loss + r1(out_r, x, weight=10.0)).backward()
 
 
 def r1_closed_step(D, real, fake):
@@ -104,7 +105,7 @@ def r1_closed_step(D, real, fake):
     out_r, _, grad = mlp_step(real, weights, biases, 0.2)
     out_f = mlp_step(fake, weights, biases, 0.2)[0]
     loss = pygan.discriminator_loss(out_r, out_f, "gan")
-    (loss + pygan.gradient_norm_penalty(grad, head="squared", weight=10.0 / 2)).backward()
+    (loss + gradient_norm_penalty(grad, head="squared", weight=10.0 / 2)).backward()
 
 
 STEPS = {"wgan-gp": {"baseline": (baseline_step, False), "pygan": (pygan_step, False),
@@ -160,7 +161,8 @@ def run(args):
             # Interleaved blocks: a burst of load on the shared machine lands on every impl alike.
             timings = timing.interleaved(impls, device, blocks=args.blocks, reps=args.reps, min_time=args.min_time)
             memory = {name: peak_mb(impls[name], device) for name in timings}
-            made = {name: timing.row(f"{args.step} critic step", name, batch, times, device, memory[name], model=model)
+            made = {name: timing.row(f"{args.step} critic step", name, batch, times, device, memory[name], model=model,
+                                     threads=torch.get_num_threads())
                     for name, times in timings.items()}
             rows += made.values()
             base = made["baseline"]

@@ -47,7 +47,7 @@ TABLES = {
                      "triton"),
                     tuple(("eager", i) for i in ("cpu-avx2", "cpu", "cuda", "triton"))
                     + tuple(("compile", i) for i in ("cpu-avx2", "cpu", "cuda", "triton")), 1.0, "ms", "ms_p50"),
-    "penalties": Table(("model", "size"), ("baseline", "compile", "pygan", "pygan-fused", "pygan-closed"),
+    "penalties": Table(("model", "threads", "size"), ("baseline", "compile", "pygan", "pygan-fused", "pygan-closed"),
                        (("baseline", "pygan"), ("baseline", "pygan-fused"), ("baseline", "pygan-closed")), 1.0, "ms",
                        "ms_min", memory=True),
     "mmd": Table(("d", "size"), ("eager", "compile", "pygan", "pygan-cpu", "pygan-cuda", "pygan-triton"),
