@@ -487,7 +487,8 @@ class GAN:
             return real, fake, v_r, v_f, v_f, {}
 
     def _penalty(self, real: Tensor, fake: Tensor, shared: frozenset, v_r: Tensor, v_f: Tensor,
-                 labels: Optional[Tensor], input_grads: dict[str, Tensor]) -> tuple[Optional[Tensor], dict[str, Tensor]]:
+                 labels: Optional[Tensor],
+                 input_grads: dict[str, Tensor]) -> tuple[Optional[Tensor], dict[str, Tensor]]:
         """The sum of the penalties (None without any) and, with several, each one's value
         (:meth:`pygan.objective.Objective.penalty`)."""
         with self._autocast():

@@ -209,7 +209,8 @@ def test_one_pass_per_batch(monkeypatch, fused):
     pass), the fakes once more in the alternating G step; D's forward never."""
     calls, forwards = [], []
     step_forward, forward = models.MLPDiscriminator.step_forward, models.MLPDiscriminator.forward
-    monkeypatch.setattr(models.MLPDiscriminator, "step_forward", lambda self, x: calls.append(1) or step_forward(self, x))
+    monkeypatch.setattr(models.MLPDiscriminator, "step_forward",
+                        lambda self, x: calls.append(1) or step_forward(self, x))
     monkeypatch.setattr(models.MLPDiscriminator, "forward", lambda self, *a: forwards.append(1) or forward(self, *a))
     g, d = _pair(0)
     gan = pygan.GAN(g, d, fused=fused, penalty="r1", seed=0)

@@ -113,7 +113,10 @@ class MLPStep(torch.autograd.Function):
                     ts.append(t)
             for l in range(depth + 1):
                 # D's weight gradient: q_l^T (c a_{l-1} + t_{l-1}); q_L = 1.
-                right = ts[l] if c_d is None else (acts[l] * c_d if ts[l] is None else torch.addcmul(ts[l], acts[l], c_d))
+                if c_d is None:
+                    right = ts[l]
+                else:
+                    right = acts[l] * c_d if ts[l] is None else torch.addcmul(ts[l], acts[l], c_d)
                 if needs[2 + 2 * l]:
                     grads[2 * l] = right.sum(0, keepdim=True) if l == depth else _mm_tn(qs[l], right)
                 if needs[3 + 2 * l] and ctx.has_bias[l] and c_d is not None:
