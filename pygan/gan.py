@@ -953,10 +953,11 @@ class GAN:
         With ``out``: writes a JSON line of mean statistics and steps/s every ``log_every`` steps to
         ``out/log.jsonl`` (with ``anneal``, also the learning rates ``g_lr``, ``d_lr`` and penalty
         weights such as ``r1_weight`` in effect), calls ``on_sample(gan, step, out)`` every
-        ``sample_every`` steps (to draw pictures), and writes ``out/checkpoint.pt`` atomically every ``checkpoint_every`` steps and at
-        the end; ``resume=True`` first loads ``out/checkpoint.pt`` if it exists. The log keeps the
-        records of steps up to the GAN's step when training starts (none for a fresh GAN; after a
-        crash, those up to the checkpoint), so every step is logged once. Shows a progress line on
+        ``sample_every`` steps (to draw pictures), and writes ``out/checkpoint.pt`` atomically every
+        ``checkpoint_every`` steps and at the end; ``resume=True`` first loads ``out/checkpoint.pt``
+        if it exists. The log keeps the records of steps up to the GAN's step when training starts
+        (none for a fresh GAN; after a crash, those up to the checkpoint), so every step is logged
+        once. Shows a progress line on
         stderr. Returns the logged records.
 
         **Divergence guard.** Every logged record and every checkpoint is checked: a non-finite

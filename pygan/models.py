@@ -195,6 +195,9 @@ class MLPDiscriminator(nn.Module):
         :math:`\\nabla_x D(x)` (shape of ``x``), differentiable in the weights (R1/R2), from one
         pass with the double backward in closed form (:mod:`pygan._ops.mlp_step`). Once
         differentiable; for the engine's steps (see :attr:`closed_form_step`)."""
+        if not self.closed_form_step:
+            raise ValueError("step_forward needs one logit, no projection (num_classes=None) and every hidden "
+                             "layer on the default backend with one slope; call the module instead")
         layers = list(self.net)
         slope = layers[0].slope if len(layers) > 1 else 0.0
         v_d, v_g, grad = mlp_step(x.reshape(x.shape[0], -1), [m.weight for m in layers], [m.bias for m in layers],

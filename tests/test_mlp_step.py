@@ -145,6 +145,8 @@ def test_the_model_offers_it_only_where_it_is_exact():
     assert not models.MLPDiscriminator((2,), hidden=8, num_classes=3).closed_form_step  # projection
     assert not models.MLPEncoder((2,), latent_dim=4, hidden=8).closed_form_step  # several outputs
     assert not models.MLPDiscriminator((2,), hidden=8, backend="cpu").closed_form_step  # a kernel asked for
+    with pytest.raises(ValueError, match="step_forward needs one logit"):
+        models.MLPEncoder((2,), latent_dim=4, hidden=8).step_forward(torch.randn(3, 2))
     x = torch.randn(7, 1, 2)
     v_d, v_g, g = d.step_forward(x)
     torch.testing.assert_close(v_d, d(x))
