@@ -71,6 +71,30 @@ def interleaved(impls: dict, device, blocks: int = 7, reps: int = 20, min_time: 
     return times
 
 
+def matmul_flops(fn) -> int:
+    """The floating-point operations of the matrix products and convolutions (forward and backward,
+    torch's own flop formulas) in one call of ``fn``: the work no implementation of the same math
+    avoids, so eager's count over a row's is the most that row can gain where the products run at
+    the same speed. Counted at the dispatcher, under autograd's double backward too."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Count(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.total += formula(*args, **kwargs, out_val=out)
+            return out
+
+    with Count() as count:
+        fn()
+    return count.total
+
+
 def row(op: str, impl: str, size, times_ms, device, peak_mb=None, **extra) -> dict:
     """One measurement in the schema every benchmark writes to --json: what ran (op, impl, size and
     any ``extra`` such as loss or threads), its times in ms (min, p50, p90 of the samples: runs or

@@ -99,11 +99,10 @@ def r1_pygan_step(D, real, fake):
 
 
 def r1_closed_step(D, real, fake):
-    """The closed form on the fused critic's layers: logits and input gradient from one pass per
-    batch, the penalty head on the gradient."""
+    """The closed form on the fused critic's layers: logits and input gradient from one pass over
+    both batches, the penalty head on the gradient."""
     weights, biases = [m.weight for m in D], [m.bias for m in D]
-    out_r, _, grad = mlp_step(real, weights, biases, 0.2)
-    out_f = mlp_step(fake, weights, biases, 0.2)[0]
+    (out_r, _, grad), (out_f, _, _) = mlp_step([real, fake], weights, biases, 0.2)
     loss = pygan.discriminator_loss(out_r, out_f, "gan")
     (loss + gradient_norm_penalty(grad, head="squared", weight=10.0 / 2)).backward()
 

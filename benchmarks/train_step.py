@@ -15,10 +15,18 @@ Three cases:
 The eager loop is written the way public GAN repositories write it: ``BCEWithLogitsLoss`` against
 ones and zeros, ``fake.detach()`` for D, fresh noise and a full backward (D's weight gradients
 included) for G; for WGAN-GP ``autograd.grad(create_graph=True)`` and ``norm(2, dim=1)``. Rows:
-``eager``; ``compile`` (the same loop with ``torch.compile``d networks, where it runs: it has no
-double backward for the penalty); ``pygan`` (``GAN(...)``, alternating steps); ``pygan-fused``
-(``fused=True``); ``pygan-captured`` (``capture=True``, CUDA only). Each row trains its own copy of
-the networks with Adam, from the same initial weights.
+``eager`` (``torch.optim.Adam(params, lr, betas)`` as users write it); ``eager-fused-adam`` (the same
+loop with ``fused=True``: how much of pygan's gain an eager loop gets from the optimizer alone);
+``compile`` (the loop with ``torch.compile``d networks, where it runs: it has no double backward for
+the penalty); ``pygan`` (``GAN(...)``, alternating steps, with the Adam pygan builds,
+``pygan.gan.adam``); ``pygan-fused`` (``fused=True``); ``pygan-captured`` (``capture=True``, CUDA
+only). Each row trains its own copy of the networks with the case's Adam settings, from the same
+initial weights.
+
+Columns: ms per step (each impl's least-disturbed block), ``vs_eager``, and ``GFLOP``, the matrix
+products' and convolutions' floating-point work in one step (counted at torch's dispatcher, double
+backward included); ``flop_bound`` = eager's GFLOP / the row's is the most a row can gain where its
+products run at eager's speed (a step that does less work than that ratio implies is overhead).
 
     python benchmarks/train_step.py                              # CPU: every case, small DCGAN batch
     python benchmarks/train_step.py --device cuda --json out.json
@@ -36,7 +44,7 @@ from torch import nn
 import pygan
 from pygan import models
 from pygan.cli import DEFAULTS
-from pygan.gan import adam_defaults
+from pygan.gan import adam as pygan_adam, adam_defaults
 
 import _timing as timing
 from _timing import format_table
@@ -126,11 +134,17 @@ def case(name: str, device: torch.device, dcgan_batch: int):
     return g, d, plain, real, dict(loss="wasserstein", penalty="wgan-gp", n_critic=5), eager_wgan_gp_step, 5
 
 
-def adam(params, case_name, capturable=False):
-    # The demo's betas as the command line picks them for its loss and penalty.
+def hyper(case_name):
+    """Adam's (lr, betas) of a case; the demo's as the command line picks them for its loss and penalty."""
     demo = (DEMO["lr"], adam_defaults(DEMO["loss"], DEMO["penalty"])[1])
-    lr, betas = {"dcgan64": (1e-4, (0.0, 0.9)), "demo": demo}.get(case_name, (2e-4, (0.5, 0.999)))
-    return torch.optim.Adam(params, lr=lr, betas=betas, capturable=capturable)
+    return {"dcgan64": (1e-4, (0.0, 0.9)), "demo": demo}.get(case_name, (2e-4, (0.5, 0.999)))
+
+
+def adam(params, case_name, fused=False):
+    """The eager loop's optimizer: ``torch.optim.Adam(params, lr, betas)`` as users write it (on the
+    CPU torch's per-parameter loop), or with ``fused=True``."""
+    lr, betas = hyper(case_name)
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
 
 
 def run(args) -> list[dict]:
@@ -141,14 +155,14 @@ def run(args) -> list[dict]:
         latent = g0.latent_dim
         results = {}
 
-        def eager_like(compiled: bool):
+        def eager_like(compiled: bool, fused_adam: bool = False):
             g, d = copy.deepcopy(g0).to(device), copy.deepcopy(plain0).to(device)
-            opt_g, opt_d = adam(g.parameters(), name), adam(d.parameters(), name)
+            opt_g, opt_d = adam(g.parameters(), name, fused_adam), adam(d.parameters(), name, fused_adam)
             if compiled:
                 g, d = torch.compile(g), torch.compile(d)
             return eager_factory(g, d, opt_g, opt_d, latent)
 
-        impls = [("eager", lambda: eager_like(False))]
+        impls = [("eager", lambda: eager_like(False)), ("eager-fused-adam", lambda: eager_like(False, True))]
         if not args.no_compile:
             impls.append(("compile", lambda: eager_like(True)))
         for label, kw in (("pygan", {}), ("pygan-fused", {"fused": True}),
@@ -158,9 +172,11 @@ def run(args) -> list[dict]:
 
             def make(kw=kw):
                 g, d = copy.deepcopy(g0).to(device), copy.deepcopy(d0).to(device)
-                cap = kw.get("capture", False)
-                gan = pygan.GAN(g, d, g_optimizer=lambda ps: adam(ps, name, cap),
-                                d_optimizer=lambda ps: adam(ps, name, cap), seed=0, **copy.deepcopy(gan_kw), **kw)
+                # pygan's own Adam (pygan.gan.adam, what its engine and command line build): the
+                # case's lr and betas on torch's fused kernel.
+                opt = functools.partial(pygan_adam, lr=hyper(name)[0], betas=hyper(name)[1],
+                                        capture=kw.get("capture", False))
+                gan = pygan.GAN(g, d, g_optimizer=opt, d_optimizer=opt, seed=0, **copy.deepcopy(gan_kw), **kw)
                 return gan.step
             impls.append((label, make))
 
@@ -177,6 +193,7 @@ def run(args) -> list[dict]:
                              "error": f"{type(e).__name__}: {str(e).splitlines()[0][:100]}"})
         blocks = timing.interleaved(steps, device, blocks=args.blocks, reps=args.reps,
                                     min_time=args.min_time * len(steps), warmup=2)
+        flops = {label: timing.matmul_flops(steps[label]) for label in blocks}
         for label in steps:
             if label not in blocks:  # its warm-up raised (torch.compile has no double backward)
                 rows.append({"op": name, "impl": label, "size": real.shape[0] // n_critic, "ms": "fails",
@@ -184,14 +201,17 @@ def run(args) -> list[dict]:
         for label, ts in blocks.items():
             results[label] = ms = min(ts)
             rows.append({**timing.row(name, label, real.shape[0] // n_critic, ts, device,
-                                      threads=torch.get_num_threads()), "ms": ms, "steps/s": 1e3 / ms})
+                                      threads=torch.get_num_threads()), "ms": ms, "steps/s": 1e3 / ms,
+                         "GFLOP": flops[label] / 1e9})
         for r in rows:
             if r["op"] == name and isinstance(r["ms"], float):
                 r["vs_eager"] = results["eager"] / r["ms"]
+                r["flop_bound"] = flops["eager"] / flops[r["impl"]]
                 if "compile" in results:
                     r["vs_compile"] = results["compile"] / r["ms"]
         print(format_table([r for r in rows if r["op"] == name], header=True,
-                           cols=("op", "impl", "size", "ms", "steps/s", "vs_eager", "vs_compile")), flush=True)
+                           cols=("op", "impl", "size", "ms", "steps/s", "vs_eager", "vs_compile", "GFLOP",
+                                 "flop_bound")), flush=True)
         for r in rows:
             if r["op"] == name and "error" in r:
                 print(f"  {r['impl']}: {r['error']}")

@@ -45,7 +45,7 @@ from . import metrics, models, plots
 from .bigan import BiGAN
 from .cyclegan import CycleGAN
 from .evaluate import evaluate, evaluate_conditional, evaluate_inference, evaluate_translation, load_samples
-from .gan import GAN, adam_defaults
+from .gan import GAN, adam, adam_defaults
 from .losses import LOSS_NAMES
 from .penalties import KINDS as PENALTY_KINDS
 from .penalties import GradientPenalty
@@ -456,7 +456,7 @@ def train(args: argparse.Namespace) -> dict:
         if s["penalty_weight_end"] is not None and penalty is None:
             raise UsageError(f"--penalty-weight-end anneals the gradient penalty, and this run has none "
                              f"(--penalty {s['penalty']}): leave it out, or choose a --penalty")
-        opt = lambda ps: torch.optim.Adam(ps, lr=s["lr"], betas=tuple(s["betas"]), capturable=s["capture"])  # noqa: E731
+        opt = lambda ps: adam(ps, s["lr"], tuple(s["betas"]), s["capture"])  # noqa: E731
         anneal = None
         if s["lr_end"] is not None or s["penalty_weight_end"] is not None:  # over the run's length
             anneal = Anneal(max(s["steps"], 1), lr=s["lr_end"], penalty_weight=s["penalty_weight_end"])

@@ -189,20 +189,23 @@ class MLPDiscriminator(nn.Module):
         return (self.num_classes is None and self.net[-1].out_features == 1 and self.net[-1].slope is None
                 and all(m.backend in (None, "auto") and m.slope == hidden[0].slope for m in hidden))
 
-    def step_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(for_d, for_g, grad)``: D's logits of ``x`` twice -- ``for_d`` differentiable in D's
-        weights only, ``for_g`` in ``x`` only -- and the input gradient ``grad`` =
-        :math:`\\nabla_x D(x)` (shape of ``x``), differentiable in the weights (R1/R2), from one
-        pass with the double backward in closed form (:mod:`pygan._ops.mlp_step`). Once
-        differentiable; for the engine's steps (see :attr:`closed_form_step`)."""
+    def step_forward(self, *xs: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """For each batch in ``xs``: ``(for_d, for_g, grad)``, D's logits of the batch twice --
+        ``for_d`` differentiable in D's weights only, ``for_g`` in the batch only -- and the input
+        gradient ``grad`` = :math:`\nabla_x D(x)` (shape of the batch), differentiable in the
+        weights (R1/R2). One pass over the batches together, with the double backward in closed
+        form (:mod:`pygan._ops.mlp_step`). Once differentiable; for the engine's steps (see
+        :attr:`closed_form_step`)."""
         if not self.closed_form_step:
             raise ValueError("step_forward needs one logit, no projection (num_classes=None) and every hidden "
                              "layer on the default backend with one slope; call the module instead")
+        if not xs:
+            raise ValueError("step_forward needs at least one batch")
         layers = list(self.net)
         slope = layers[0].slope if len(layers) > 1 else 0.0
-        v_d, v_g, grad = mlp_step(x.reshape(x.shape[0], -1), [m.weight for m in layers], [m.bias for m in layers],
-                                  float(slope))
-        return v_d, v_g, grad.view(x.shape)
+        out = mlp_step([x.reshape(x.shape[0], -1) for x in xs], [m.weight for m in layers],
+                       [m.bias for m in layers], float(slope))
+        return [(v_d, v_g, grad.view(x.shape)) for x, (v_d, v_g, grad) in zip(xs, out)]
 
 
 @_rebuildable

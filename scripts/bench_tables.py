@@ -32,14 +32,20 @@ class Table(NamedTuple):
     # The least-disturbed sample for the interleaved benchmarks, the median for the sequential ones.
     stat: str
     memory: bool = False  # also each impl's peak_mb
+    # Beside the ratio of each of these impls, the rows' flop_bound: the ratio of the products'
+    # FLOPs (eager's over the impl's), the most the impl can gain where its products run at eager's
+    # speed.
+    bound: tuple[str, ...] = ()
 
 
 TABLES = {
     "overhead": Table(("op", "loss", "size"), ("floor", "eager", "pygan"),
                       (("pygan", "floor"), ("pygan", "eager")), 1e3, "us", "ms_min"),
-    "train_step": Table(("op", "threads", "size"), ("eager", "compile", "pygan", "pygan-fused", "pygan-captured"),
-                        (("eager", "pygan"), ("eager", "pygan-fused"), ("eager", "pygan-captured")), 1.0, "ms",
-                        "ms_min"),
+    "train_step": Table(("op", "threads", "size"), ("eager", "eager-fused-adam", "compile", "pygan", "pygan-fused",
+                                                    "pygan-captured"),
+                        (("eager", "eager-fused-adam"), ("eager", "pygan"), ("eager", "pygan-fused"),
+                         ("eager", "pygan-captured")), 1.0, "ms",
+                        "ms_min", bound=("pygan", "pygan-fused", "pygan-captured")),
     "multi_tensor": Table(("model", "op", "size"), ("eager", "foreach", "compile", "pygan"),
                           (("eager", "pygan"), ("foreach", "pygan")), 1.0, "ms", "ms_min"),
     "losses": Table(("op", "loss", "dtype", "threads", "size"),
@@ -64,18 +70,23 @@ def render(name: str, rows: list[dict]) -> str:
     t = TABLES[name]
     lines: dict[tuple, dict[str, float]] = {}
     memory: dict[tuple, dict[str, float]] = {}
+    bounds: dict[tuple, dict[str, float]] = {}
     for r in rows:
         if isinstance(r.get(t.stat), (int, float)):
             key = tuple(r.get(k, "") for k in t.labels)
             lines.setdefault(key, {})[r["impl"]] = r[t.stat] * t.scale
             if isinstance(r.get("peak_mb"), (int, float)):
                 memory.setdefault(key, {})[r["impl"]] = r["peak_mb"]
+            if r["impl"] in t.bound and isinstance(r.get("flop_bound"), (int, float)):
+                bounds.setdefault(key, {})[r["impl"]] = r["flop_bound"]
     impls = [i for i in t.impls if any(i in line for line in lines.values())]
     ratios = [(a, b) for a, b in t.ratios if any(a in line and b in line for line in lines.values())]
     mem_impls = [i for i in impls if any(i in line for line in memory.values())] if t.memory else []
     # "a / b" is a's time over b's: how many times the floor for the overhead table (lower is
     # better), the speed-up of b over a for the others, as each column names it.
-    head = [*t.labels, *(f"{i} {t.unit}" for i in impls), *(f"{a} / {b}" for a, b in ratios),
+    bounded = {b for a, b in ratios if any(b in line for line in bounds.values())}
+    head = [*t.labels, *(f"{i} {t.unit}" for i in impls),
+            *(h for a, b in ratios for h in (f"{a} / {b}", *([f"{b} FLOP bound"] if b in bounded else []))),
             *(f"{i} MB" for i in mem_impls)]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < len(t.labels) else "---:"
                                                           for i in range(len(head))) + "|"]
@@ -83,6 +94,8 @@ def render(name: str, rows: list[dict]) -> str:
         cells = [str(k) for k in key] + [_fmt(times[i]) if i in times else "" for i in impls]
         for a, b in ratios:
             cells.append(f"{times[a] / times[b]:.2f}x" if a in times and b in times else "")
+            if b in bounded:
+                cells.append(f"{bounds[key][b]:.2f}x" if b in bounds.get(key, {}) else "")
         cells += [_fmt(memory[key][i]) if i in memory.get(key, {}) else "" for i in mem_impls]
         out.append("| " + " | ".join(cells) + " |")
     devices = sorted({f"{r['device']}, torch {r['torch']}" for r in rows if "device" in r})

@@ -139,3 +139,40 @@ def test_features_benchmark_pairs_trained_and_random_init_by_seed(tmp_path):
     assert "| MLP, E(x) (32-d) | gain of training (paired by seed) |" in text and "| raw pixels (784-d) |" in text
     pixels = runs["trained"][0]["pixels"]
     assert pixels == runs["init"][1]["pixels"] and 0.8 < pixels["nearest_neighbor"] < 1  # data, not networks
+
+
+def test_the_training_step_table_shows_pygans_flop_bound_beside_its_ratio():
+    rows = [{**_row("demo", "eager", 512, 10.0, threads=1), "flop_bound": 1.0},
+            {**_row("demo", "eager-fused-adam", 512, 9.0, threads=1), "flop_bound": 1.0},
+            {**_row("demo", "pygan-fused", 512, 6.0, threads=1), "flop_bound": 1.6}]
+    lines = _module().render("train_step", rows).splitlines()
+    assert lines[0] == ("| op | threads | size | eager ms | eager-fused-adam ms | pygan-fused ms | "
+                        "eager / eager-fused-adam | eager / pygan-fused | pygan-fused FLOP bound |")
+    assert lines[2] == "| demo | 1 | 512 | 10 | 9 | 6 | 1.11x | 1.67x | 1.60x |"
+
+
+def test_matmul_flops_counts_products_and_convolutions_through_double_backward():
+    """benchmarks/_timing.matmul_flops: 2 m k n per product, the convolution's forward, and the
+    products autograd's double backward runs (nothing else: elementwise work is not counted)."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from _timing import matmul_flops
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    a, b = torch.randn(5, 7), torch.randn(7, 3)
+    assert matmul_flops(lambda: (a @ b).exp()) == 2 * 5 * 7 * 3
+    x, w = torch.randn(2, 3, 8, 8), torch.randn(4, 3, 3, 3)
+    assert matmul_flops(lambda: torch.nn.functional.conv2d(x, w)) == 2 * 2 * 4 * 6 * 6 * 3 * 3 * 3
+    # x W^T, its input gradient c W with create_graph, then that gradient's backward into W: three
+    # products of the same size.
+    x = torch.randn(5, 7, requires_grad=True)
+    w = torch.randn(3, 7, requires_grad=True)
+
+    def r1():
+        (g,) = torch.autograd.grad((x @ w.t()).sum(), x, create_graph=True)
+        g.pow(2).sum().backward()
+    assert matmul_flops(r1) == 3 * 2 * 5 * 7 * 3

@@ -893,3 +893,28 @@ def test_repr_names_the_options_that_differ_from_the_defaults():
     text = repr(pygan.GAN(g, d, penalty=pygan.GradientPenalty("r1", weight=0.1, lazy=4), ema=0.99, fused=True))
     assert text.startswith("GAN(MLPGenerator, MLPDiscriminator, loss='gan', penalty=r1(weight=0.1, lazy=4), fused=True")
     assert "ema=0.99" in text and "steps=0" in text and "n_critic" not in text
+
+
+def test_the_default_adam_is_torchs_fused_kernel_with_the_same_updates():
+    """pygan.gan.adam (the engine's default optimizer and the command line's): torch's fused Adam,
+    capturable for a CUDA graph; five updates equal torch's default per-parameter Adam to float32
+    rounding (the kernels order their arithmetic differently)."""
+    g, d = _pair(0)
+    gan = pygan.GAN(g, d, penalty="r1")
+    assert gan.g_optimizer.defaults["fused"] and gan.d_optimizer.defaults["fused"]
+    assert gan.d_optimizer.defaults["betas"] == (0.5, 0.999) and gan.d_optimizer.defaults["lr"] == 2e-4
+    captured = pygan.gan.adam([torch.zeros(2, requires_grad=True)], 1e-3, (0.5, 0.9), capture=True)
+    assert captured.defaults["capturable"] and not captured.defaults["fused"]
+    rng = torch.Generator().manual_seed(torch.seed() % 2 ** 32)
+    w = torch.randn(64, 32, generator=rng)
+    ours, torchs = w.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    opts = [pygan.gan.adam([ours], 1e-3, (0.0, 0.99)), torch.optim.Adam([torchs], lr=1e-3, betas=(0.0, 0.99))]
+    for _ in range(5):
+        grad = torch.randn(64, 32, generator=rng)
+        for p, opt in zip((ours, torchs), opts):
+            p.grad = grad.clone()
+            opt.step()
+    # Each update moves a weight by at most lr (Adam's step is bounded by lr): a few float32
+    # roundings of the weight's size and of lr.
+    tol = 8 * torch.finfo(torch.float32).eps * (w.abs() + 5e-3)
+    assert ((ours - torchs).abs() <= tol).all()

@@ -101,7 +101,7 @@ def test_matches_autograd_double_backward(rng, dtype, depth, slope, bias, scale,
     ws, bs, x, ups, gamma = _case(rng, dtype, depth, slope, bias, m=m, d=d, width=width)
     with torch.no_grad():
         x.mul_(scale)
-    got = _everything(lambda x: mlp_step(x, ws, bs, slope), x, ws, bs, ups, gamma)
+    got = _everything(lambda x: mlp_step([x], ws, bs, slope)[0], x, ws, bs, ups, gamma)
     ref = _reference(x, ws, bs, ups, gamma, slope)
     bound = _reference(x, ws, bs, ups, gamma, slope, absolute=True)
     # Every result is a sum of products through at most depth + 2 matrix products of up to
@@ -120,6 +120,39 @@ def test_matches_autograd_double_backward(rng, dtype, depth, slope, bias, scale,
             f"{name} {what}: error {err.max():.3e}, bound {(n * eps * bnd).max():.3e}"
 
 
+@pytest.mark.parametrize("penalized", [(), (0,), (2,), (0, 2), (1,), (0, 1, 2)], ids=str)
+@pytest.mark.parametrize("lossless", [(), (1,), (0, 2)], ids=lambda s: f"nolossfor{s}")
+@pytest.mark.parametrize("slope", [0.2, -0.5], ids=lambda s: f"slope{s}")
+def test_batches_together_equal_each_alone(rng, penalized, lossless, slope):
+    """Several batches in one pass: each batch's outputs and every gradient equal the batches'
+    passes one at a time, whichever batches carry a penalty (the tangent runs on the smallest run
+    of rows that holds them, a batch inside without one gets zeros) and whichever carry no loss."""
+    ws, bs, _, _, _ = _case(rng, torch.float64, 2, slope)
+    xs = [torch.randn(m, 3, generator=rng, dtype=torch.float64).requires_grad_(True) for m in (5, 1, 7)]
+    ups = [[torch.randn(m, 1, generator=rng, dtype=torch.float64) for _ in range(2)] for m in (5, 1, 7)]
+    params = [p for p in ws + bs if p is not None]
+
+    def total(outs):
+        terms = []
+        for i, ((v_d, v_g, g), (c_d, c_g)) in enumerate(zip(outs, ups)):
+            if i not in lossless:
+                terms.append((v_d * c_d).sum())
+            terms.append((v_g * c_g).sum())
+            if i in penalized:
+                terms.append(g.pow(2).sum() * (i + 1))
+        return sum(terms)
+
+    together = mlp_step(xs, ws, bs, slope)
+    alone = [mlp_step([x], ws, bs, slope)[0] for x in xs]
+    for a, b in zip(together, alone):
+        for u, v in zip(a, b):
+            torch.testing.assert_close(u, v, rtol=1e-12, atol=1e-14)
+    got = _grads(total(together), params + xs)
+    want = _grads(total(alone), params + xs)
+    for i, (a, b) in enumerate(zip(got, want)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14, msg=f"gradient {i}")
+
+
 def test_each_output_carries_gradient_to_its_own_inputs(rng):
     """for_d to the weights only, for_g to the input only, grad to the weights (its derivative in
     x is zero wherever it exists): gradcheck of each in exactly those."""
@@ -130,11 +163,11 @@ def test_each_output_carries_gradient_to_its_own_inputs(rng):
     def split(ps):
         return list(ps[:n]), list(ps[n:])
 
-    assert torch.autograd.gradcheck(lambda *ps: mlp_step(x.detach(), *split(ps), 0.2)[0], params)
-    assert torch.autograd.gradcheck(lambda *ps: mlp_step(x.detach(), *split(ps), 0.2)[2], params)
-    assert torch.autograd.gradcheck(lambda x: mlp_step(x, [w.detach() for w in ws], [b.detach() for b in bs], 0.2)[1],
-                                    (x,))
-    v_d, v_g, g = mlp_step(x, ws, bs, 0.2)
+    assert torch.autograd.gradcheck(lambda *ps: mlp_step([x.detach()], *split(ps), 0.2)[0][0], params)
+    assert torch.autograd.gradcheck(lambda *ps: mlp_step([x.detach()], *split(ps), 0.2)[0][2], params)
+    assert torch.autograd.gradcheck(
+        lambda x: mlp_step([x], [w.detach() for w in ws], [b.detach() for b in bs], 0.2)[0][1], (x,))
+    ((v_d, v_g, g),) = mlp_step([x], ws, bs, 0.2)
     assert torch.autograd.grad(v_d.sum(), x, allow_unused=True, retain_graph=True)[0] is None
     assert all(t is None for t in torch.autograd.grad(v_g.sum(), params, allow_unused=True))
 
@@ -147,10 +180,13 @@ def test_the_model_offers_it_only_where_it_is_exact():
     assert not models.MLPDiscriminator((2,), hidden=8, backend="cpu").closed_form_step  # a kernel asked for
     with pytest.raises(ValueError, match="step_forward needs one logit"):
         models.MLPEncoder((2,), latent_dim=4, hidden=8).step_forward(torch.randn(3, 2))
-    x = torch.randn(7, 1, 2)
-    v_d, v_g, g = d.step_forward(x)
+    with pytest.raises(ValueError, match="at least one batch"):
+        d.step_forward()
+    x, y = torch.randn(7, 1, 2), torch.randn(4, 2)
+    ((v_d, v_g, g), (u_d, u_g, h)) = d.step_forward(x, y)
     torch.testing.assert_close(v_d, d(x))
-    assert g.shape == x.shape
+    torch.testing.assert_close(u_g, d(y))
+    assert g.shape == x.shape and h.shape == y.shape
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,17 +243,17 @@ def test_the_steps_equal_the_steps_through_autograd(fused, config):
 
 @pytest.mark.parametrize("fused", [False, True], ids=["alternating", "fused"])
 def test_one_pass_per_batch(monkeypatch, fused):
-    """D's closed-form pass runs once per batch: real and fakes in the D step (R1 from the real
-    pass), the fakes once more in the alternating G step; D's forward never."""
+    """D's closed-form pass runs once per step's batches: real and fakes together in the D step
+    (R1 from the real rows), the fakes once more in the alternating G step; D's forward never."""
     calls, forwards = [], []
     step_forward, forward = models.MLPDiscriminator.step_forward, models.MLPDiscriminator.forward
     monkeypatch.setattr(models.MLPDiscriminator, "step_forward",
-                        lambda self, x: calls.append(1) or step_forward(self, x))
+                        lambda self, *xs: calls.append(len(xs)) or step_forward(self, *xs))
     monkeypatch.setattr(models.MLPDiscriminator, "forward", lambda self, *a: forwards.append(1) or forward(self, *a))
     g, d = _pair(0)
     gan = pygan.GAN(g, d, fused=fused, penalty="r1", seed=0)
     gan.step(pygan.data.ring().sample(16).double())
-    assert len(calls) == (2 if fused else 3) and not forwards
+    assert calls == ([2] if fused else [2, 1]) and not forwards
 
 
 def test_off_where_it_would_change_what_runs():

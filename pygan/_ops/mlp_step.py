@@ -12,7 +12,7 @@ layer's input and
     g = \nabla_x v = q_1 W_1 .
 
 Computing :math:`q` in the forward (what a backward would propagate anyway) gives three things
-from one pass per batch:
+from one pass (over every batch of the step at once, their rows stacked):
 
 - the loss's backward: for an upstream :math:`c_i = \partial L / \partial v_i` the error at layer
   :math:`l` is :math:`c \odot q_l`, so :math:`\partial L / \partial W_l = q_l^T (c \odot a_{l-1})`;
@@ -56,14 +56,31 @@ def _mm_tn(a: Tensor, b: Tensor) -> Tensor:
     return b.t().mm(a).t() if b.shape[1] < a.shape[1] else a.t().mm(b)
 
 
+def _rows(ups: Sequence[Optional[Tensor]], sizes: Sequence[int], x: Tensor) -> tuple[Optional[Tensor], int, int]:
+    """The input-gradient upstreams of some of the stacked batches as one block of rows: (block,
+    first row, end row) over the smallest run of batches that holds every given one, zeros for a
+    batch without one inside the run; (None, 0, 0) without any."""
+    given = [i for i, u in enumerate(ups) if u is not None]
+    if not given:
+        return None, 0, 0
+    lo, hi = given[0], given[-1] + 1
+    block = [ups[i] if ups[i] is not None else x.new_zeros(sizes[i], x.shape[1]) for i in range(lo, hi)]
+    return (block[0] if len(block) == 1 else torch.cat(block)), sum(sizes[:lo]), sum(sizes[:hi])
+
+
 class MLPStep(torch.autograd.Function):
-    """(for_d, for_g, g) for x of shape (batch, features); params W_1, b_1, ..., W_L, b_L (a bias
-    may be None). Once differentiable (see the module docs)."""
+    """For batches x_1 .. x_k (each (batch, features)) and params W_1, b_1, ..., W_L, b_L (a bias
+    may be None): (for_d, for_g, g) of each batch, in one pass over the batches stacked. Once
+    differentiable (see the module docs)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, slope: float, *params: Optional[Tensor]):
+    def forward(ctx, slope: float, n_x: int, *tensors: Optional[Tensor]):
+        xs, params = tensors[:n_x], tensors[n_x:]
         weights, biases = params[0::2], params[1::2]
         depth = len(weights) - 1  # hidden layers
+        sizes = [x.shape[0] for x in xs]
+        # One pass over every batch: each layer's product and activation once, on all rows.
+        x = xs[0] if n_x == 1 else torch.cat(xs)
         # With a positive slope a_l > 0 exactly where h_l > 0, so the activations carry the slopes
         # and the pre-activations are overwritten in place; otherwise both are kept.
         in_place = slope > 0
@@ -81,53 +98,76 @@ class MLPStep(torch.autograd.Function):
         for l in range(depth - 1, -1, -1):
             q = _leaky_grad(q, pre[l], slope, in_place)
             qs[l] = q
-            q = _mm(q, weights[l])
-        g = q.contiguous() if depth == 0 else q  # depth 0: the expanded weight row
-        ctx.slope, ctx.depth, ctx.in_place = slope, depth, in_place
+            if l > 0:
+                q = _mm(q, weights[l])
+        # Each batch's input gradient g = q_1 W_1 on its own rows (a product per batch: no copy).
+        rows = q.split(sizes)
+        gs = [r.contiguous() if depth == 0 else _mm(r, weights[0]) for r in rows]
+        ctx.slope, ctx.depth, ctx.in_place, ctx.sizes = slope, depth, in_place, sizes
         ctx.has_bias = [b is not None for b in biases]
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(g, *acts, *([] if in_place else pre), *qs, *weights)
-        return v, v.clone(), g
+        ctx.save_for_backward(*gs, *acts, *([] if in_place else pre), *qs, *weights)
+        # Each batch's logits twice (see the module docs); copies, so that no output is a view.
+        vs = [u.clone() for u in v.split(sizes)] if n_x > 1 else [v]
+        return tuple(t for u, g in zip(vs, gs) for t in (u, u.clone(), g))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, c_d: Optional[Tensor], c_g: Optional[Tensor], g_up: Optional[Tensor]):
-        depth, slope = ctx.depth, ctx.slope
+    def backward(ctx, *ups: Optional[Tensor]):
+        depth, slope, sizes = ctx.depth, ctx.slope, ctx.sizes
+        n_x = len(sizes)
         saved = ctx.saved_tensors
-        g, acts, rest = saved[0], saved[1:depth + 2], saved[depth + 2:]
+        gs, acts, rest = saved[:n_x], saved[n_x:n_x + depth + 1], saved[n_x + depth + 1:]
         if ctx.in_place:  # the slopes from the activations a_1 .. a_L-1
             pre = acts[1:]
         else:
             pre, rest = rest[:depth], rest[depth:]
         qs, weights = rest[:depth], rest[depth:]
         needs = ctx.needs_input_grad
-        dx = g * c_g if needs[0] and c_g is not None else None
+        c_ds, c_gs, g_ups = ups[0::3], ups[1::3], ups[2::3]
+        dxs = [g * c if needs[2 + i] and c is not None else None for i, (g, c) in enumerate(zip(gs, c_gs))]
         grads: list[Optional[Tensor]] = [None] * (2 * depth + 2)
-        if (c_d is not None or g_up is not None) and any(needs[2:]):
-            ts: Sequence[Optional[Tensor]] = [None] * (depth + 1)
-            if g_up is not None:  # the penalty's tangent, forward through the layers
-                t = g_up
-                ts = [t]
+        c_d = None  # D's loss's upstream on every row
+        if any(c is not None for c in c_ds):
+            c_d = c_ds[0] if n_x == 1 else torch.cat([c if c is not None else acts[0].new_zeros(n, 1)
+                                                      for c, n in zip(c_ds, sizes)])
+        t, lo, hi = _rows(g_ups, sizes, acts[0])
+        if (c_d is not None or t is not None) and any(needs[2 + n_x:]):
+            ts: list[Optional[Tensor]] = [None] * (depth + 1)
+            if t is not None:  # the penalty's tangent, forward through the layers on its rows
+                ts[0] = t
                 for l in range(depth):
-                    t = _leaky_grad(t.mm(weights[l].t()), pre[l], slope, ctx.in_place)
-                    ts.append(t)
+                    t = _leaky_grad(t.mm(weights[l].t()), pre[l][lo:hi], slope, ctx.in_place)
+                    ts[l + 1] = t
+            full = hi - lo == acts[0].shape[0]
             for l in range(depth + 1):
                 # D's weight gradient: q_l^T (c a_{l-1} + t_{l-1}); q_L = 1.
-                if c_d is None:
+                q = qs[l] if l < depth else None
+                if c_d is None:  # the penalty's rows only
                     right = ts[l]
+                    q = q[lo:hi] if q is not None else None
+                elif ts[l] is None:
+                    right = acts[l] * c_d
+                elif full:
+                    right = torch.addcmul(ts[l], acts[l], c_d)
                 else:
-                    right = acts[l] * c_d if ts[l] is None else torch.addcmul(ts[l], acts[l], c_d)
-                if needs[2 + 2 * l]:
-                    grads[2 * l] = right.sum(0, keepdim=True) if l == depth else _mm_tn(qs[l], right)
-                if needs[3 + 2 * l] and ctx.has_bias[l] and c_d is not None:
-                    grads[2 * l + 1] = c_d.sum(0) if l == depth else qs[l].t().mv(c_d.view(-1))
-        return (dx, None, *grads)
+                    right = acts[l] * c_d
+                    right[lo:hi] += ts[l]
+                if needs[2 + n_x + 2 * l]:
+                    grads[2 * l] = right.sum(0, keepdim=True) if q is None else _mm_tn(q, right)
+                if needs[3 + n_x + 2 * l] and ctx.has_bias[l] and c_d is not None:
+                    grads[2 * l + 1] = c_d.sum(0) if q is None else q.t().mv(c_d.view(-1))
+        return (None, None, *dxs, *grads)
 
 
-def mlp_step(x: Tensor, weights: Sequence[Tensor], biases: Sequence[Optional[Tensor]],
-             slope: float) -> tuple[Tensor, Tensor, Tensor]:
-    """(for_d, for_g, g): the logits of ``x`` (batch, features) under the MLP ``weights``/``biases``
-    with LeakyReLU(``slope``) between layers and one output, twice (see the module docs), and
-    :math:`g = \\nabla_x v` per sample, shape of ``x``."""
+def mlp_step(xs: Sequence[Tensor], weights: Sequence[Tensor], biases: Sequence[Optional[Tensor]],
+             slope: float) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """For each batch in ``xs`` (each (batch, features)): (for_d, for_g, g), the batch's logits
+    under the MLP ``weights``/``biases`` with LeakyReLU(``slope``) between layers and one output,
+    twice (see the module docs), and :math:`g = \\nabla_x v` per sample, shape of the batch. The
+    batches go through the layers together, one product per layer (the D step's real and fake
+    batches: half the calls of two passes); a penalty's double backward runs on its own batches'
+    rows only."""
     params = [t for pair in zip(weights, biases) for t in pair]
-    return MLPStep.apply(x, slope, *params)
+    out = MLPStep.apply(slope, len(xs), *xs, *params)
+    return [tuple(out[i:i + 3]) for i in range(0, len(out), 3)]  # type: ignore[misc]
