@@ -46,8 +46,16 @@ def replace_numbers(text: str, name: str, body: str, where: str = "README.md") -
     pattern = re.compile(rf"(<!-- numbers:{re.escape(name)} -->\n?).*?(\n?<!-- /numbers:{re.escape(name)} -->)", re.S)
     if not pattern.search(text):
         raise SystemExit(f"{where} has no <!-- numbers:{name} --> markers")
-    # The body on lines of its own, however the markers stood (an empty pair may share one newline).
-    return pattern.sub(lambda m: m.group(1).rstrip("\n") + "\n" + body + "\n" + m.group(2).lstrip("\n"), text)
+
+    def sub(m: re.Match) -> str:
+        opening, closing = m.group(1).rstrip("\n"), m.group(2).lstrip("\n")
+        if m.start() > 0 and text[m.start() - 1] != "\n" and "\n" not in body:
+            # Markers inside a sentence keep the number inline: a line that starts with "<!--"
+            # would begin an HTML block and break the paragraph.
+            return opening + body + closing
+        # A block (a table, a paragraph) on lines of its own (an empty pair may share one newline).
+        return opening + "\n" + body + "\n" + closing
+    return pattern.sub(sub, text)
 
 
 def add_options(parser: argparse.ArgumentParser, marker: str) -> None:

@@ -176,3 +176,23 @@ def test_matmul_flops_counts_products_and_convolutions_through_double_backward()
         (g,) = torch.autograd.grad((x @ w.t()).sum(), x, create_graph=True)
         g.pow(2).sum().backward()
     assert matmul_flops(r1) == 3 * 2 * 5 * 7 * 3
+
+
+def test_readme_numbers_stay_inline_inside_a_sentence_and_tables_on_lines_of_their_own():
+    """benchmarks/_seeds.replace_numbers: a number between markers inside a sentence stays on the
+    sentence's line (a line that starts with "<!--" would begin an HTML block and break the
+    paragraph); a table goes on lines of its own."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from _seeds import replace_numbers
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    text = "took <!-- numbers:t -->\nold\n<!-- /numbers:t --> in all.\n\n<!-- numbers:table -->\n|a|\n<!-- /numbers:table -->\n"
+    text = replace_numbers(text, "t", "12 s")
+    text = replace_numbers(text, "table", "| b |\n|---|")
+    assert text == ("took <!-- numbers:t -->12 s<!-- /numbers:t --> in all.\n\n"
+                    "<!-- numbers:table -->\n| b |\n|---|\n<!-- /numbers:table -->\n")
+    with pytest.raises(SystemExit, match="no <!-- numbers:x -->"):
+        replace_numbers(text, "x", "1")
