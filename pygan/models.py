@@ -192,7 +192,7 @@ class MLPDiscriminator(nn.Module):
     def step_forward(self, *xs: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
         """For each batch in ``xs``: ``(for_d, for_g, grad)``, D's logits of the batch twice --
         ``for_d`` differentiable in D's weights only, ``for_g`` in the batch only -- and the input
-        gradient ``grad`` = :math:`\nabla_x D(x)` (shape of the batch), differentiable in the
+        gradient ``grad`` = :math:`\\nabla_x D(x)` (shape of the batch), differentiable in the
         weights (R1/R2). One pass over the batches together, with the double backward in closed
         form (:mod:`pygan._ops.mlp_step`). Once differentiable; for the engine's steps (see
         :attr:`closed_form_step`)."""
