@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
+
+T = TypeVar("T")
+
+
+def memo(cache: dict, key: tuple, check: Callable[[], T], limit: int = 1024) -> T:
+    """``check()`` (the checked form of a call's non-tensor arguments), kept in ``cache`` under
+    ``key``: checking them on every call costs as much as a small kernel. Values that compare
+    equal across types (``True == 1``) must carry their type in ``key``, or a cached check would
+    pass them. An unhashable key is checked every time (the check then names the argument); a
+    sweep over a parameter empties the cache at ``limit`` entries rather than grow it."""
+    try:
+        hit = cache.get(key)
+    except TypeError:
+        return check()
+    if hit is None:
+        hit = check()
+        if len(cache) >= limit:
+            cache.clear()
+        cache[key] = hit
+    return hit
 
 
 def number(name: str, value: Any, *, positive: bool = False, nonnegative: bool = False, why: str = "") -> float:

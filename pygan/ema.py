@@ -17,6 +17,7 @@ al. 2019).
 from __future__ import annotations
 
 import copy
+import operator
 from typing import Optional
 
 import torch
@@ -52,47 +53,62 @@ class EMA(nn.Module):
         device = params[0].device if params else torch.device("cpu")
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.float64, device=device))
         self.register_buffer("weight", torch.zeros((), dtype=torch.float64, device=device))
-        self._trees: Optional[tuple] = None  # (model, its modules, the copy's modules); see _pairs
+        # (model, both trees' parameter and buffer dicts, the objects they held, then _pairs' three
+        # lists); see _pairs
+        self._trees: Optional[tuple] = None
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
 
-    @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """One averaging step towards ``model``'s current weights (same architecture as at
         construction)."""
+        # No no_grad() around it all (its context costs a tenth of a small model's update): the
+        # kernel writes the copy's memory outside autograd, the counter and weight are buffers, and
+        # only the buffer copies would be recorded.
         model = _unwrap(model)
         step_ema_weight(self.num_updates, self.weight, self.decay, self.rampup)
         dst, src, buffers = self._pairs(model)
         if dst:
             call_lerp_(dst, src, self.weight, self.backend)
-        for b_ema, b in buffers:
-            b_ema.copy_(b)
+        if buffers:
+            with torch.no_grad():
+                for b_ema, b in buffers:
+                    b_ema.copy_(b)
 
     def _pairs(self, model: nn.Module) -> tuple[list, list, list]:
         """The averaged copy's parameters, the model's, and the pairs of buffers, in one order.
-        The module trees are walked once per model (walking them cost more than a small model's
-        update); each call reads the parameters from the modules, so a parameter replaced in place,
-        ``.to()`` or ``load_state_dict`` are seen."""
-        trees = self._trees
-        if trees is None or trees[0] is not model:
-            trees = self._trees = (model, list(self.module.modules()), list(model.modules()))
-            if len(trees[1]) != len(trees[2]):
-                raise ValueError("EMA.update: model's modules differ from the averaged copy's")
+
+        The module trees are walked and checked once per model; later calls only confirm that both
+        trees still hold the same parameter and buffer objects (one identity test each: rebuilding
+        and checking the lists cost more than a small model's update). The kernels read each
+        tensor's storage at the call, so ``.to()`` and ``load_state_dict``, which keep the objects,
+        are seen; a replaced parameter or buffer (an assignment, or ``.to()`` moving buffers) makes
+        the walk run again."""
+        cache = self._trees
+        if cache is not None and cache[0] is model and _same(_members(cache[1]), cache[2]) and all(
+                q.dtype == p.dtype and q.shape == p.shape for q, p in zip(cache[3], cache[4])):
+            # (the kernel takes the sizes and dtypes of the copy's tensors: a parameter whose data
+            # was swapped for another shape or dtype in place, as .half() does, must not reach it)
+            return cache[3], cache[4], cache[5]
+        modules_ema, modules = list(self.module.modules()), list(model.modules())
+        if len(modules_ema) != len(modules):
+            raise ValueError("EMA.update: model's modules differ from the averaged copy's")
         dst, src, buffers = [], [], []
-        for m_ema, m in zip(trees[1], trees[2]):
+        for m_ema, m in zip(modules_ema, modules):
             pairs = [(m_ema._parameters.get(name), p) for name, p in m._parameters.items() if p is not None]
             if len(m_ema._parameters) != len(m._parameters) or any(
                     q is None or q.shape != p.shape or q.dtype != p.dtype for q, p in pairs):
                 raise ValueError("EMA.update: model's parameters differ from the averaged copy's "
                                  "(number, shapes or dtypes)")
-            dst += [q.detach() for q, _ in pairs]
-            src += [p.detach() for _, p in pairs]
+            dst += [q for q, _ in pairs]
+            src += [p for _, p in pairs]
             for name, b in m._buffers.items():
                 if b is not None and m_ema._buffers.get(name) is not None:
                     buffers.append((m_ema._buffers[name], b))
+        slots = [d for m in modules_ema + modules for d in (m._parameters, m._buffers)]
+        self._trees = (model, slots, _members(slots), dst, src, buffers)
         return dst, src, buffers
-
     def __getstate__(self):
         # Copies and pickles leave the walked trees behind: they reference the model, not the average.
         state = dict(self.__dict__)
@@ -101,3 +117,14 @@ class EMA(nn.Module):
 
     def extra_repr(self) -> str:
         return f"decay={self.decay}, rampup={self.rampup}"
+
+
+def _members(slots: list) -> list:
+    """Every object the modules' parameter and buffer dicts ``slots`` hold (None where a slot is
+    empty), in order."""
+    return [t for d in slots for t in d.values()]
+
+
+def _same(a: list, b: list) -> bool:
+    """The same objects in the same order (``==`` would compare tensors' values)."""
+    return len(a) == len(b) and all(map(operator.is_, a, b))

@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from ._ops import adversarial_loss as _loss_op, backend as _backend
 from ._ops.launch import compute_dtype, empty
 from ._ops.loss_terms import LOSS_NAMES, TERM_CODES, LossSpec, loss_spec
+from ._validate import memo
 
 __all__ = [
     "LOSS_NAMES", "LossTerms", "MinimaxLosses", "discriminator_loss", "generator_loss",
@@ -94,12 +95,6 @@ def _check_reduction(reduction: str) -> int:
     return _backend.REDUCTIONS[reduction]
 
 
-def _run(x0: Tensor, x1: Tensor, terms: tuple[str, str], signs: tuple[float, float], spec: LossSpec,
-         reduction: int, backend: str, shifts: tuple[Optional[Tensor], Optional[Tensor]] = (None, None),
-         fields: tuple[bool, bool] = (True, True)):
-    return _launch(x0, x1, _consts(terms, signs, spec, reduction, backend), shifts, fields)
-
-
 def _consts(terms: tuple[str, str], signs: tuple[float, float], spec: LossSpec, reduction: int,
             backend: str) -> tuple:
     """A fused loss op's constants: (term0, term1, sign0, sign1, alpha, reduction, backend)."""
@@ -129,8 +124,9 @@ def _launch(x0: Tensor, x1: Tensor, consts: tuple, shifts: tuple[Optional[Tensor
 
 class _Plan(NamedTuple):
     """A call's arguments other than the logits, checked: the loss, the reduction code, the backend,
-    and the constants of its fused op when that op runs on the logits as given (the losses other than
-    the relativistic ones): (term0, term1, sign0, sign1, alpha, reduction, backend)."""
+    and the constants of its fused op, (term0, term1, sign0, sign1, alpha, reduction, backend): on
+    the logits as given, at the pairs' differences (``"relativistic"``) or at the logits shifted by
+    the other side's mean (``"relativistic_average"``)."""
 
     spec: LossSpec
     reduction: int
@@ -138,8 +134,7 @@ class _Plan(NamedTuple):
     consts: tuple
 
 
-# Plans by (entry, loss, reduction, backend, flags, *params): checking the arguments on every call
-# would cost as much as a small loss kernel.
+# Plans by (entry, loss, reduction, backend, flags, *params) (see _validate.memo).
 _PLANS: dict[tuple, _Plan] = {}
 
 
@@ -147,27 +142,30 @@ def _plan(entry: str, loss: str, reduction: str, backend: Optional[str], params:
           flags: tuple = ()) -> _Plan:
     """The plan of ``entry``: "d" (D's loss), "bound" (minus D's loss: the divergence bound), "g" or
     "joint" (``flags`` = (saturating,))."""
-    try:
-        key: Optional[tuple] = (entry, loss, reduction, backend, flags, *params.items())
-        plan = _PLANS.get(key)
-    except TypeError:  # an unhashable argument: the checks below name it
-        key, plan = None, None
-    if plan is None:
-        spec, red, be = loss_spec(loss, params), _check_reduction(reduction), _backend.check_backend(backend)
-        if entry in ("d", "bound"):
-            terms, signs = (spec.real, spec.fake), (1.0, 1.0) if entry == "d" else (-1.0, -1.0)
-        elif entry == "joint":
-            terms, signs = ((spec.real, spec.fake), (-1.0, -1.0)) if flags[0] else \
-                ((spec.gen_real, spec.gen), (1.0, 1.0))
-        else:  # G's own side only: the real side is the shared empty tensor
-            term, sign = (spec.fake, -1.0) if flags[0] else (spec.gen, 1.0)
-            terms, signs = (term, term), (0.0, sign)
-        plan = _Plan(spec, red, be, _consts(terms, signs, spec, red, be))
-        if key is not None:
-            if len(_PLANS) >= 1024:  # a sweep over alpha must not grow it without bound
-                _PLANS.clear()
-            _PLANS[key] = plan
-    return plan
+    key = (entry, loss, reduction, backend, flags, *[(k, v, type(v)) for k, v in params.items()]) \
+        if params else (entry, loss, reduction, backend, flags)
+    return memo(_PLANS, key, lambda: _make_plan(entry, loss, reduction, backend, params, flags))
+
+
+def _make_plan(entry: str, loss: str, reduction: str, backend: Optional[str], params: dict,
+               flags: tuple) -> _Plan:
+    spec, red, be = loss_spec(loss, params), _check_reduction(reduction), _backend.check_backend(backend)
+    if spec.kind == "relativistic":
+        # One side of the op: the pairs' differences, on the side of the player's own term
+        # (the saturating G and a joint G run discriminator_loss's plan or generator_loss's).
+        terms, signs = ((spec.real, spec.real), (1.0, 0.0)) if entry != "g" else \
+            ((spec.gen, spec.gen), (0.0, 1.0))
+    elif spec.kind == "relativistic_average" and entry == "g":  # G's view swaps the sides' roles
+        terms, signs = (spec.fake, spec.gen), (1.0, 1.0)
+    elif entry in ("d", "bound"):
+        terms, signs = (spec.real, spec.fake), (1.0, 1.0) if entry == "d" else (-1.0, -1.0)
+    elif entry == "joint":
+        terms, signs = ((spec.real, spec.fake), (-1.0, -1.0)) if flags[0] else \
+            ((spec.gen_real, spec.gen), (1.0, 1.0))
+    else:  # G's own side only: the real side is the shared empty tensor
+        term, sign = (spec.fake, -1.0) if flags[0] else (spec.gen, 1.0)
+        terms, signs = (term, term), (0.0, sign)
+    return _Plan(spec, red, be, _consts(terms, signs, spec, red, be))
 
 
 def _checked(entry: str, real_logits: Tensor, fake_logits: Tensor, loss: str, params: dict,
@@ -185,40 +183,37 @@ def _needs_grad(*tensors: Optional[Tensor]) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
-def _relativistic_average(real: Tensor, fake: Tensor, terms: tuple[str, str], spec: LossSpec,
-                          reduction: int, backend: str):
+def _relativistic_average(real: Tensor, fake: Tensor, consts: tuple):
     """Relativistic average: each side shifted by the other side's mean logit. The whole loss runs
     in the compute dtype and comes back in the inputs' dtypes: through the means every gradient
     gathers a sum over the other side's per-element gradients, which must not be rounded to float16
     or bfloat16 before they are added."""
-    if _trains_in_compute_dtype(real, fake, reduction):  # the means taken inside the loss's node
-        return _loss_op.call_averaged_loss_and_grad(real, fake, _consts(terms, (1.0, 1.0), spec, reduction,
-                                                                        backend))
+    if _trains_in_compute_dtype(real, fake, consts[5]):  # the means taken inside the loss's node
+        return _loss_op.call_averaged_loss_and_grad(real, fake, consts)
     r = real.to(compute_dtype(real.dtype))
     f = fake.to(compute_dtype(fake.dtype))
-    shifts = (f.mean().to(r.dtype), r.mean().to(f.dtype))
-    out = _run(r, f, terms, (1.0, 1.0), spec, reduction, backend, shifts)
-    if reduction:
+    out = _launch(r, f, consts, (f.mean().to(r.dtype), r.mean().to(f.dtype)))
+    if consts[5]:
         return out.to(torch.promote_types(real.dtype, fake.dtype))
     return LossTerms(out.real.to(real.dtype), out.fake.to(fake.dtype))
 
 
-def _paired(a: Tensor, b: Tensor, term: str, side: int, spec: LossSpec, reduction: int, backend: str):
-    """Relativistic pairing: ``term`` at a - b on side ``side`` of the op. The difference is formed
-    in the compute dtype (a float16 difference would round away up to 2^-11 of it), and the result
-    comes back in the inputs' promoted dtype like every other loss."""
-    _paired_shapes(a, b)
+def _paired(a: Tensor, b: Tensor, consts: tuple):
+    """Relativistic pairing: the op at a - b on the side whose sign in ``consts`` is not 0. The
+    difference is formed in the compute dtype (a float16 difference would round away up to 2^-11 of
+    it), and the result comes back in the inputs' promoted dtype like every other loss."""
+    if a.shape != b.shape:
+        _paired_shapes(a, b)
+    if _trains_in_compute_dtype(a, b, consts[5]):  # the difference formed inside the loss's node
+        return _loss_op.call_paired_loss_and_grad(a, b, consts)
     dtype = torch.promote_types(a.dtype, b.dtype)
     compute = compute_dtype(dtype)
-    signs = (1.0, 0.0) if side == 0 else (0.0, 1.0)
-    if _trains_in_compute_dtype(a, b, reduction):  # the difference formed inside the loss's node
-        return _loss_op.call_paired_loss_and_grad(a, b, _consts((term, term), signs, spec, reduction, backend))
     diff = a.to(compute) - b.to(compute)
+    side = 0 if consts[2] else 1
     sides = [_empty_like_side(diff), _empty_like_side(diff)]
     sides[side] = diff
-    out = _run(sides[0], sides[1], (term, term), signs, spec, reduction, backend,
-               fields=(side == 0, side == 1))
-    if reduction:
+    out = _launch(sides[0], sides[1], consts, fields=(side == 0, side == 1))
+    if consts[5]:
         return out.to(dtype)
     return LossTerms(*(None if t is None else t.to(dtype) for t in out))
 
@@ -248,11 +243,11 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "ga
         **params: loss parameters: ``alpha`` for ``loss="alpha"``.
     """
     plan, real, fake = _checked("d", real_logits, fake_logits, loss, params, reduction, backend)
-    spec, red, be = plan.spec, plan.reduction, plan.backend
-    if spec.kind == "relativistic":
-        return _paired(real, fake, spec.real, 0, spec, red, be)
-    if spec.kind == "relativistic_average":
-        return _relativistic_average(real, fake, (spec.real, spec.fake), spec, red, be)
+    kind = plan.spec.kind
+    if kind == "relativistic":
+        return _paired(real, fake, plan.consts)
+    if kind == "relativistic_average":
+        return _relativistic_average(real, fake, plan.consts)
     return _launch(real, fake, plan.consts)
 
 
@@ -285,9 +280,9 @@ def generator_loss(fake_logits: Tensor, loss: str = "gan", *, saturating: bool =
             return LossTerms(None, -out.real)
         return LossTerms(*(None if t is None else -t for t in out))
     if spec.kind == "relativistic":
-        return _paired(fake, real, spec.gen, 1, spec, red, be)
+        return _paired(fake, real, plan.consts)
     # Relativistic average, G's view: the real samples should look less real than the fakes.
-    return _relativistic_average(real, fake, (spec.fake, spec.gen), spec, red, be)
+    return _relativistic_average(real, fake, plan.consts)
 
 
 def joint_generator_loss(real_logits: Tensor, fake_logits: Tensor, loss: str = "gan", *,

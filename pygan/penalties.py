@@ -55,7 +55,7 @@ from ._ops.penalty_head import KINDS as _HEAD_KINDS
 from ._ops.penalty_head import call_penalty_head
 from ._ops.multi_tensor import call_clip_
 from ._ops.launch import compute_dtype
-from ._validate import number, positive_int
+from ._validate import memo, number, positive_int
 
 KINDS = ("wgan-gp", "one-sided", "r1", "r2", "dragan")
 # Where a penalty is taken: the batch of real or generated samples itself, interpolates between
@@ -154,21 +154,32 @@ def gradient_norm_penalty(grad: Tensor, *, head: str = "two-sided", center: floa
     ``return_norms`` also the per-sample norms.
     """
     _check_tensor("grad", grad)
-    _check_reduction(reduction)
-    if head not in _HEAD_KINDS:
-        raise ValueError(f"unknown penalty head {head!r}; valid heads: {', '.join(_HEAD_KINDS)}")
-    center = number("center", center)
-    weight = number("weight", weight, nonnegative=True, why=_ADDED)
-    backend = check_backend(backend)
+    kind, center, weight, backend = memo(
+        _HEAD_PLANS, (head, center, type(center), weight, type(weight), reduction, backend),
+        lambda: _head_plan(head, center, weight, reduction, backend))
     resolve(backend, grad.device)  # an unavailable backend is a clear error before any work
     if inv_scale is not None:
         grad = grad * inv_scale.to(grad.dtype) if grad.dtype == torch.float64 else grad.float() * inv_scale
     if reduction == "none":
-        _, norms, penalty = call_penalty_head(grad.contiguous(), _HEAD_KINDS[head], center, weight, backend, True)
-    else:
-        scaled = weight * grad.shape[0] if reduction == "sum" else weight
-        penalty, norms = call_penalty_head(grad.contiguous(), _HEAD_KINDS[head], center, scaled, backend)
-    return (penalty, norms) if return_norms else penalty
+        _, norms, penalty = call_penalty_head(grad.contiguous(), kind, center, weight, backend, True)
+        return (penalty, norms) if return_norms else penalty
+    scaled = weight * grad.shape[0] if reduction == "sum" else weight
+    if not return_norms:  # one output: a cheaper autograd node
+        return call_penalty_head(grad.contiguous(), kind, center, scaled, backend, norms=False)[0]
+    return call_penalty_head(grad.contiguous(), kind, center, scaled, backend)
+
+
+# The head's checked arguments by (head, center, weight, reduction, backend) (see _validate.memo).
+_HEAD_PLANS: dict[tuple, tuple] = {}
+
+
+def _head_plan(head: str, center: float, weight: float, reduction: str, backend: Optional[str]) -> tuple:
+    """(kind code, center, weight, backend) of gradient_norm_penalty's arguments, checked."""
+    _check_reduction(reduction)
+    if head not in _HEAD_KINDS:
+        raise ValueError(f"unknown penalty head {head!r}; valid heads: {', '.join(_HEAD_KINDS)}")
+    return (_HEAD_KINDS[head], number("center", center),
+            number("weight", weight, nonnegative=True, why=_ADDED), check_backend(backend))
 
 
 def _input_gradient(outputs: Tensor, inputs: Tensor, scaler=None) -> tuple[Tensor, Optional[Tensor]]:
@@ -503,5 +514,4 @@ def clip_weights_(module: nn.Module | Iterable[Tensor], c: float = 0.01, *,
         groups.setdefault(p.device, []).append(p)
     for device, tensors in groups.items():
         resolve(backend, device)
-        tensors = [t.detach() for t in tensors]
         call_clip_(tensors, c, backend)

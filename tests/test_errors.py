@@ -186,6 +186,39 @@ def test_penalty_argument_errors():
         pygan.clip_weights_([x], 0.1, backend="gpu")
 
 
+def test_checked_arguments_are_checked_again_for_another_type():
+    """The checked form of a call's arguments is kept (the checks cost as much as a small kernel);
+    a value equal to a kept one but of another type (True == 1) is checked on its own."""
+    from pygan import penalties
+
+    x = torch.randn(4, 3)
+    penalties.gradient_norm_penalty(x, weight=1)
+    with pytest.raises(TypeError, match="weight must be a number, got bool"):
+        penalties.gradient_norm_penalty(x, weight=True)
+    penalties.gradient_norm_penalty(x, center=0)
+    with pytest.raises(TypeError, match="center must be a number, got bool"):
+        penalties.gradient_norm_penalty(x, center=False)
+    pygan.discriminator_loss(R, F_, "alpha", alpha=2)
+    with pytest.raises(ValueError, match="alpha must be a finite number"):
+        pygan.discriminator_loss(R, F_, "alpha", alpha=[2])
+    with pytest.raises(ValueError, match="unknown loss"):
+        pygan.discriminator_loss(R, F_, ["gan"])
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: pygan.discriminator_loss(x, F_),
+    lambda x: pygan.generator_loss(x, "relativistic", real_logits=R),
+    lambda x: pygan.discriminator_loss(x, F_, "relativistic_average"),
+    lambda x: pygan.penalties.gradient_norm_penalty(x.reshape(2, 2)),
+    lambda x: pygan.nn.bias_leaky_relu(x.reshape(2, 2), torch.zeros(2)).sum(),
+], ids=["loss", "paired", "averaged", "penalty_head", "activation"])
+def test_torch_func_transforms_are_refused_by_name(call):
+    """pygan's fused ops run under torch.autograd, not under torch.func's transforms: those get an
+    error that says so (not torch's complaint about a method the user never wrote)."""
+    with pytest.raises(RuntimeError, match="do not support torch.func transforms"):
+        torch.func.grad(call)(R.clone())
+
+
 def test_penalty_weights_steps_and_points():
     """Negative weights, a discriminator that returns one number per batch, r1 (or dragan) given
     fakes, a negative lazy step and penalties under no_grad are errors that say what is wrong."""

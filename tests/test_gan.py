@@ -330,6 +330,29 @@ def test_ema_follows_the_model_after_to_and_replaced_parameters():
         ema.update(other)
 
 
+def test_ema_sees_swapped_data_and_replaced_buffers():
+    """Later updates skip the walk while both trees hold the same objects. Data swapped in place
+    for another dtype (``.double()`` on the model alone) or shape is an error, never a kernel
+    reading past a tensor; buffers that ``.to()`` replaced are the ones copied."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    ema = pygan.EMA(net, decay=0.5, rampup=False)
+    ema.update(net)
+    net.to(torch.float64)
+    ema.to(torch.float64)
+    net(torch.randn(5, 3, dtype=torch.float64))  # moves the (new) running statistics
+    ema.update(net)
+    assert torch.equal(ema.module[1].running_mean, net[1].running_mean)
+    assert ema.module[1].running_mean.dtype == torch.float64
+    net.float()
+    with pytest.raises(ValueError, match="differ from the averaged copy"):
+        ema.update(net)
+    net.double()
+    ema.update(net)
+    net[0].weight.data = torch.zeros(2, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="differ from the averaged copy"):
+        ema.update(net)
+
+
 def test_gan_samples_from_the_ema_generator():
     g, d = _pair(dtype=torch.float32)
     gan = pygan.GAN(g, d, ema=0.5, seed=3)

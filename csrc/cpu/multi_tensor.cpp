@@ -27,7 +27,7 @@ void multi_tensor_cpu(const MultiTensorArgs& a) {
     const void* s = a.op == LERP ? reinterpret_cast<const void*>(a.src[t]) : d;
     const int64_t lo = (item - first[t]) * CHUNK, hi = std::min(a.sizes[t], lo + CHUNK);
     chunk(a.op, a.dtypes[t], d, s, a.bound, w, lo, hi);
-  });
+  }, Schedule::BLOCKED);
 }
 
 }  // namespace pygan

@@ -36,28 +36,47 @@ inline int num_threads(int64_t n_chunks, int64_t n) {
   return int(std::max<int64_t>(1, t));
 }
 
+// How parallel_items deals items to threads.
+enum class Schedule {
+  // Round-robin (one item at a time): items may differ in cost (a minimax loss runs two passes over
+  // the fake side's chunks, one over the real side's), and neighbours tend to cost alike.
+  ROUND_ROBIN,
+  // One contiguous run of items per thread: for items of equal cost that stream memory, as the
+  // multi-tensor updates do, a thread walking forward through memory keeps the prefetcher ahead
+  // (clipping DCGAN-64 G's 3.6M parameters on two threads: 0.15 against 0.21 ms round-robin).
+  BLOCKED,
+};
+
 // Runs fn(item) for items 0..n_items-1 on up to num_threads(n_items, work) threads, where `work`
 // counts the elements the items cover (small work stays on the calling thread).
-template <class F> void parallel_items(int64_t n_items, int64_t work, F&& fn) {
+template <class F>
+void parallel_items(int64_t n_items, int64_t work, F&& fn, Schedule schedule = Schedule::ROUND_ROBIN) {
   const int threads = num_threads(n_items, work);
   if (threads <= 1) {
     for (int64_t c = 0; c < n_items; ++c) fn(c);
     return;
   }
 #if defined(_OPENMP)
-  // Round-robin (chunk size 1): items may differ in cost (a minimax loss runs two passes over the
-  // fake side's chunks, one over the real side's), and neighbours tend to cost alike.
+  if (schedule == Schedule::BLOCKED) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t c = 0; c < n_items; ++c) fn(c);
+  } else {
 #pragma omp parallel for schedule(static, 1) num_threads(threads)
-  for (int64_t c = 0; c < n_items; ++c) fn(c);
+    for (int64_t c = 0; c < n_items; ++c) fn(c);
+  }
 #else
   std::atomic<int64_t> next{0};
-  auto worker = [&] {
-    for (int64_t c = next.fetch_add(1); c < n_items; c = next.fetch_add(1)) fn(c);
+  auto worker = [&](int t) {
+    if (schedule == Schedule::BLOCKED) {
+      for (int64_t c = n_items * t / threads; c < n_items * (t + 1) / threads; ++c) fn(c);
+    } else {
+      for (int64_t c = next.fetch_add(1); c < n_items; c = next.fetch_add(1)) fn(c);
+    }
   };
   std::vector<std::thread> pool;
   pool.reserve(threads - 1);
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
+  for (int t = 1; t < threads; ++t) pool.emplace_back(worker, t);
+  worker(0);
   for (auto& th : pool) th.join();
 #endif
 }

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from . import backend as _backend
-from .launch import DTYPE_CODES, call_c, device_context, float32_pair, ptr, triton_acc
+from .launch import DTYPE_CODES, call_c, device_context, eager_apply, float32_pair, ptr, triton_acc
 
 
 def _layout(x: Tensor) -> tuple[int, int]:
@@ -161,9 +161,12 @@ class BiasLeakyReLU(torch.autograd.Function):
         return _act_grads(ctx, LeakyReLUGrad.apply if torch.is_grad_enabled() else _leaky_grad, gy, ctx.mask)
 
 
+_apply_bias_leaky_relu = eager_apply(BiasLeakyReLU)
+
+
 def call_bias_leaky_relu(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -> Tensor:
     """``pygan::bias_leaky_relu``'s ``y``: the registered op where torch.compile traces, else its
     eager twin."""
     if torch.compiler.is_compiling():
         return bias_leaky_relu(x, bias, slope, backend)[0]
-    return BiasLeakyReLU.apply(x, bias, slope, backend)
+    return _apply_bias_leaky_relu(x, bias, slope, backend)

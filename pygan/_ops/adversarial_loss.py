@@ -22,10 +22,17 @@ import torch
 from torch import Tensor
 
 from . import backend as _backend
-from .launch import DTYPE_CODES, call_c, compute_dtype, counter, device_context, empty, ptr, scalar, triton_acc
+from .launch import (DTYPE_CODES, call_c, compute_dtype, counter, device_context, eager_apply, empty, ptr, scalar,
+                     triton_acc)
 
 def _out_dtype(x0: Tensor, x1: Tensor) -> torch.dtype:
     return torch.promote_types(x0.dtype, x1.dtype)
+
+
+# (dtype of x0, dtype of x1) -> (the loss's dtype, the compute dtype): one lookup per call where two
+# promotions cost a tenth of a small call's host time.
+_PAIR_DTYPES = {(a, b): (torch.promote_types(a, b), compute_dtype(a, b))
+                for a in DTYPE_CODES for b in DTYPE_CODES}
 
 
 def _c_side(x: Tensor, term: int, sign: float, shift: Optional[Tensor]) -> tuple:
@@ -54,8 +61,11 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
                     ptr(grad1), ptr(g_grad0), ptr(g_grad1))
         else:
             kernel = "loss_forward"
-            args = (*sides, alpha, reduction, out0.data_ptr(), out1.data_ptr(), ptr(out),
-                    DTYPE_CODES[out.dtype] if out is not None else 0, ptr(grad0), ptr(grad1))
+            # Conditionals rather than ptr(): at training sizes each helper frame is a tenth of a
+            # microsecond of a call whose kernel takes a few.
+            args = (*sides, alpha, reduction, out0.data_ptr(), out1.data_ptr(),
+                    out.data_ptr() if out is not None else 0, DTYPE_CODES[out.dtype] if out is not None else 0,
+                    grad0.data_ptr() if grad0 is not None else 0, grad1.data_ptr() if grad1 is not None else 0)
         if name == "cuda":
             c, _ = _backend._load_c()
             tiles = c.loss_forward_tiles(x0.numel(), x1.numel())
@@ -149,9 +159,12 @@ def _loss_and_grad(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, re
                    share_empty=False):
     """The loss and its gradients in the compute dtype; ``share_empty``: an empty side's gradient is
     the shared empty tensor (no allocation; the eager twin never hands it out)."""
-    acc = compute_dtype(x0.dtype, x1.dtype)
-    out = scalar(_out_dtype(x0, x1), x0.device)
-    grad0, grad1 = (_grad_buffer(x, acc, share_empty) for x in (x0, x1))
+    out_dtype, acc = _PAIR_DTYPES[x0.dtype, x1.dtype]
+    out = scalar(out_dtype, x0.device)
+    # The common case inline (a logit tensor in the compute dtype): a helper's frame per side costs
+    # as much as the allocation.
+    grad0 = torch.empty_like(x0) if x0.dtype is acc and x0.numel() else _grad_buffer(x0, acc, share_empty)
+    grad1 = torch.empty_like(x1) if x1.dtype is acc and x1.numel() else _grad_buffer(x1, acc, share_empty)
     _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reduction, backend,
              x0, x1, out, grad0, grad1)
     return out, grad0, grad1
@@ -159,7 +172,9 @@ def _loss_and_grad(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, re
 
 def _grad_buffer(x: Tensor, acc: torch.dtype, share_empty: bool) -> Tensor:
     if share_empty and not x.numel():
-        return empty(acc, x.device)
+        # No element is ever written: an empty side of the compute dtype (the shared one, which
+        # needs no gradient) serves as its own buffer.
+        return x if x.dtype is acc and not x.requires_grad else empty(acc, x.device)
     return torch.empty_like(x) if x.dtype == acc else torch.empty(x.shape, dtype=acc, device=x.device)
 
 
@@ -312,9 +327,8 @@ _ARGS = ("term0", "term1", "sign0", "sign1", "alpha")
 
 def _setup_context(ctx, inputs, output):
     x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha = inputs[:9]
-    ctx.reduction = inputs[9] if len(inputs) == 11 else 0
-    ctx.backend = inputs[-1]
-    ctx.consts = (term0, term1, sign0, sign1, alpha)
+    # (term0, term1, sign0, sign1, alpha, reduction, backend): the terms op has no reduction (0).
+    ctx.consts = (term0, term1, sign0, sign1, alpha, inputs[9] if len(inputs) == 11 else 0, inputs[-1])
     ctx.save_for_backward(x0, x1, shift0, shift1)
 
 
@@ -328,8 +342,7 @@ def _shift_grads(needs, shift0, shift1, g0, g1):
 
 def _backward_reduced(ctx, grad, op=adversarial_loss_backward):
     x0, x1, shift0, shift1 = ctx.saved_tensors
-    g0, g1 = op(x0, x1, shift0, shift1, *ctx.consts, ctx.reduction, ctx.backend, grad.contiguous(),
-                None, None, 1)
+    g0, g1 = op(x0, x1, shift0, shift1, *ctx.consts, grad.contiguous(), None, None, 1)
     s0, s1 = _shift_grads(ctx.needs_input_grad, shift0, shift1, g0, g1)
     return g0, g1, s0, s1, None, None, None, None, None, None, None
 
@@ -338,8 +351,7 @@ def _backward_terms(ctx, grad0, grad1):
     x0, x1, shift0, shift1 = ctx.saved_tensors
     grad0 = grad0 if grad0 is not None else torch.zeros_like(x0)
     grad1 = grad1 if grad1 is not None else torch.zeros_like(x1)
-    g0, g1 = adversarial_loss_backward(x0, x1, shift0, shift1, *ctx.consts, 0, ctx.backend,
-                                       None, grad0, grad1)
+    g0, g1 = adversarial_loss_backward(x0, x1, shift0, shift1, *ctx.consts, None, grad0, grad1)
     s0, s1 = _shift_grads(ctx.needs_input_grad, shift0, shift1, g0, g1)
     return g0, g1, s0, s1, None, None, None, None, None, None
 
@@ -372,8 +384,9 @@ adversarial_loss_and_grad.register_autograd(_backward_with_grad, setup_context=_
 adversarial_loss_terms.register_autograd(_backward_terms, setup_context=_setup_context)
 
 
-def _take_grads(ctx, grad: Tensor, used: tuple[bool, bool] = (True, True)) -> Optional[tuple[Tensor, Tensor]]:
-    """The gradients the forward pass saved on ``ctx``, scaled by the upstream ``grad`` in place and
+def _take_grads(ctx, grad: Tensor, used: tuple[bool, bool] = (True, True)) -> Optional[tuple]:
+    """The gradients the forward pass saved on ``ctx`` (the first two entries of ``ctx.grads``; any
+    further entries ride along and come back with them), scaled by the upstream ``grad`` in place and
     handed over (autograd can then keep them as .grad without a copy; nothing else holds them), or
     None where the caller must recompute: under ``create_graph`` (a product with a saved constant
     would hide the second derivative) or for a second backward after the first took them. Sides not
@@ -400,9 +413,11 @@ class LossAndGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x0, x1, shift0, shift1, consts):
         out, grad0, grad1 = _loss_and_grad(x0, x1, shift0, shift1, *consts, share_empty=True)
-        ctx.consts, ctx.reduction, ctx.backend = consts[:5], consts[5], consts[6]
-        ctx.grads, ctx.dtypes = (grad0, grad1), (x0.dtype, x1.dtype)
-        ctx.shifted = shift0 is not None or shift1 is not None
+        # Two attributes (each costs a fifth of a microsecond): the gradients with what their
+        # backward needs besides (the logits' dtypes, whether a shift takes a gradient), and the
+        # constants for the recomputing path.
+        ctx.grads = (grad0, grad1, x0.dtype, x1.dtype, shift0 is not None or shift1 is not None)
+        ctx.consts = consts
         ctx.save_for_backward(x0, x1, shift0, shift1)
         return out
 
@@ -413,18 +428,16 @@ class LossAndGrad(torch.autograd.Function):
         grads = _take_grads(ctx, grad, used)
         if grads is None:
             return _backward_reduced(ctx, grad, LossBackward.apply)[:4] + (None,)
-        d0, d1 = ctx.dtypes
-        g0, g1 = grads
-        if g0.dtype != d0 and used[0]:
+        g0, g1, d0, d1, shifted = grads
+        if g0.dtype is not d0 and used[0]:
             g0 = g0.to(d0)
-        if g1.dtype != d1 and used[1]:
+        if g1.dtype is not d1 and used[1]:
             g1 = g1.to(d1)
         s0 = s1 = None
-        if ctx.shifted:
+        if shifted:
             _, _, shift0, shift1 = ctx.saved_tensors
             s0, s1 = _shift_grads(needs, shift0, shift1, g0, g1)
-        g0, g1 = g0 if needs[0] else None, g1 if needs[1] else None
-        return g0, g1, s0, s1, None
+        return g0 if needs[0] else None, g1 if needs[1] else None, s0, s1, None
 
 
 class PairedLossAndGrad(torch.autograd.Function):
@@ -512,13 +525,18 @@ class LossBackward(torch.autograd.Function):
 # PyTorch op), the eager twin elsewhere (no custom-op dispatch). The choice is made here only.
 # ---------------------------------------------------------------------------------------------
 
+_apply_loss_and_grad = eager_apply(LossAndGrad)
+_apply_paired = eager_apply(PairedLossAndGrad)
+_apply_averaged = eager_apply(AveragedLossAndGrad)
+
+
 def call_loss_and_grad(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],
                        consts: tuple) -> Tensor:
     """``pygan::adversarial_loss_and_grad(x0, x1, shift0, shift1, *consts)``'s reduced loss,
     differentiable (twice); ``consts`` = (term0, term1, sign0, sign1, alpha, reduction, backend)."""
     if torch.compiler.is_compiling():
         return adversarial_loss_and_grad(x0, x1, shift0, shift1, *consts)[0]
-    return LossAndGrad.apply(x0, x1, shift0, shift1, consts)
+    return _apply_loss_and_grad(x0, x1, shift0, shift1, consts)
 
 
 def call_paired_loss_and_grad(a: Tensor, b: Tensor, consts: tuple) -> Tensor:
@@ -527,7 +545,7 @@ def call_paired_loss_and_grad(a: Tensor, b: Tensor, consts: tuple) -> Tensor:
     if torch.compiler.is_compiling():
         x0, x1 = _paired_sides(a - b, 0 if consts[2] else 1)
         return adversarial_loss_and_grad(x0, x1, None, None, *consts)[0]
-    return PairedLossAndGrad.apply(a, b, consts)
+    return _apply_paired(a, b, consts)
 
 
 def call_averaged_loss_and_grad(x0: Tensor, x1: Tensor, consts: tuple) -> Tensor:
@@ -535,7 +553,7 @@ def call_averaged_loss_and_grad(x0: Tensor, x1: Tensor, consts: tuple) -> Tensor
     both; ``consts`` as for :func:`call_loss_and_grad`."""
     if torch.compiler.is_compiling():
         return call_loss_and_grad(x0, x1, x1.mean(), x0.mean(), consts)
-    return AveragedLossAndGrad.apply(x0, x1, consts)
+    return _apply_averaged(x0, x1, consts)
 
 
 def call_minimax(*args) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -18,8 +18,8 @@ from torch import Tensor
 from . import backend as _backend
 from .backend import DTYPE_CODES
 
-__all__ = ["DTYPE_CODES", "call_c", "compute_dtype", "counter", "device_context", "empty", "float32_pair",
-           "ptr", "scalar", "triton_acc"]
+__all__ = ["DTYPE_CODES", "call_c", "compute_dtype", "counter", "device_context", "eager_apply", "empty",
+           "float32_pair", "ptr", "scalar", "triton_acc"]
 
 
 def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
@@ -74,6 +74,32 @@ def call_c(name: str, device: torch.device, kernel: str, *args) -> None:
         return
     with device_context(device):
         entry(*args, torch.cuda.current_stream(device).cuda_stream)
+
+
+# torch.autograd.Function.apply is a Python prologue (a check for setup_context, a pass over the
+# arguments for dead functorch wrappers) around the C++ apply that records the node; at training
+# sizes the prologue costs 2 us, a twentieth of a loss call with its backward.
+_C_APPLY = getattr(getattr(torch._C, "_FunctionBase", None), "__dict__", {}).get("apply")
+
+
+def eager_apply(cls: type) -> Callable:
+    """``cls.apply`` for an eager twin (an ``autograd.Function`` whose forward takes ``ctx``, no
+    ``setup_context``), calling the C++ apply directly; where this torch has no C++ apply to reach,
+    ``cls.apply``. Under a functorch transform (``torch.func.grad``, ``vmap``, ...) it raises a
+    clear error: pygan's ops do not support those (``cls.apply`` would refuse them too, naming a
+    method the user never wrote)."""
+    fast = _C_APPLY.__get__(None, cls) if _C_APPLY is not None else cls.apply
+    functorch_active = torch._C._are_functorch_transforms_active
+
+    def apply(*args):
+        if functorch_active():
+            raise RuntimeError("pygan's fused ops do not support torch.func transforms (grad, vmap, jvp, "
+                               "jacrev, ...); differentiate with torch.autograd instead "
+                               "(loss.backward() or torch.autograd.grad)")
+        return fast(*args)
+
+    apply.__doc__ = f"{cls.__name__}.apply"
+    return apply
 
 
 def device_context(device: torch.device):

@@ -105,16 +105,16 @@ def _(tensors, sources, weight, backend):
 # body directly elsewhere.
 def call_clip_(tensors: list[Tensor], c: float, backend: str) -> None:
     """``pygan::clip_``: clamps ``tensors`` to [-c, c] in place."""
-    if torch.compiler.is_compiling():
-        clip_(tensors, c, backend)
+    if torch.compiler.is_compiling():  # (detached: the op mutates them and has no autograd formula)
+        clip_([t.detach() for t in tensors], c, backend)
     else:
         run_now(CLIP, tensors, None, c, None, backend)
 
 
 def call_lerp_(tensors: list[Tensor], sources: list[Tensor], weight: Tensor, backend: str) -> None:
     """``pygan::lerp_``: ``t += w * (s - t)`` in place for each pair."""
-    if torch.compiler.is_compiling():
-        lerp_(tensors, sources, weight, backend)
+    if torch.compiler.is_compiling():  # (detached: the op has no autograd formula)
+        lerp_([t.detach() for t in tensors], [s.detach() for s in sources], weight, backend)
     else:
         run_now(LERP, tensors, sources, 0.0, weight, backend)
 

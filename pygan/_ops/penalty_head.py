@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 
 from . import backend as _backend
-from .launch import (DTYPE_CODES, call_c, compute_dtype, counter, device_context, float32_pair, ptr, scalar,
-                     triton_acc)
+from .launch import (DTYPE_CODES, call_c, compute_dtype, counter, device_context, eager_apply, empty,
+                     float32_pair, ptr, scalar, triton_acc)
 
 # phi(n) of the per-sample gradient norm n, by name (codes of csrc/penalty_head.h PenaltyKind).
 KINDS = {"two-sided": 0, "one-sided": 1, "squared": 2}
@@ -33,13 +33,18 @@ def _rows_cols(g: Tensor) -> tuple[int, int]:
 
 
 def _head(g: Tensor, kind: int, center: float, weight: float, backend: str,
-          per_sample: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+          per_sample: bool = False, share_empty: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     rows, cols = _rows_cols(g)
     acc = compute_dtype(g.dtype)
     out = scalar(acc, g.device)
-    norms = torch.empty(rows, dtype=acc, device=g.device)
-    coef = torch.empty(rows, dtype=acc, device=g.device)
-    values = torch.empty(rows if per_sample else 0, dtype=acc, device=g.device)
+    if g.dtype is acc:  # new_empty parses fewer arguments than torch.empty (a third of its time)
+        norms, coef = g.new_empty(rows), g.new_empty(rows)
+    else:
+        norms, coef = torch.empty(rows, dtype=acc, device=g.device), torch.empty(rows, dtype=acc, device=g.device)
+    # Without per-sample values: a fresh empty tensor for the registered op (its outputs become
+    # autograd's), the shared one for the eager twin, which never hands it out.
+    values = torch.empty(rows if per_sample else 0, dtype=acc, device=g.device) \
+        if per_sample or not share_empty else empty(acc, g.device)
     name = _backend.resolve(backend, g.device)
     if name in ("cpu", "cuda"):
         args = (g.data_ptr(), DTYPE_CODES[g.dtype], rows, cols, kind, center, weight, out.data_ptr(),
@@ -152,30 +157,37 @@ penalty_head.register_autograd(_head_backward, setup_context=_head_setup)
 
 class PenaltyHead(torch.autograd.Function):
     """Eager twin of ``pygan::penalty_head``: the same kernels and backward without the custom-op
-    dispatch, which costs more than the kernels at GAN batch sizes. It returns (penalty, norms), and
-    the values with ``per_sample``, and keeps the derivative factors on its context (fewer outputs, a
-    cheaper autograd node). pygan.penalties uses it outside ``torch.compile`` and the registered op
-    inside."""
+    dispatch, which costs more than the kernels at GAN batch sizes. It returns (penalty, norms), the
+    penalty alone without ``norms`` (one output is the cheapest node autograd records), and the values
+    too with ``per_sample``; it keeps the derivative factors on its context. pygan.penalties uses it
+    outside ``torch.compile`` and the registered op inside."""
 
     @staticmethod
-    def forward(ctx, g, kind, center, weight, backend, per_sample=False):
-        out, norms, coef, values = _head(g, kind, center, weight, backend, per_sample)
+    def forward(ctx, g, kind, center, weight, backend, per_sample=False, norms=True):
+        out, norms_, coef, values = _head(g, kind, center, weight, backend, per_sample, share_empty=True)
         ctx.backend, ctx.coef = backend, coef
         ctx.set_materialize_grads(False)  # an unused output needs no zero-filled upstream
-        ctx.save_for_backward(g, norms)
-        return (out, norms, values) if per_sample else (out, norms)
+        ctx.save_for_backward(g, norms_)
+        if per_sample:
+            return out, norms_, values
+        return (out, norms_) if norms else out
 
     @staticmethod
-    def backward(ctx, up, up_norms, up_values=None):
+    def backward(ctx, up, up_norms=None, up_values=None):
         g, norms = ctx.saved_tensors
-        return _head_grads(_head_grad, g, ctx.coef, norms, up, up_norms, up_values, ctx.backend) + (None,)
+        return _head_grads(_head_grad, g, ctx.coef, norms, up, up_norms, up_values, ctx.backend) + (None, None)
+
+
+_apply_penalty_head = eager_apply(PenaltyHead)
 
 
 def call_penalty_head(g: Tensor, kind: int, center: float, weight: float, backend: str,
-                      per_sample: bool = False) -> tuple[Tensor, ...]:
-    """``pygan::penalty_head``'s (penalty, norms), and the per-sample values with ``per_sample``: the
-    registered op where torch.compile traces, else its eager twin."""
+                      per_sample: bool = False, norms: bool = True) -> tuple[Tensor, ...]:
+    """``pygan::penalty_head``'s (penalty, norms), (penalty,) without ``norms``, and the per-sample
+    values too with ``per_sample``: the registered op where torch.compile traces, else its eager
+    twin."""
     if torch.compiler.is_compiling():
         out = penalty_head(g, kind, center, weight, backend, per_sample)
-        return (out[0], out[1], out[3]) if per_sample else out[:2]
-    return PenaltyHead.apply(g, kind, center, weight, backend, per_sample)
+        return (out[0], out[1], out[3]) if per_sample else out[:2] if norms else out[:1]
+    out = _apply_penalty_head(g, kind, center, weight, backend, per_sample, norms)
+    return out if per_sample or norms else (out,)
