@@ -109,6 +109,7 @@ class EMA(nn.Module):
         slots = [d for m in modules_ema + modules for d in (m._parameters, m._buffers)]
         self._trees = (model, slots, _members(slots), dst, src, buffers)
         return dst, src, buffers
+
     def __getstate__(self):
         # Copies and pickles leave the walked trees behind: they reference the model, not the average.
         state = dict(self.__dict__)
