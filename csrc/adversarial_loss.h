@@ -55,6 +55,20 @@ void minimax_forward_cpu(const Side& d0, const Side& d1, const Side& g0, const S
                          uintptr_t d_out, uintptr_t g_out, int out_dtype, uintptr_t d_grad0,
                          uintptr_t d_grad1, uintptr_t g_grad0, uintptr_t g_grad1);
 
+// The relativistic losses in one call, for logits in the compute dtype (float32 or float64), with
+// MEAN or SUM reduction and both gradients for an upstream of one (grad0, grad1: the inputs' dtype).
+// PAIRED: s0 holds a and the term and sign of the loss, s1 holds b (same size and dtype; its term
+//   and sign are unused): loss = w * sum_i term(a[i] - b[i]); grad0 = w * term'(a - b), grad1 = -grad0.
+// AVERAGED: each side shifted by the other side's mean, m_k = mean(x_k):
+//   loss = w0 * sum_i term0(x0[i] - m1) + w1 * sum_j term1(x1[j] - m0); through the means each side's
+//   gradient gathers minus the other side's summed gradient over its own size:
+//   grad0 = w0 * term0'(x0 - m1) - sum(w1 * term1'(x1 - m0)) / n0, and the same with 0 and 1 swapped.
+// One call forms the differences, the means and the corrections that would otherwise be a native op
+// each, chunk by chunk where the chunk is in cache.
+enum Relative : int { PAIRED = 1, AVERAGED = 2 };
+void relative_forward_cpu(const Side& s0, const Side& s1, int mode, double alpha, int reduction,
+                          uintptr_t out, int out_dtype, uintptr_t grad0, uintptr_t grad1);
+
 // The error for a generator side that differs from its discriminator side in more than term and sign.
 void check_minimax_sides(const Side& d0, const Side& d1, const Side& g0, const Side& g1);
 

@@ -307,7 +307,11 @@ def test_deterministic_and_thread_count_independent():
     """The CPU reduction is bitwise reproducible, whatever the number of threads."""
     code = ("import torch, pygan; g = torch.Generator().manual_seed(1); "
             "r = torch.randn(1 << 20, generator=g); f = torch.randn(1 << 19, generator=g); "
-            "print(pygan.discriminator_loss(r, f, 'jeffrey', backend='cpu').item().hex())")
+            "print(pygan.discriminator_loss(r, f, 'jeffrey', backend='cpu').item().hex()); "
+            # the relativistic kernel's means, gradient sums and corrections are chunked sums too
+            "r.requires_grad_(); f.requires_grad_(); "
+            "loss = pygan.discriminator_loss(r, f, 'relativistic_average', backend='cpu'); loss.backward(); "
+            "print(loss.item().hex(), r.grad.double().sum().item().hex(), f.grad.double().sum().item().hex())")
     outs = set()
     for threads in ("1", "2", "3"):
         env = dict(os.environ, PYGAN_NUM_THREADS=threads)
@@ -587,8 +591,8 @@ def test_minimax_kernel_matches_float64_reference(backend, loss, params, dtype, 
                 _assert_close(got.cpu(), want, 0.0, 5 * RTOL[dtype], f"{what} grad {label}")
 
 
-def test_minimax_is_one_kernel_launch(monkeypatch, rng):
-    """minimax_losses runs the two losses in one call of the CPU kernel (not one per player)."""
+def _count_cpu_calls(monkeypatch) -> list:
+    """The names of the CPU kernel entries called from now on, in order."""
     from pygan._ops import backend as _backend, launch
 
     c, _ = _backend._load_c()
@@ -603,11 +607,57 @@ def test_minimax_is_one_kernel_launch(monkeypatch, rng):
 
     monkeypatch.setattr(_backend, "_load_c", lambda: (Counting(), None))
     monkeypatch.setattr(launch, "_ENTRIES", {})  # entries looked up before the counting module
+    return calls
+
+
+def test_minimax_is_one_kernel_launch(monkeypatch, rng):
+    """minimax_losses runs the two losses in one call of the CPU kernel (not one per player)."""
+    calls = _count_cpu_calls(monkeypatch)
     real, fake = _logits((64,), torch.float32, "cpu", rng), _logits((48,), torch.float32, "cpu", rng)
     for loss in ("gan", "hinge", "relativistic_average"):
         calls.clear()
         pygan.minimax_losses(real, fake, loss, joint=loss == "hinge", backend="cpu")
         assert calls == ["minimax_forward_cpu"], (loss, calls)
+
+
+def test_relativistic_losses_are_one_kernel_call(monkeypatch, rng):
+    """With gradients, each relativistic loss is one call of the CPU kernel (the differences, means
+    and corrections inside it) and backward calls none; a second backward calls it again and gives
+    the same bits."""
+    calls = _count_cpu_calls(monkeypatch)
+    for loss in ("relativistic", "relativistic_average"):
+        real = _logits((64,), torch.float32, "cpu", rng).requires_grad_()
+        fake = _logits((64,) if loss == "relativistic" else (48,), torch.float32, "cpu", rng).requires_grad_()
+        for entry in (lambda: pygan.discriminator_loss(real, fake, loss, backend="cpu"),
+                      lambda: pygan.generator_loss(fake, loss, real_logits=real, backend="cpu")):
+            calls.clear()
+            out = entry()
+            assert calls == ["relative_forward_cpu"], (loss, calls)
+            first = torch.autograd.grad(out, (real, fake), torch.tensor(2.5), retain_graph=True)
+            assert calls == ["relative_forward_cpu"], (loss, calls)
+            again = torch.autograd.grad(out, (real, fake), torch.tensor(2.5))
+            assert calls == ["relative_forward_cpu"] * 2, (loss, calls)
+            for g, h in zip(first, again):
+                assert torch.equal(g, h), loss
+
+
+def test_relative_kernel_refuses_what_it_cannot_compute():
+    """The C++ entry of the relativistic losses refuses sides it would read or write out of bounds."""
+    from pygan._ops import backend as _backend
+
+    c, _ = _backend._load_c()
+    x, y, g = torch.randn(5), torch.randn(4), torch.empty(5)
+    out = torch.empty(())
+    a, b = (x.data_ptr(), 5, 0, 10, 1.0, 0), (y.data_ptr(), 4, 0, 10, 0.0, 0)  # Sides
+    with pytest.raises(ValueError, match="paired sides differ in size"):
+        c.relative_forward_cpu(a, b, 1, 0.0, 1, out.data_ptr(), 0, g.data_ptr(), g.data_ptr())
+    half = (x.data_ptr(), 5, 2, 10, 1.0, 0)
+    with pytest.raises(ValueError, match="must be float32 or both float64"):
+        c.relative_forward_cpu(half, half, 2, 0.0, 1, out.data_ptr(), 0, g.data_ptr(), g.data_ptr())
+    with pytest.raises(ValueError, match="reduction must be MEAN or SUM"):
+        c.relative_forward_cpu(a, a, 2, 0.0, 0, out.data_ptr(), 0, g.data_ptr(), g.data_ptr())
+    with pytest.raises(ValueError, match="mode must be PAIRED or AVERAGED"):
+        c.relative_forward_cpu(a, a, 3, 0.0, 1, out.data_ptr(), 0, g.data_ptr(), g.data_ptr())
 
 
 def test_minimax_sides_must_share_their_logits():

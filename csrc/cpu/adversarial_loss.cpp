@@ -85,6 +85,15 @@ struct SideChunks {
   }
 };
 
+// The sum over side j's chunks of one value per chunk (every `stride`-th entry of `values` from
+// `offset`), added in chunk order: the same result for any thread count.
+double side_sum(const SideChunks& chunks, const std::vector<double>& values, int j, int stride = 1,
+                int offset = 0) {
+  double sum = 0.0;
+  for (int64_t c = chunks.first[j]; c < chunks.first[j + 1]; ++c) sum += values[c * stride + offset];
+  return sum;
+}
+
 using Pass = LossPass<double>;
 
 // Runs `n_passes` losses over both sides' chunks in one parallel region and returns each reduced
@@ -109,11 +118,7 @@ void forward_passes(const Pass* passes, int n_passes, double alpha, int reductio
   });
   for (int p = 0; p < n_passes; ++p) {
     totals[p] = 0.0;
-    for (int j = 0; j < 2; ++j) {
-      double sum = 0.0;  // chunk order: the same result for any thread count
-      for (int64_t c = chunks.first[j]; c < chunks.first[j + 1]; ++c) sum += partial[c * n_passes + p];
-      totals[p] += sum * passes[p].weights[j];
-    }
+    for (int j = 0; j < 2; ++j) totals[p] += side_sum(chunks, partial, j, n_passes, p) * passes[p].weights[j];
   }
 }
 
@@ -126,6 +131,101 @@ void loss_forward_cpu(const Side& s0, const Side& s1, double alpha, int reductio
   double total;
   forward_passes(&pass, 1, alpha, reduction, out0, out1, &total);
   if (reduction != NONE) store_as<double>(reinterpret_cast<void*>(out), 0, out_dtype, total);
+}
+
+namespace {
+
+// The sum of x[lo, hi) in float64. Four accumulators keep the dependency chain short.
+template <class T> double sum_range(const T* x, int64_t lo, int64_t hi) {
+  double acc[4] = {0.0, 0.0, 0.0, 0.0};
+  int64_t i = lo;
+  for (; i + 4 <= hi; i += 4)
+    for (int l = 0; l < 4; ++l) acc[l] += double(x[i + l]);
+  for (; i < hi; ++i) acc[0] += double(x[i]);
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+// PAIRED: chunk by chunk, the differences go into grad1 (b's gradient buffer, free until the end of
+// the chunk), the loss pass reads them and writes grad0, and grad1 becomes -grad0.
+template <class T> double paired(const ChunkKernels& k, const Side& s0, const Side& s1, double alpha,
+                                 int reduction, T* grad0, T* grad1) {
+  const T* a = reinterpret_cast<const T*>(s0.x);
+  const T* b = reinterpret_cast<const T*>(s1.x);
+  Side diff = s0;
+  diff.x = reinterpret_cast<uintptr_t>(grad1);
+  const double w = side_weight(s0, reduction);
+  const SideChunks chunks(diff, Side{});
+  std::vector<double> partial(chunks.items(), 0.0);
+  parallel_items(chunks.items(), chunks.work(), [&](int64_t c) {
+    chunks.run(c, [&](int, int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) grad1[i] = a[i] - b[i];
+      partial[c] = k.forward(diff, alpha, reduction, 0, reinterpret_cast<uintptr_t>(grad0), w, lo, hi);
+      for (int64_t i = lo; i < hi; ++i) grad1[i] = -grad0[i];
+    });
+  });
+  return side_sum(chunks, partial, 0) * w;
+}
+
+// AVERAGED: three passes over both sides: the means; the loss pass at the shifted logits with the
+// sums of its gradients (each chunk summed while in cache); the corrections.
+template <class T> double averaged(const ChunkKernels& k, const Side& s0, const Side& s1, double alpha,
+                                   int reduction, T* grad0, T* grad1) {
+  const SideChunks chunks(s0, s1);
+  const T* x[2] = {reinterpret_cast<const T*>(s0.x), reinterpret_cast<const T*>(s1.x)};
+  T* g[2] = {grad0, grad1};
+  std::vector<double> partial(chunks.items(), 0.0), gsum(chunks.items(), 0.0);
+  parallel_items(chunks.items(), chunks.work(), [&](int64_t c) {
+    chunks.run(c, [&](int j, int64_t lo, int64_t hi) { partial[c] = sum_range(x[j], lo, hi); });
+  });
+  // An empty side's mean is 0 / 0 = NaN, as torch's mean of no elements.
+  const T means[2] = {T(side_sum(chunks, partial, 0) / double(s0.n)),
+                      T(side_sum(chunks, partial, 1) / double(s1.n))};
+  Side shifted[2] = {s0, s1};
+  shifted[0].shift = reinterpret_cast<uintptr_t>(&means[1]);
+  shifted[1].shift = reinterpret_cast<uintptr_t>(&means[0]);
+  const double w[2] = {side_weight(s0, reduction), side_weight(s1, reduction)};
+  parallel_items(chunks.items(), chunks.work(), [&](int64_t c) {
+    chunks.run(c, [&](int j, int64_t lo, int64_t hi) {
+      partial[c] = k.forward(shifted[j], alpha, reduction, 0, reinterpret_cast<uintptr_t>(g[j]), w[j], lo, hi);
+      gsum[c] = sum_range(g[j], lo, hi);
+    });
+  });
+  const double total = side_sum(chunks, partial, 0) * w[0] + side_sum(chunks, partial, 1) * w[1];
+  const double correction[2] = {side_sum(chunks, gsum, 1) / double(s0.n),
+                                side_sum(chunks, gsum, 0) / double(s1.n)};
+  parallel_items(chunks.items(), chunks.work(), [&](int64_t c) {
+    chunks.run(c, [&](int j, int64_t lo, int64_t hi) {
+      T* gj = g[j];
+      const double cj = correction[j];
+      for (int64_t i = lo; i < hi; ++i) gj[i] = T(double(gj[i]) - cj);
+    });
+  });
+  return total;
+}
+
+template <class T> double relative(const ChunkKernels& k, const Side& s0, const Side& s1, int mode,
+                                   double alpha, int reduction, uintptr_t grad0, uintptr_t grad1) {
+  T* g0 = reinterpret_cast<T*>(grad0);
+  T* g1 = reinterpret_cast<T*>(grad1);
+  return mode == PAIRED ? paired<T>(k, s0, s1, alpha, reduction, g0, g1)
+                        : averaged<T>(k, s0, s1, alpha, reduction, g0, g1);
+}
+
+}  // namespace
+
+void relative_forward_cpu(const Side& s0, const Side& s1, int mode, double alpha, int reduction,
+                          uintptr_t out, int out_dtype, uintptr_t grad0, uintptr_t grad1) {
+  // pygan/_ops/adversarial_loss.py validates all of this; a wrong call must not write out of bounds.
+  if (mode != PAIRED && mode != AVERAGED) throw std::invalid_argument("relative_forward: mode must be PAIRED or AVERAGED");
+  if (reduction != MEAN && reduction != SUM) throw std::invalid_argument("relative_forward: reduction must be MEAN or SUM");
+  if (s0.dtype != s1.dtype || (s0.dtype != F32 && s0.dtype != F64))
+    throw std::invalid_argument("relative_forward: both sides must be float32 or both float64");
+  if (mode == PAIRED && s0.n != s1.n) throw std::invalid_argument("relative_forward: paired sides differ in size");
+  if (!out || (s0.n && !grad0) || (s1.n && !grad1)) throw std::invalid_argument("relative_forward: null output");
+  const ChunkKernels& k = *active_kernels().load();
+  const double total = s0.dtype == F64 ? relative<double>(k, s0, s1, mode, alpha, reduction, grad0, grad1)
+                                       : relative<float>(k, s0, s1, mode, alpha, reduction, grad0, grad1);
+  store_as<double>(reinterpret_cast<void*>(out), 0, out_dtype, total);
 }
 
 void check_minimax_sides(const Side& d0, const Side& d1, const Side& g0, const Side& g1) {

@@ -322,9 +322,6 @@ def _(x0, x1, shift0, shift1, term0, term1, sign0, sign1, gterm0, gterm1, gsign0
             x1.new_empty(x1.shape if gsign1 else (0,), dtype=acc))
 
 
-_ARGS = ("term0", "term1", "sign0", "sign1", "alpha")
-
-
 def _setup_context(ctx, inputs, output):
     x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha = inputs[:9]
     # (term0, term1, sign0, sign1, alpha, reduction, backend): the terms op has no reduction (0).
@@ -440,62 +437,104 @@ class LossAndGrad(torch.autograd.Function):
         return g0 if needs[0] else None, g1 if needs[1] else None, s0, s1, None
 
 
+# csrc/adversarial_loss.h Relative: which relativistic loss relative_forward_cpu computes.
+PAIRED, AVERAGED = 1, 2
+
+
+def _relative(mode: int, x0: Tensor, x1: Tensor, consts: tuple) -> tuple[Tensor, Tensor, Tensor]:
+    """A relativistic loss and its gradients for an upstream of one, (loss, d/dx0, d/dx1), inputs in
+    the compute dtype. PAIRED: the loss op at ``x0 - x1`` on the side whose sign in ``consts`` is not
+    0, with gradients ``g`` and ``-g``. AVERAGED: the loss op at ``x0 - mean(x1)`` and
+    ``x1 - mean(x0)``; through the means each side's gradient gathers minus the other side's summed
+    gradient over its own size, ``d/dx0 = g0 - sum(g1) / n0`` and ``d/dx1 = g1 - sum(g0) / n1``.
+    The CPU forms the differences, means and corrections inside one kernel call; the other backends
+    compose them from native ops around the loss kernel."""
+    term0, term1, sign0, sign1, alpha, reduction, backend = consts
+    device = x0.device
+    if _backend.resolve(backend, device) == "cpu":
+        out = scalar(_PAIR_DTYPES[x0.dtype, x1.dtype][0], device)
+        grad0, grad1 = torch.empty_like(x0), torch.empty_like(x1)
+        s0 = _c_side(x0, term0, sign0, None) if mode == AVERAGED or sign0 else _c_side(x0, term1, sign1, None)
+        call_c("cpu", device, "relative_forward", s0, _c_side(x1, term1, sign1, None), mode, alpha,
+               reduction, out.data_ptr(), DTYPE_CODES[out.dtype], grad0.data_ptr(), grad1.data_ptr())
+        return out, grad0, grad1
+    if mode == PAIRED:
+        side = 0 if sign0 else 1
+        x0, x1 = _paired_sides(torch.sub(x0, x1), side)
+        out, grad0, grad1 = _loss_and_grad(x0, x1, None, None, *consts, share_empty=True)
+        g = (grad0, grad1)[side]
+        return out, g, torch.neg(g)
+    out, grad0, grad1 = _loss_and_grad(x0, x1, x1.mean(), x0.mean(), *consts)
+    return (out, *_averaged_corrections(grad0, grad1, torch.sub))
+
+
+def _averaged_corrections(g0: Tensor, g1: Tensor, sub) -> tuple[Tensor, Tensor]:
+    """``(g0 - sum(g1) / n0, g1 - sum(g0) / n1)`` with ``sub`` = torch.sub (new tensors,
+    differentiable) or Tensor.sub_ (in place)."""
+    s0, s1 = g0.sum(), g1.sum()
+    return sub(g0, s1, alpha=1.0 / g0.numel()), sub(g1, s0, alpha=1.0 / g1.numel())
+
+
+def _relative_grads(ctx, grad: Tensor, mode: int) -> Optional[tuple]:
+    """The gradients of a relativistic node for the upstream ``grad`` (:func:`_take_grads`); for a
+    second backward (retain_graph) the same kernel call again, so that every backward without
+    create_graph gives the same bits. None under create_graph."""
+    used = ctx.needs_input_grad[:2]
+    grads = _take_grads(ctx, grad, used)
+    if grads is None and not torch.is_grad_enabled():
+        ctx.grads = _relative(mode, *ctx.saved_tensors, ctx.consts)[1:]
+        grads = _take_grads(ctx, grad, used)
+    return grads
+
+
 class PairedLossAndGrad(torch.autograd.Function):
-    """The relativistic pairing loss in one node: the loss op at ``a - b`` on one side (the side whose
-    sign in ``consts`` is not 0), with gradients ``g`` for ``a`` and ``-g`` for ``b``. Forming the
-    difference inside the node saves the subtraction's autograd node, which costs more than the
-    kernel at training sizes. ``a`` and ``b`` share the compute dtype (pygan.losses casts otherwise)."""
+    """The relativistic pairing loss in one node (:func:`_relative` PAIRED) of ``a`` and ``b``.
+    Forming the difference inside the node saves the subtraction's autograd node, which costs more
+    than the kernel at training sizes. ``a`` and ``b`` share the compute dtype (pygan.losses casts
+    otherwise)."""
 
     @staticmethod
     def forward(ctx, a, b, consts):
-        side = 0 if consts[2] else 1
-        x0, x1 = _paired_sides(torch.sub(a, b), side)
-        out, grad0, grad1 = _loss_and_grad(x0, x1, None, None, *consts, share_empty=True)
-        ctx.grads, ctx.side, ctx.consts = (grad0, grad1), side, consts
+        out, grad_a, grad_b = _relative(PAIRED, a, b, consts)
+        ctx.grads, ctx.consts = (grad_a, grad_b), consts
         ctx.save_for_backward(a, b)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        grads = _take_grads(ctx, grad, (ctx.side == 0, ctx.side == 1))
-        if grads is None:  # recompute the gradient at a - b differentiably
-            a, b = ctx.saved_tensors
-            x0, x1 = _paired_sides(a - b, ctx.side)
-            grads = LossBackward.apply(x0, x1, None, None, *ctx.consts, grad.contiguous(), None, None, 1)
-        g = grads[ctx.side]
         needs = ctx.needs_input_grad
-        return g if needs[0] else None, -g if needs[1] else None, None
+        grads = _relative_grads(ctx, grad, PAIRED)
+        if grads is None:  # create_graph: recompute the gradient at a - b differentiably
+            a, b = ctx.saved_tensors
+            side = 0 if ctx.consts[2] else 1
+            x0, x1 = _paired_sides(a - b, side)
+            g = LossBackward.apply(x0, x1, None, None, *ctx.consts, grad.contiguous(), None, None, 1)[side]
+            grads = (g, -g if needs[1] else None)
+        return grads[0] if needs[0] else None, grads[1] if needs[1] else None, None
 
 
 class AveragedLossAndGrad(torch.autograd.Function):
-    """The relativistic average loss in one node: the loss op at ``x0 - mean(x1)`` and
-    ``x1 - mean(x0)``. Through the means each side's gradient gathers minus the other side's summed
-    gradient over its own size: ``d/dx0 = g0 - sum(g1) / n0`` and ``d/dx1 = g1 - sum(g0) / n1``.
-    Taking the means inside the node saves their autograd nodes and the shift gradients, which cost
-    three times the rest of the loss at training sizes. Both inputs are in the compute dtype."""
+    """The relativistic average loss in one node (:func:`_relative` AVERAGED). Taking the means
+    inside the node saves their autograd nodes and the shift gradients, which cost three times the
+    rest of the loss at training sizes. Both inputs are in the compute dtype."""
 
     @staticmethod
     def forward(ctx, x0, x1, consts):
-        out, grad0, grad1 = _loss_and_grad(x0, x1, x1.mean(), x0.mean(), *consts)
+        out, grad0, grad1 = _relative(AVERAGED, x0, x1, consts)
         ctx.grads, ctx.consts = (grad0, grad1), consts
         ctx.save_for_backward(x0, x1)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        grads = _take_grads(ctx, grad)
-        if grads is None:  # recompute with means that autograd sees
+        needs = ctx.needs_input_grad
+        grads = _relative_grads(ctx, grad, AVERAGED)
+        if grads is None:  # create_graph: recompute with means that autograd sees
             x0, x1 = ctx.saved_tensors
             g0, g1 = LossBackward.apply(x0, x1, x1.mean(), x0.mean(), *ctx.consts, grad.contiguous(),
                                         None, None, 1)
-            s0, s1 = g0.sum(), g1.sum()  # the arithmetic of the in-place path below, bit for bit
-            return torch.sub(g0, s1, alpha=1.0 / g0.numel()), torch.sub(g1, s0, alpha=1.0 / g1.numel()), None
-        g0, g1 = grads
-        s0, s1 = g0.sum(), g1.sum()
-        g0.sub_(s1, alpha=1.0 / g0.numel())
-        g1.sub_(s0, alpha=1.0 / g1.numel())
-        needs = ctx.needs_input_grad
-        return g0 if needs[0] else None, g1 if needs[1] else None, None
+            grads = _averaged_corrections(g0, g1, torch.sub)
+        return grads[0] if needs[0] else None, grads[1] if needs[1] else None, None
 
 
 def _paired_sides(diff: Tensor, side: int) -> tuple[Tensor, Tensor]:
