@@ -22,6 +22,13 @@ template <class T> PYGAN_HD T leaky(T v, T slope) { return v > T(0) ? v : v * sl
 void bias_leaky_relu_cpu(uintptr_t x, uintptr_t bias, int dtype, int64_t n, int64_t channels,
                          int64_t inner, double slope, uintptr_t y, uintptr_t mask);
 void leaky_relu_grad_cpu(uintptr_t g, int dtype, int64_t n, uintptr_t mask, double slope, uintptr_t out);
+// The first backward of bias_leaky_relu in one call: out = g * (bit ? 1 : slope), where g is one value
+// for every element when `g_broadcast` is 1 (the expanded upstream of a sum), and, when bias_grad is
+// not 0, bias_grad[c] = the sum of out over channel c's elements (accumulated in float64, written in
+// `dtype`; each channel summed in a fixed order, whatever the thread count).
+void bias_leaky_relu_backward_cpu(uintptr_t g, int g_broadcast, int dtype, int64_t n, int64_t channels,
+                                  int64_t inner, uintptr_t mask, double slope, uintptr_t out,
+                                  uintptr_t bias_grad);
 
 void bias_leaky_relu_cuda(uintptr_t x, uintptr_t bias, int dtype, int64_t n, int64_t channels,
                           int64_t inner, double slope, uintptr_t y, uintptr_t mask, uintptr_t stream);

@@ -50,6 +50,8 @@ PYBIND11_MODULE(_C, m) {
       fast_entry<&penalty_head_backward_cuda>("penalty_head_backward_cuda", "Penalty head backward, CUDA."),
       fast_entry<&bias_leaky_relu_cpu>("bias_leaky_relu_cpu", "Bias + LeakyReLU with a bit mask (activation.h)."),
       fast_entry<&leaky_relu_grad_cpu>("leaky_relu_grad_cpu", "The masked LeakyReLU derivative."),
+      fast_entry<&bias_leaky_relu_backward_cpu>("bias_leaky_relu_backward_cpu",
+                                                "The masked derivative and the bias gradient."),
       fast_entry<&bias_leaky_relu_cuda>("bias_leaky_relu_cuda", "Bias + LeakyReLU on a CUDA stream."),
       fast_entry<&leaky_relu_grad_cuda>("leaky_relu_grad_cuda", "The masked derivative on a CUDA stream."),
       {nullptr, nullptr, 0, nullptr}};

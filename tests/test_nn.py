@@ -85,6 +85,32 @@ def test_every_cpu_build_and_slope(dtype, rng):
                     assert (bias.grad.double() - b64.grad).abs().max() <= tol, what
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_upstream_layouts(backend, dtype, rng):
+    """The gradients for upstreams of every layout: one value expanded to every element (a sum), a
+    row expanded down the batch, a transposed one and a dense one; with more than one CPU thread's
+    worth of elements and more channels than one block of the bias sums."""
+    name, device = backend
+    shape = (600, 300) if name == "cpu" else (40, 70)
+    x = (torch.randn(shape, generator=rng, dtype=torch.float64) * 3).to(dtype).to(device).requires_grad_(True)
+    bias = torch.randn(shape[1], generator=rng, dtype=torch.float64).to(dtype).to(device).requires_grad_(True)
+    x64 = x.detach().double().cpu().requires_grad_(True)
+    b64 = bias.detach().double().cpu().requires_grad_(True)
+    weights = torch.randn(shape[::-1], generator=rng, dtype=torch.float64)
+    heads = {"sum": lambda y: y.sum() * 0.75, "rows": lambda y: (y.sum(dim=0) * weights[:, 0].to(y)).sum(),
+             "transposed": lambda y: (y.t() * weights.to(y)).sum(), "dense": lambda y: (y * weights.t().to(y)).sum()}
+    for label, head in heads.items():
+        x.grad = bias.grad = x64.grad = b64.grad = None
+        head(pnn.bias_leaky_relu(x, bias, 0.2, backend=name)).backward()
+        head(_reference(x64, b64, 0.2)).backward()
+        what = f"{label} {dtype} seed={rng.initial_seed()}"
+        assert x.grad.dtype == dtype and bias.grad.dtype == dtype, what
+        tol = 4 * RTOL[dtype] * x64.grad.abs().max()
+        assert (x.grad.double().cpu() - x64.grad).abs().max() <= tol, what
+        tol = 4 * RTOL[dtype] * x64.grad.abs().sum(dim=0).max().item()
+        assert (bias.grad.double().cpu() - b64.grad).abs().max() <= tol, what
+
+
 def test_gradcheck_and_gradgradcheck(backend, rng):
     name, device = backend
     x = torch.randn(3, 5, 2, 3, generator=rng, dtype=torch.float64).to(device).requires_grad_(True)

@@ -3,6 +3,8 @@
 // instruction set. Chunks are multiples of 8 elements, so no mask byte is shared between threads.
 #include <algorithm>
 
+#include "../common.h"
+
 #include "../activation.h"
 #include "isa.h"
 #include "parallel.h"
@@ -12,8 +14,8 @@ namespace pygan {
 PYGAN_CPU_BUILDS(
     void bias_leaky_relu_chunk(const void* x, const void* bias, int dtype, int64_t channels, int64_t inner,
                                double slope, void* y, uint8_t* mask, int64_t lo, int64_t hi);
-    void leaky_relu_grad_chunk(const void* g, int dtype, const uint8_t* mask, double slope, void* out,
-                               int64_t lo, int64_t hi);)
+    void leaky_relu_grad_chunk(const void* g, int64_t g_step, int dtype, const uint8_t* mask, double slope,
+                               void* out, int64_t lo, int64_t hi);)
 
 static_assert(CHUNK % 8 == 0, "mask bytes must not straddle chunks");
 
@@ -38,14 +40,84 @@ void bias_leaky_relu_cpu(uintptr_t x, uintptr_t bias, int dtype, int64_t n, int6
   });
 }
 
-void leaky_relu_grad_cpu(uintptr_t g, int dtype, int64_t n, uintptr_t mask, double slope, uintptr_t out) {
+namespace {
+
+void masked_scale(uintptr_t g, int64_t g_step, int dtype, int64_t n, uintptr_t mask, double slope,
+                  uintptr_t out) {
   const auto chunk = PYGAN_CPU_BUILD(leaky_relu_grad_chunk);
   const void* gp = reinterpret_cast<const void*>(g);
   const uint8_t* mp = reinterpret_cast<const uint8_t*>(mask);
   void* op = reinterpret_cast<void*>(out);
   activation_chunks(n, [&](int64_t c) {
-    chunk(gp, dtype, mp, slope, op, c * CHUNK, std::min(n, (c + 1) * CHUNK));
+    chunk(gp, g_step, dtype, mp, slope, op, c * CHUNK, std::min(n, (c + 1) * CHUNK));
   });
+}
+
+// A float64 sum: plain for float32 and narrower values (float64's 29 extra bits already make the
+// sum exact to float32), compensated (Kahan) for float64 values, whose sum must hold to a few ulps
+// of the sum of magnitudes whatever the count (a plain running sum loses one ulp per addition).
+template <class T> struct Accumulator {
+  double sum = 0.0;
+  void add(T v) { sum += double(v); }
+};
+template <> struct Accumulator<double> {
+  double sum = 0.0, carry = 0.0;
+  void add(double v) {
+    const double y = v - carry, t = sum + y;
+    carry = (t - sum) - y;
+    sum = t;
+  }
+};
+
+// sums[c - c0] = the sum over channel c of v, for channels [c0, c1) (at most BLOCK), v viewed as
+// (outer, channels, inner): outer by outer, so that rows of a (batch, features) layer are read in
+// memory order.
+constexpr int64_t BLOCK = 64;
+template <class T>
+void channel_sums(const T* v, int64_t outer, int64_t channels, int64_t inner, int64_t c0, int64_t c1,
+                  double* sums) {
+  Accumulator<T> acc[BLOCK];
+  for (int64_t o = 0; o < outer; ++o) {
+    const T* row = v + (o * channels + c0) * inner;
+    for (int64_t c = 0; c < c1 - c0; ++c)
+      for (int64_t k = 0; k < inner; ++k) acc[c].add(row[c * inner + k]);
+  }
+  for (int64_t c = 0; c < c1 - c0; ++c) sums[c] = acc[c].sum;
+}
+
+// bias_grad[c] = the sum of v over channel c. Threads take blocks of channels: each channel is summed
+// by one thread in one order.
+void bias_grad_sums(uintptr_t v, int dtype, int64_t n, int64_t channels, int64_t inner, uintptr_t bias_grad) {
+  const int64_t outer = n / (channels * inner);
+  parallel_items((channels + BLOCK - 1) / BLOCK, n, [&](int64_t b) {
+    const int64_t c0 = b * BLOCK, c1 = std::min(channels, c0 + BLOCK);
+    double sums[BLOCK];
+    if (dtype == F32) {
+      channel_sums(reinterpret_cast<const float*>(v), outer, channels, inner, c0, c1, sums);
+    } else if (dtype == F64) {
+      channel_sums(reinterpret_cast<const double*>(v), outer, channels, inner, c0, c1, sums);
+    } else {  // float16 / bfloat16: widened element by element
+      std::fill(sums, sums + (c1 - c0), 0.0);
+      const void* p = reinterpret_cast<const void*>(v);
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t c = c0; c < c1; ++c)
+          for (int64_t k = 0; k < inner; ++k) sums[c - c0] += load_as<double>(p, (o * channels + c) * inner + k, dtype);
+    }
+    for (int64_t c = c0; c < c1; ++c) store_as<double>(reinterpret_cast<void*>(bias_grad), c, dtype, sums[c - c0]);
+  }, Schedule::BLOCKED);
+}
+
+}  // namespace
+
+void leaky_relu_grad_cpu(uintptr_t g, int dtype, int64_t n, uintptr_t mask, double slope, uintptr_t out) {
+  masked_scale(g, 1, dtype, n, mask, slope, out);
+}
+
+void bias_leaky_relu_backward_cpu(uintptr_t g, int g_broadcast, int dtype, int64_t n, int64_t channels,
+                                  int64_t inner, uintptr_t mask, double slope, uintptr_t out,
+                                  uintptr_t bias_grad) {
+  masked_scale(g, g_broadcast ? 0 : 1, dtype, n, mask, slope, out);
+  if (bias_grad && channels > 0 && inner > 0) bias_grad_sums(out, dtype, n, channels, inner, bias_grad);
 }
 
 }  // namespace pygan

@@ -138,10 +138,14 @@ void forward_f32(const float* __restrict x, const float* __restrict bias, int64_
   }
 }
 
-void grad_f32(const float* g, const uint8_t* mask, float slope, float* out, int64_t lo, int64_t hi) {
+// g_step 1: g[i] per element; 0: g[0] for every element (eight copies of it serve each step).
+void grad_f32(const float* g, int64_t g_step, const uint8_t* mask, float slope, float* out, int64_t lo,
+              int64_t hi) {
+  float same[8];
+  if (!g_step) std::fill(same, same + 8, g[0]);
   int64_t i = lo;
-  for (; i + 8 <= hi; i += 8) grad8(g + i, mask[i >> 3], slope, out + i);
-  for (; i < hi; ++i) out[i] = g[i] * pick(((mask[i >> 3] >> (i & 7)) & 1) != 0, 1.0f, slope);
+  for (; i + 8 <= hi; i += 8) grad8(g_step ? g + i : same, mask[i >> 3], slope, out + i);
+  for (; i < hi; ++i) out[i] = g[i * g_step] * pick(((mask[i >> 3] >> (i & 7)) & 1) != 0, 1.0f, slope);
 }
 
 }  // namespace
@@ -178,10 +182,10 @@ void bias_leaky_relu_chunk(const void* xp, const void* bp, int dtype, int64_t ch
   });
 }
 
-void leaky_relu_grad_chunk(const void* gp, int dtype, const uint8_t* mp, double slope, void* op,
-                           int64_t lo, int64_t hi) {
+void leaky_relu_grad_chunk(const void* gp, int64_t g_step, int dtype, const uint8_t* mp, double slope,
+                           void* op, int64_t lo, int64_t hi) {
   if (dtype == F32) {
-    grad_f32(static_cast<const float*>(gp), mp, float(slope), static_cast<float*>(op), lo, hi);
+    grad_f32(static_cast<const float*>(gp), g_step, mp, float(slope), static_cast<float*>(op), lo, hi);
     return;
   }
   dispatch_dtype(dtype, [&](auto tag) {
@@ -190,7 +194,7 @@ void leaky_relu_grad_chunk(const void* gp, int dtype, const uint8_t* mp, double 
     const Acc s = Acc(slope);
     for (int64_t i = lo; i < hi; ++i) {
       const bool on = ((mp[i >> 3] >> (i & 7)) & 1) != 0;
-      store_as<Acc>(op, i, DT, load_as<Acc>(gp, i, DT) * pick(on, Acc(1), s));
+      store_as<Acc>(op, i, DT, load_as<Acc>(gp, i * g_step, DT) * pick(on, Acc(1), s));
     }
   });
 }
