@@ -21,6 +21,14 @@ constexpr int64_t BLOCK = 1024;  // elements summed in float32 before a flush in
 // every BLOCK elements.
 template <int DT> double row_sum_squares(const void* g, int64_t begin, int64_t cols) {
   using Acc = std::conditional_t<DT == F64, double, float>;
+  if (cols < LANES) {  // the general loop's tail alone, without its lanes (the same sum, bit for bit)
+    Acc tail = 0;
+    for (int64_t j = 0; j < cols; ++j) {
+      const Acc v = load_as<Acc>(g, begin + j, DT);
+      tail += v * v;
+    }
+    return double(tail);
+  }
   double total = 0.0;
   for (int64_t b = 0; b < cols; b += BLOCK) {
     const int64_t end = std::min(cols, b + BLOCK);
@@ -54,14 +62,18 @@ void head(const void* g, int dtype, int64_t rows, int64_t cols, int kind, double
   dispatch_dtype(dtype, [&](auto tag) {
     constexpr int DT = decltype(tag)::value;
     parallel_items((rows + per - 1) / per, rows * cols, [&](int64_t item) {
-      for (int64_t i = item * per; i < std::min(rows, (item + 1) * per); ++i) {
-        const Acc s = Acc(row_sum_squares<DT>(g, i * cols, cols));
+      const int64_t lo = item * per, hi = std::min(rows, (item + 1) * per);
+      // Two loops: the sums of squares (into norms), then the per-row math, which the compiler
+      // vectorizes across rows (a square root and a division per row dominate short rows).
+      for (int64_t i = lo; i < hi; ++i) norms[i] = Acc(row_sum_squares<DT>(g, i * cols, cols));
+      for (int64_t i = lo; i < hi; ++i) {
         Acc p, k;
-        penalty_phi<Acc>(kind, s, Acc(center), norms[i], p, k);
+        penalty_phi<Acc>(kind, norms[i], Acc(center), norms[i], p, k);
         phi[i] = double(p);
         coef[i] = Acc(scale * double(k));
-        if (values != nullptr) values[i] = Acc(weight * double(p));
       }
+      if (values != nullptr)
+        for (int64_t i = lo; i < hi; ++i) values[i] = Acc(weight * phi[i]);
     });
   });
   double total = 0.0;
