@@ -37,6 +37,11 @@ PYGAN_HD Acc multi_tensor_value(int op, Acc d, Acc s, Acc bound, Acc w) {
 }  // namespace PYGAN_ISA
 
 void multi_tensor_cpu(const MultiTensorArgs& a);
+
+// The EMA's step of its counter and weight (host memory, one float64 each): t = *counter + 1 is
+// stored back, and *weight = 1 - beta_t, beta_t = min(decay, (1 + t) / (10 + t)) with `rampup`, else
+// decay (pygan/ema.py has the formula; on a device the same arithmetic runs as tensor ops).
+void ema_weight_cpu(uintptr_t counter, uintptr_t weight, double decay, int rampup);
 void multi_tensor_cuda(const MultiTensorArgs& a, uintptr_t stream);
 
 }  // namespace pygan

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ._ops import backend as _backend
-from ._ops.multi_tensor import call_lerp_, step_ema_weight
+from ._ops.multi_tensor import call_lerp_, layout, pointers, step_ema_weight
 from .penalties import _unwrap
 
 __all__ = ["EMA"]
@@ -53,12 +53,24 @@ class EMA(nn.Module):
         device = params[0].device if params else torch.device("cpu")
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.float64, device=device))
         self.register_buffer("weight", torch.zeros((), dtype=torch.float64, device=device))
-        # (model, both trees' parameter and buffer dicts, the objects they held, then _pairs' three
-        # lists); see _pairs
+        # (model, both trees' parameter and buffer dicts, the objects they held, _pairs' three lists,
+        # the kernel's arguments, views of the checked tensors); see _pairs
         self._trees: Optional[tuple] = None
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
+
+    def _apply(self, fn, recurse=True):
+        # .to(dtype), .half(), .float() convert every floating-point buffer; the counter and the
+        # weight stay float64 (the kernels read them so, and a float16 counter stops at 2,048) with
+        # their exact values, and follow the conversion's device.
+        kept = {name: self._buffers[name] for name in ("num_updates", "weight")}
+        super()._apply(fn, recurse)
+        for name, old in kept.items():
+            new = self._buffers[name]
+            if new is not None and old is not None and new.dtype is not torch.float64:
+                self._buffers[name] = old.to(new.device)
+        return self
 
     def update(self, model: nn.Module) -> None:
         """One averaging step towards ``model``'s current weights (same architecture as at
@@ -67,48 +79,62 @@ class EMA(nn.Module):
         # kernel writes the copy's memory outside autograd, the counter and weight are buffers, and
         # only the buffer copies would be recorded.
         model = _unwrap(model)
+        if self.num_updates.dtype is not torch.float64 or self.weight.dtype is not torch.float64:
+            # (the kernels read and write them as float64)
+            raise ValueError(f"EMA.update: the EMA's counter and weight must stay float64, found "
+                             f"{self.num_updates.dtype} and {self.weight.dtype} (a .half() or .to(dtype) of the "
+                             f"EMA converts them; convert ema.module instead)")
         step_ema_weight(self.num_updates, self.weight, self.decay, self.rampup)
-        dst, src, buffers = self._pairs(model)
+        dst, src, buffers, prepared = self._pairs(model)
         if dst:
-            call_lerp_(dst, src, self.weight, self.backend)
-        if buffers:
-            with torch.no_grad():
-                for b_ema, b in buffers:
-                    b_ema.copy_(b)
+            call_lerp_(dst, src, self.weight, self.backend, prepared)
+        if buffers[0]:
+            with torch.no_grad():  # one call for every buffer (a copy_ each cost more than the kernel)
+                torch._foreach_copy_(*buffers)
 
-    def _pairs(self, model: nn.Module) -> tuple[list, list, list]:
-        """The averaged copy's parameters, the model's, and the pairs of buffers, in one order.
+    def _pairs(self, model: nn.Module) -> tuple[list, list, tuple, tuple]:
+        """The averaged copy's parameters, the model's, the buffers (the copy's and the model's, two
+        lists), in one order, and the kernel's arguments for the parameters (pointers, sizes, dtype
+        codes).
 
         The module trees are walked and checked once per model; later calls only confirm that both
         trees still hold the same parameter and buffer objects (one identity test each: rebuilding
-        and checking the lists cost more than a small model's update). The kernels read each
-        tensor's storage at the call, so ``.to()`` and ``load_state_dict``, which keep the objects,
-        are seen; a replaced parameter or buffer (an assignment, or ``.to()`` moving buffers) makes
-        the walk run again."""
+        and checking the lists cost more than a small model's update) and that every parameter's
+        data still starts where it did when it was checked. The walk keeps a view of each checked
+        tensor, so no other tensor can be allocated where one of them lives until the next walk: a
+        pointer that has not moved is the checked storage (its size and dtype), and data swapped in
+        place (``.to()``, ``.half()``) has moved and makes the walk run again, as does a replaced
+        parameter or buffer."""
         cache = self._trees
-        if cache is not None and cache[0] is model and _same(_members(cache[1]), cache[2]) and all(
-                q.dtype == p.dtype and q.shape == p.shape for q, p in zip(cache[3], cache[4])):
-            # (the kernel takes the sizes and dtypes of the copy's tensors: a parameter whose data
-            # was swapped for another shape or dtype in place, as .half() does, must not reach it)
-            return cache[3], cache[4], cache[5]
+        if cache is not None and cache[0] is model and _same(_members(cache[1]), cache[2]):
+            prepared = cache[4]
+            dst_ptrs, src_ptrs = pointers(cache[3][0]), pointers(cache[3][1])
+            if dst_ptrs == prepared[0] and src_ptrs == prepared[1]:
+                return (*cache[3], prepared)
         modules_ema, modules = list(self.module.modules()), list(model.modules())
         if len(modules_ema) != len(modules):
             raise ValueError("EMA.update: model's modules differ from the averaged copy's")
-        dst, src, buffers = [], [], []
+        dst, src, buffers = [], [], ([], [])
         for m_ema, m in zip(modules_ema, modules):
             pairs = [(m_ema._parameters.get(name), p) for name, p in m._parameters.items() if p is not None]
             if len(m_ema._parameters) != len(m._parameters) or any(
                     q is None or q.shape != p.shape or q.dtype != p.dtype for q, p in pairs):
                 raise ValueError("EMA.update: model's parameters differ from the averaged copy's "
                                  "(number, shapes or dtypes)")
+            if not all(q.is_contiguous() and p.is_contiguous() for q, p in pairs):
+                raise ValueError("EMA.update: the parameters must stay contiguous (a change of memory "
+                                 "format made one strided); the kernel reads them as flat arrays")
             dst += [q for q, _ in pairs]
             src += [p for _, p in pairs]
             for name, b in m._buffers.items():
                 if b is not None and m_ema._buffers.get(name) is not None:
-                    buffers.append((m_ema._buffers[name], b))
+                    buffers[0].append(m_ema._buffers[name])
+                    buffers[1].append(b)
         slots = [d for m in modules_ema + modules for d in (m._parameters, m._buffers)]
-        self._trees = (model, slots, _members(slots), dst, src, buffers)
-        return dst, src, buffers
+        prepared = (pointers(dst), pointers(src), *layout(dst))
+        pinned = [t.detach() for t in dst + src]  # (see above: their storage stays where it was checked)
+        self._trees = (model, slots, _members(slots), (dst, src, buffers), prepared, pinned)
+        return dst, src, buffers, prepared
 
     def __getstate__(self):
         # Copies and pickles leave the walked trees behind: they reference the model, not the average.

@@ -353,6 +353,37 @@ def test_ema_sees_swapped_data_and_replaced_buffers():
         ema.update(net)
 
 
+def test_ema_counter_stays_float64_through_dtype_conversions():
+    """Converting the EMA (.half(), .to(dtype)) converts the averaged copy; its counter and weight
+    stay float64 with their exact values (the kernels read them as float64). A counter assigned in
+    another dtype is a clear error, never a kernel reading past it."""
+    net = torch.nn.Linear(3, 2)
+    ema = pygan.EMA(net, decay=0.999)
+    for _ in range(3):
+        ema.update(net)
+    ema.num_updates.fill_(4097.0)  # not a float16 number
+    ema.half()
+    assert ema.module.weight.dtype == torch.float16
+    assert ema.num_updates.dtype == torch.float64 and ema.num_updates.item() == 4097.0
+    net.half()
+    ema.update(net)
+    assert ema.num_updates.item() == 4098.0
+    assert ema.weight.item() == pytest.approx(1.0 - min(4099.0 / 4108.0, 0.999), rel=1e-15)
+    ema.num_updates = torch.zeros((), dtype=torch.float32)
+    with pytest.raises(ValueError, match="counter and weight must stay float64"):
+        ema.update(net)
+
+
+def test_ema_refuses_parameters_made_strided():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    ema = pygan.EMA(net, decay=0.5)
+    ema.update(net)
+    net.to(memory_format=torch.channels_last)
+    ema.to(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="must stay contiguous"):
+        ema.update(net)
+
+
 def test_gan_samples_from_the_ema_generator():
     g, d = _pair(dtype=torch.float32)
     gan = pygan.GAN(g, d, ema=0.5, seed=3)

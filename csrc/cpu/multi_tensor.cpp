@@ -30,4 +30,11 @@ void multi_tensor_cpu(const MultiTensorArgs& a) {
   }, Schedule::BLOCKED);
 }
 
+void ema_weight_cpu(uintptr_t counter, uintptr_t weight, double decay, int rampup) {
+  double* t = reinterpret_cast<double*>(counter);
+  *t += 1.0;
+  const double beta = rampup ? std::min((1.0 + *t) / (10.0 + *t), decay) : decay;
+  *reinterpret_cast<double*>(weight) = 1.0 - beta;
+}
+
 }  // namespace pygan

@@ -63,9 +63,21 @@ def _run_triton(op: int, dst: list[Tensor], src: Optional[list[Tensor]], bound: 
                                                      DTYPE=tl_types[dtype], BLOCK=k.BLOCK)
 
 
+def pointers(tensors: list[Tensor]) -> list[int]:
+    """The tensors' data pointers, as the C kernels take them."""
+    return [t.data_ptr() for t in tensors]
+
+
+def layout(tensors: list[Tensor]) -> tuple[list[int], list[int]]:
+    """The tensors' element counts and dtype codes, as the C kernels take them."""
+    return [t.numel() for t in tensors], [DTYPE_CODES[t.dtype] for t in tensors]
+
+
 def run_now(op: int, dst: list[Tensor], src: Optional[list[Tensor]], bound: float,
-            weight: Optional[Tensor], backend: str) -> None:
-    """The body of the ops, called directly in eager code (no custom-op dispatch)."""
+            weight: Optional[Tensor], backend: str, prepared: Optional[tuple] = None) -> None:
+    """The body of the ops, called directly in eager code (no custom-op dispatch). ``prepared``:
+    (dst pointers, src pointers, sizes, dtype codes) of :func:`pointers` and :func:`layout`, where the
+    caller has them (the C kernels take them as they are; Triton takes the tensors)."""
     if not dst:
         return
     device = dst[0].device
@@ -73,10 +85,9 @@ def run_now(op: int, dst: list[Tensor], src: Optional[list[Tensor]], bound: floa
     if name == "triton":
         _run_triton(op, dst, src, bound, weight)
         return
-    call_c(name, device, "multi_tensor", op, [t.data_ptr() for t in dst],
-           [t.data_ptr() for t in src] if op == LERP else [],
-           [t.numel() for t in dst], [DTYPE_CODES[t.dtype] for t in dst], bound,
-           weight.data_ptr() if op == LERP else 0)
+    if prepared is None:
+        prepared = (pointers(dst), pointers(src) if op == LERP else [], *layout(dst))
+    call_c(name, device, "multi_tensor", op, *prepared, bound, weight.data_ptr() if op == LERP else 0)
 
 
 @torch.library.custom_op("pygan::clip_", mutates_args=("tensors",))
@@ -111,23 +122,24 @@ def call_clip_(tensors: list[Tensor], c: float, backend: str) -> None:
         run_now(CLIP, tensors, None, c, None, backend)
 
 
-def call_lerp_(tensors: list[Tensor], sources: list[Tensor], weight: Tensor, backend: str) -> None:
-    """``pygan::lerp_``: ``t += w * (s - t)`` in place for each pair."""
+def call_lerp_(tensors: list[Tensor], sources: list[Tensor], weight: Tensor, backend: str,
+               prepared: Optional[tuple] = None) -> None:
+    """``pygan::lerp_``: ``t += w * (s - t)`` in place for each pair (``prepared``: see
+    :func:`run_now`)."""
     if torch.compiler.is_compiling():  # (detached: the op has no autograd formula)
         lerp_([t.detach() for t in tensors], [s.detach() for s in sources], weight, backend)
     else:
-        run_now(LERP, tensors, sources, 0.0, weight, backend)
+        run_now(LERP, tensors, sources, 0.0, weight, backend, prepared)
 
 
 def step_ema_weight(num_updates: Tensor, weight: Tensor, decay: float, rampup: bool) -> None:
     """Advances an EMA's update counter t and sets its interpolation weight 1 - beta_t,
     beta_t = min(decay, (1 + t) / (10 + t)) (``decay`` without ``rampup``), both 0-dim float64."""
     if num_updates.device.type == "cpu" and not torch.compiler.is_compiling():
-        # The counter is host memory here: the same float64 arithmetic in Python, without the
+        # The counter is host memory here: the same float64 arithmetic in one C call, without the
         # five small tensor ops (each costs more than the update of a small model).
-        t = float(num_updates) + 1.0
-        num_updates.fill_(t)
-        weight.fill_(1.0 - (min((1.0 + t) / (10.0 + t), decay) if rampup else decay))
+        call_c("cpu", num_updates.device, "ema_weight", num_updates.data_ptr(), weight.data_ptr(), decay,
+               int(rampup))
         return
     # Device arithmetic: no host sync, and a captured CUDA graph replays it.
     num_updates += 1
