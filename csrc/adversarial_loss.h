@@ -68,6 +68,11 @@ void minimax_forward_cpu(const Side& d0, const Side& d1, const Side& g0, const S
 enum Relative : int { PAIRED = 1, AVERAGED = 2 };
 void relative_forward_cpu(const Side& s0, const Side& s1, int mode, double alpha, int reduction,
                           uintptr_t out, int out_dtype, uintptr_t grad0, uintptr_t grad1);
+// The relativistic average loss of both players in one call (the means taken once), MEAN-reduced,
+// with their gradients through the means: the sides as minimax_forward_cpu takes them.
+void averaged_minimax_cpu(const Side& d0, const Side& d1, const Side& g0, const Side& g1, double alpha,
+                          uintptr_t d_out, uintptr_t g_out, int out_dtype, uintptr_t d_grad0,
+                          uintptr_t d_grad1, uintptr_t g_grad0, uintptr_t g_grad1);
 
 // The error for a generator side that differs from its discriminator side in more than term and sign.
 void check_minimax_sides(const Side& d0, const Side& d1, const Side& g0, const Side& g1);

@@ -41,6 +41,7 @@ PYBIND11_MODULE(_C, m) {
       fast_entry<&loss_backward_cpu>("loss_backward_cpu", "Loss backward of order 1 or 2."),
       fast_entry<&minimax_forward_cpu>("minimax_forward_cpu", "Both players' losses in one pass."),
       fast_entry<&relative_forward_cpu>("relative_forward_cpu", "A relativistic loss in one call."),
+      fast_entry<&averaged_minimax_cpu>("averaged_minimax_cpu", "Both players' relativistic average losses."),
       fast_entry<&loss_forward_cuda>("loss_forward_cuda", "Loss forward on a CUDA stream."),
       fast_entry<&loss_backward_cuda>("loss_backward_cuda", "Loss backward on a CUDA stream."),
       fast_entry<&minimax_forward_cuda>("minimax_forward_cuda", "Both players' losses on a CUDA stream."),

@@ -367,14 +367,11 @@ def minimax_losses(real_logits: Tensor, fake_logits: Tensor, loss: str = "gan", 
         d_r, d_f, g_r, g_f = d_d, -d_d, g_d, -g_d
     else:
         g_terms, g_signs = _generator_terms(spec, saturating, joint)
-        if spec.kind == "relativistic_average":
+        if spec.kind == "relativistic_average":  # each side shifted by the other's mean
             compute = compute_dtype(dtype)
-            r, f = real.to(compute), fake.to(compute)
-            out = _minimax(r, f, f.mean(), r.mean(), terms, (1.0, 1.0), g_terms, g_signs, spec, be)
-            d_loss, g_loss, d_r, d_f, g_r, g_f = out
-            # Each side is shifted by the other's mean: d/dv_r of a fake term is -1/n_r of its gradient.
-            d_r, d_f = d_r - d_f.sum() / d_r.numel(), d_f - d_r.sum() / d_f.numel()
-            g_r, g_f = g_r - g_f.sum() / g_r.numel(), g_f - g_r.sum() / g_f.numel()
+            d_loss, g_loss, d_r, d_f, g_r, g_f = _loss_op.call_averaged_minimax(
+                real.to(compute), fake.to(compute), _consts(terms, (1.0, 1.0), spec, 1, be),
+                _consts(g_terms, g_signs, spec, 1, be))
         else:
             d_loss, g_loss, d_r, d_f, g_r, g_f = _minimax(real, fake, None, None, terms, (1.0, 1.0), g_terms,
                                                           g_signs, spec, be)

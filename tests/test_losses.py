@@ -617,7 +617,9 @@ def test_minimax_is_one_kernel_launch(monkeypatch, rng):
     for loss in ("gan", "hinge", "relativistic_average"):
         calls.clear()
         pygan.minimax_losses(real, fake, loss, joint=loss == "hinge", backend="cpu")
-        assert calls == ["minimax_forward_cpu"], (loss, calls)
+        # (the relativistic average loss: its own kernel, which also takes the means)
+        assert calls == ["averaged_minimax_cpu" if loss == "relativistic_average" else "minimax_forward_cpu"], \
+            (loss, calls)
 
 
 def test_relativistic_losses_are_one_kernel_call(monkeypatch, rng):
@@ -658,6 +660,10 @@ def test_relative_kernel_refuses_what_it_cannot_compute():
         c.relative_forward_cpu(a, a, 2, 0.0, 0, out.data_ptr(), 0, g.data_ptr(), g.data_ptr())
     with pytest.raises(ValueError, match="mode must be PAIRED or AVERAGED"):
         c.relative_forward_cpu(a, a, 3, 0.0, 1, out.data_ptr(), 0, g.data_ptr(), g.data_ptr())
+    with pytest.raises(ValueError, match="generator side must be its discriminator side"):
+        c.averaged_minimax_cpu(a, b, b, b, 0.0, out.data_ptr(), out.data_ptr(), 0, *[g.data_ptr()] * 4)
+    with pytest.raises(ValueError, match="must be float32 or both float64"):
+        c.averaged_minimax_cpu(half, half, half, half, 0.0, out.data_ptr(), out.data_ptr(), 0, *[g.data_ptr()] * 4)
 
 
 def test_minimax_sides_must_share_their_logits():

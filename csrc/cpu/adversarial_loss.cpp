@@ -166,66 +166,96 @@ template <class T> double paired(const ChunkKernels& k, const Side& s0, const Si
   return side_sum(chunks, partial, 0) * w;
 }
 
-// AVERAGED: three passes over both sides: the means; the loss pass at the shifted logits with the
-// sums of its gradients (each chunk summed while in cache); the corrections.
-template <class T> double averaged(const ChunkKernels& k, const Side& s0, const Side& s1, double alpha,
-                                   int reduction, T* grad0, T* grad1) {
+// AVERAGED: three trips over both sides: the means; the loss passes (one per loss of the same
+// logits: D's, and G's for the minimax step) at the shifted logits, with the sums of their gradients
+// (each chunk summed while in cache); the corrections. totals[p] gets loss p.
+template <class T> void averaged(const ChunkKernels& k, const Pass* passes, int n_passes, double alpha,
+                                 double* totals) {
+  const Side &s0 = passes[0].sides[0], &s1 = passes[0].sides[1];  // the logits every pass reads
   const SideChunks chunks(s0, s1);
   const T* x[2] = {reinterpret_cast<const T*>(s0.x), reinterpret_cast<const T*>(s1.x)};
-  T* g[2] = {grad0, grad1};
-  std::vector<double> partial(chunks.items(), 0.0), gsum(chunks.items(), 0.0);
+  std::vector<double> partial(chunks.items() * n_passes, 0.0), gsum(chunks.items() * n_passes, 0.0);
   parallel_items(chunks.items(), chunks.work(), [&](int64_t c) {
     chunks.run(c, [&](int j, int64_t lo, int64_t hi) { partial[c] = sum_range(x[j], lo, hi); });
   });
   // An empty side's mean is 0 / 0 = NaN, as torch's mean of no elements.
   const T means[2] = {T(side_sum(chunks, partial, 0) / double(s0.n)),
                       T(side_sum(chunks, partial, 1) / double(s1.n))};
-  Side shifted[2] = {s0, s1};
-  shifted[0].shift = reinterpret_cast<uintptr_t>(&means[1]);
-  shifted[1].shift = reinterpret_cast<uintptr_t>(&means[0]);
-  const double w[2] = {side_weight(s0, reduction), side_weight(s1, reduction)};
-  parallel_items(chunks.items(), chunks.work(), [&](int64_t c) {
+  std::vector<Pass> shifted(passes, passes + n_passes);
+  for (Pass& q : shifted) {
+    q.sides[0].shift = reinterpret_cast<uintptr_t>(&means[1]);
+    q.sides[1].shift = reinterpret_cast<uintptr_t>(&means[0]);
+  }
+  parallel_items(chunks.items(), chunks.work() * n_passes, [&](int64_t c) {
     chunks.run(c, [&](int j, int64_t lo, int64_t hi) {
-      partial[c] = k.forward(shifted[j], alpha, reduction, 0, reinterpret_cast<uintptr_t>(g[j]), w[j], lo, hi);
-      gsum[c] = sum_range(g[j], lo, hi);
+      for (int p = 0; p < n_passes; ++p) {
+        const Pass& q = shifted[p];
+        partial[c * n_passes + p] = k.forward(q.sides[j], alpha, MEAN, 0, q.grads[j], q.weights[j], lo, hi);
+        gsum[c * n_passes + p] = sum_range(reinterpret_cast<const T*>(q.grads[j]), lo, hi);
+      }
     });
   });
-  const double total = side_sum(chunks, partial, 0) * w[0] + side_sum(chunks, partial, 1) * w[1];
-  const double correction[2] = {side_sum(chunks, gsum, 1) / double(s0.n),
-                                side_sum(chunks, gsum, 0) / double(s1.n)};
-  parallel_items(chunks.items(), chunks.work(), [&](int64_t c) {
+  std::vector<double> correction(2 * n_passes);
+  for (int p = 0; p < n_passes; ++p) {
+    totals[p] = side_sum(chunks, partial, 0, n_passes, p) * shifted[p].weights[0] +
+                side_sum(chunks, partial, 1, n_passes, p) * shifted[p].weights[1];
+    correction[2 * p] = side_sum(chunks, gsum, 1, n_passes, p) / double(s0.n);
+    correction[2 * p + 1] = side_sum(chunks, gsum, 0, n_passes, p) / double(s1.n);
+  }
+  parallel_items(chunks.items(), chunks.work() * n_passes, [&](int64_t c) {
     chunks.run(c, [&](int j, int64_t lo, int64_t hi) {
-      T* gj = g[j];
-      const double cj = correction[j];
-      for (int64_t i = lo; i < hi; ++i) gj[i] = T(double(gj[i]) - cj);
+      for (int p = 0; p < n_passes; ++p) {
+        T* g = reinterpret_cast<T*>(shifted[p].grads[j]);
+        const double cj = correction[2 * p + j];
+        for (int64_t i = lo; i < hi; ++i) g[i] = T(double(g[i]) - cj);
+      }
     });
   });
-  return total;
 }
 
-template <class T> double relative(const ChunkKernels& k, const Side& s0, const Side& s1, int mode,
-                                   double alpha, int reduction, uintptr_t grad0, uintptr_t grad1) {
-  T* g0 = reinterpret_cast<T*>(grad0);
-  T* g1 = reinterpret_cast<T*>(grad1);
-  return mode == PAIRED ? paired<T>(k, s0, s1, alpha, reduction, g0, g1)
-                        : averaged<T>(k, s0, s1, alpha, reduction, g0, g1);
+// The checks every relativistic entry makes: pygan/_ops/adversarial_loss.py validates all of this,
+// but a wrong call must not write out of bounds.
+void check_relative(const Side& s0, const Side& s1, uintptr_t out, uintptr_t grad0, uintptr_t grad1) {
+  if (s0.dtype != s1.dtype || (s0.dtype != F32 && s0.dtype != F64))
+    throw std::invalid_argument("relative_forward: both sides must be float32 or both float64");
+  if (!out || (s0.n && !grad0) || (s1.n && !grad1)) throw std::invalid_argument("relative_forward: null output");
 }
 
 }  // namespace
 
 void relative_forward_cpu(const Side& s0, const Side& s1, int mode, double alpha, int reduction,
                           uintptr_t out, int out_dtype, uintptr_t grad0, uintptr_t grad1) {
-  // pygan/_ops/adversarial_loss.py validates all of this; a wrong call must not write out of bounds.
   if (mode != PAIRED && mode != AVERAGED) throw std::invalid_argument("relative_forward: mode must be PAIRED or AVERAGED");
   if (reduction != MEAN && reduction != SUM) throw std::invalid_argument("relative_forward: reduction must be MEAN or SUM");
-  if (s0.dtype != s1.dtype || (s0.dtype != F32 && s0.dtype != F64))
-    throw std::invalid_argument("relative_forward: both sides must be float32 or both float64");
+  check_relative(s0, s1, out, grad0, grad1);
   if (mode == PAIRED && s0.n != s1.n) throw std::invalid_argument("relative_forward: paired sides differ in size");
-  if (!out || (s0.n && !grad0) || (s1.n && !grad1)) throw std::invalid_argument("relative_forward: null output");
   const ChunkKernels& k = *active_kernels().load();
-  const double total = s0.dtype == F64 ? relative<double>(k, s0, s1, mode, alpha, reduction, grad0, grad1)
-                                       : relative<float>(k, s0, s1, mode, alpha, reduction, grad0, grad1);
+  const bool f64 = s0.dtype == F64;
+  double total;
+  if (mode == PAIRED) {
+    total = f64 ? paired<double>(k, s0, s1, alpha, reduction, reinterpret_cast<double*>(grad0), reinterpret_cast<double*>(grad1))
+                : paired<float>(k, s0, s1, alpha, reduction, reinterpret_cast<float*>(grad0), reinterpret_cast<float*>(grad1));
+  } else {
+    const Pass pass(s0, s1, reduction, grad0, grad1);
+    if (f64) averaged<double>(k, &pass, 1, alpha, &total);
+    else averaged<float>(k, &pass, 1, alpha, &total);
+  }
   store_as<double>(reinterpret_cast<void*>(out), 0, out_dtype, total);
+}
+
+void averaged_minimax_cpu(const Side& d0, const Side& d1, const Side& g0, const Side& g1, double alpha,
+                          uintptr_t d_out, uintptr_t g_out, int out_dtype, uintptr_t d_grad0,
+                          uintptr_t d_grad1, uintptr_t g_grad0, uintptr_t g_grad1) {
+  check_minimax_sides(d0, d1, g0, g1);
+  check_relative(d0, d1, d_out, d_grad0, d_grad1);
+  check_relative(g0, g1, g_out, g_grad0, g_grad1);
+  const ChunkKernels& k = *active_kernels().load();
+  const Pass passes[2] = {Pass(d0, d1, MEAN, d_grad0, d_grad1), Pass(g0, g1, MEAN, g_grad0, g_grad1)};
+  double totals[2];
+  if (d0.dtype == F64) averaged<double>(k, passes, 2, alpha, totals);
+  else averaged<float>(k, passes, 2, alpha, totals);
+  store_as<double>(reinterpret_cast<void*>(d_out), 0, out_dtype, totals[0]);
+  store_as<double>(reinterpret_cast<void*>(g_out), 0, out_dtype, totals[1]);
 }
 
 void check_minimax_sides(const Side& d0, const Side& d1, const Side& g0, const Side& g1) {

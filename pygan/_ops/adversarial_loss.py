@@ -290,12 +290,12 @@ def _minimax(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[
     ``(d_loss, g_loss, d_grad0, d_grad1, g_grad0, g_grad1)``. A side with gsign 0 is out of G's
     loss; its G gradient is an empty tensor (nothing computed, nothing allocated). The gradients are with respect to x_k - shift_k (the shifts are
     constants here)."""
-    out_dtype, acc = _out_dtype(x0, x1), compute_dtype(x0.dtype, x1.dtype)
-    d_out = torch.empty((), dtype=out_dtype, device=x0.device)
-    g_out = torch.empty((), dtype=out_dtype, device=x0.device)
-    d_grads = [torch.empty(x.shape, dtype=acc, device=x.device) for x in (x0, x1)]
-    g_grads = [torch.empty(x.shape if sign else (0,), dtype=acc, device=x.device)
-               for x, sign in ((x0, gsign0), (x1, gsign1))]
+    out_dtype, acc = _PAIR_DTYPES[x0.dtype, x1.dtype]
+    d_out, g_out = scalar(out_dtype, x0.device), scalar(out_dtype, x0.device)
+    # (empty_like and new_empty parse fewer arguments than torch.empty: a tenth of a small call)
+    d_grads = [torch.empty_like(x) if x.dtype is acc else x.new_empty(x.shape, dtype=acc) for x in (x0, x1)]
+    g_grads = [(torch.empty_like(x) if x.dtype is acc else x.new_empty(x.shape, dtype=acc)) if sign
+               else x.new_empty(0, dtype=acc) for x, sign in ((x0, gsign0), (x1, gsign1))]
     _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, 1, backend, x0, x1, d_out,
              *d_grads, minimax=((gterm0, gterm1), (gsign0, gsign1), g_out,
                                 *(g if sign else None for g, sign in zip(g_grads, (gsign0, gsign1)))))
@@ -593,6 +593,27 @@ def call_averaged_loss_and_grad(x0: Tensor, x1: Tensor, consts: tuple) -> Tensor
     if torch.compiler.is_compiling():
         return call_loss_and_grad(x0, x1, x1.mean(), x0.mean(), consts)
     return _apply_averaged(x0, x1, consts)
+
+
+def call_averaged_minimax(x0: Tensor, x1: Tensor, consts: tuple,
+                          g_consts: tuple) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """:func:`call_minimax` for the relativistic average loss (the logits in the compute dtype): both
+    players' losses at ``x0 - mean(x1)`` and ``x1 - mean(x0)`` (``consts`` D's, ``g_consts`` G's;
+    the sides' terms and signs, mean reduction) and their gradients through the means,
+    ``(d_loss, g_loss, d_grad0, d_grad1, g_grad0, g_grad1)``. On the CPU one kernel call takes the
+    means, both losses and the corrections; elsewhere one minimax pass and the corrections."""
+    if not torch.compiler.is_compiling() and _backend.resolve(consts[6], x0.device) == "cpu":
+        out_dtype = _PAIR_DTYPES[x0.dtype, x1.dtype][0]
+        d_loss, g_loss = scalar(out_dtype, x0.device), scalar(out_dtype, x0.device)
+        grads = [torch.empty_like(x) for x in (x0, x1, x0, x1)]
+        call_c("cpu", x0.device, "averaged_minimax", _c_side(x0, consts[0], consts[2], None),
+               _c_side(x1, consts[1], consts[3], None), _c_side(x0, g_consts[0], g_consts[2], None),
+               _c_side(x1, g_consts[1], g_consts[3], None), consts[4], d_loss.data_ptr(), g_loss.data_ptr(),
+               DTYPE_CODES[out_dtype], *[g.data_ptr() for g in grads])
+        return d_loss, g_loss, *grads
+    d_loss, g_loss, d0, d1, g0, g1 = call_minimax(x0, x1, x1.mean(), x0.mean(), *consts[:4], *g_consts[:4],
+                                                  consts[4], consts[6])
+    return (d_loss, g_loss, *_averaged_corrections(d0, d1, torch.sub), *_averaged_corrections(g0, g1, torch.sub))
 
 
 def call_minimax(*args) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
