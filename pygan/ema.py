@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import operator
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -53,9 +53,7 @@ class EMA(nn.Module):
         device = params[0].device if params else torch.device("cpu")
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.float64, device=device))
         self.register_buffer("weight", torch.zeros((), dtype=torch.float64, device=device))
-        # (model, both trees' parameter and buffer dicts, the objects they held, _pairs' three lists,
-        # the kernel's arguments, views of the checked tensors); see _pairs
-        self._trees: Optional[tuple] = None
+        self._trees: Optional[_Walk] = None  # see _pairs
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
@@ -105,12 +103,11 @@ class EMA(nn.Module):
         pointer that has not moved is the checked storage (its size and dtype), and data swapped in
         place (``.to()``, ``.half()``) has moved and makes the walk run again, as does a replaced
         parameter or buffer."""
-        cache = self._trees
-        if cache is not None and cache[0] is model and _same(_members(cache[1]), cache[2]):
-            prepared = cache[4]
-            dst_ptrs, src_ptrs = pointers(cache[3][0]), pointers(cache[3][1])
-            if dst_ptrs == prepared[0] and src_ptrs == prepared[1]:
-                return (*cache[3], prepared)
+        walk = self._trees
+        if walk is not None and walk.model is model and _same(_members(walk.slots), walk.members):
+            prepared = walk.prepared
+            if pointers(walk.dst) == prepared[0] and pointers(walk.src) == prepared[1]:
+                return walk.dst, walk.src, walk.buffers, prepared
         modules_ema, modules = list(self.module.modules()), list(model.modules())
         if len(modules_ema) != len(modules):
             raise ValueError("EMA.update: model's modules differ from the averaged copy's")
@@ -133,7 +130,7 @@ class EMA(nn.Module):
         slots = [d for m in modules_ema + modules for d in (m._parameters, m._buffers)]
         prepared = (pointers(dst), pointers(src), *layout(dst))
         pinned = [t.detach() for t in dst + src]  # (see above: their storage stays where it was checked)
-        self._trees = (model, slots, _members(slots), (dst, src, buffers), prepared, pinned)
+        self._trees = _Walk(model, slots, _members(slots), dst, src, buffers, prepared, pinned)
         return dst, src, buffers, prepared
 
     def __getstate__(self):
@@ -144,6 +141,18 @@ class EMA(nn.Module):
 
     def extra_repr(self) -> str:
         return f"decay={self.decay}, rampup={self.rampup}"
+
+
+class _Walk(NamedTuple):
+    """What :meth:`EMA._pairs` found walking the trees, kept for the next update's check."""
+    model: nn.Module  # the model walked
+    slots: list  # both trees' parameter and buffer dicts
+    members: list  # the objects they held (_members)
+    dst: list  # the averaged copy's parameters
+    src: list  # the model's, in the same order
+    buffers: tuple  # (the copy's buffers, the model's)
+    prepared: tuple  # the kernel's arguments: both lists' data pointers, sizes, dtype codes
+    pinned: list  # views of the checked tensors (their storage stays where it was checked)
 
 
 def _members(slots: list) -> list:

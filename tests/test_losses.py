@@ -304,14 +304,19 @@ def test_non_contiguous_and_mixed_dtypes(rng):
 
 
 def test_deterministic_and_thread_count_independent():
-    """The CPU reduction is bitwise reproducible, whatever the number of threads."""
+    """The CPU reductions are bitwise reproducible, whatever the number of threads."""
     code = ("import torch, pygan; g = torch.Generator().manual_seed(1); "
             "r = torch.randn(1 << 20, generator=g); f = torch.randn(1 << 19, generator=g); "
             "print(pygan.discriminator_loss(r, f, 'jeffrey', backend='cpu').item().hex()); "
             # the relativistic kernel's means, gradient sums and corrections are chunked sums too
             "r.requires_grad_(); f.requires_grad_(); "
             "loss = pygan.discriminator_loss(r, f, 'relativistic_average', backend='cpu'); loss.backward(); "
-            "print(loss.item().hex(), r.grad.double().sum().item().hex(), f.grad.double().sum().item().hex())")
+            "print(loss.item().hex(), r.grad.double().sum().item().hex(), f.grad.double().sum().item().hex())\n"
+            # the penalty head's rows, short (many per work item) and long, and their gradients
+            "for shape in ((40000, 2), (300, 900)):\n"
+            "    x = torch.randn(shape, generator=g).requires_grad_()\n"
+            "    p = pygan.penalties.gradient_norm_penalty(x, weight=3.0, backend='cpu'); p.backward()\n"
+            "    print(p.item().hex(), x.grad.double().sum().item().hex())")
     outs = set()
     for threads in ("1", "2", "3"):
         env = dict(os.environ, PYGAN_NUM_THREADS=threads)

@@ -25,7 +25,8 @@ DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 # Error of the head against float64 on the same (rounded) gradient: a float32 sum of squares; the
 # gradient's own backward is rounded to its dtype.
 RTOL = {torch.float32: 2e-6, torch.float64: 1e-12, torch.bfloat16: 1e-2, torch.float16: 2e-3}
-SHAPES = [(1, 3), (7, 2), (5, 3, 4, 4), (33, 1), (2, 1100), (3, 2049)]
+# (600, 2): rows shorter than a vector, over more than one block of the CPU backward's row factors.
+SHAPES = [(1, 3), (7, 2), (5, 3, 4, 4), (33, 1), (600, 2), (2, 1100), (3, 2049)]
 
 
 def _grad(shape, dtype, device, rng, scale=1.0):
@@ -110,6 +111,25 @@ def test_head_per_sample_values_match_float64_reference(backend, head, dtype, op
         size_g = (g.detach().double().cpu().abs().flatten(1) * (factor / n64)[:, None]).max().item()
         _close(g.grad, g64.grad.to(dtype).double(), RTOL[dtype] * 4, what + " grad",
                scale=max(size_g, g64.grad.abs().max().item()))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("head", list(HEADS))
+def test_head_penalty_alone_equals_the_full_node(backend, head, dtype, rng):
+    """The penalty alone (the twin's one-output node, whose norms share the factors' memory) gives
+    the bits of the node that also returns the norms, value and gradient (the latter is checked
+    against float64 above)."""
+    name, device = backend
+    for shape in SHAPES:
+        g = _grad(shape, dtype, device, rng, scale=1.3 / math.sqrt(math.prod(shape[1:])))
+        results = []
+        for norms in (True, False):
+            x = g.clone().requires_grad_(True)
+            out = PenaltyHead.apply(x, HEADS[head], 0.9, 7.5, name, False, norms)
+            (out[0] if norms else out).backward()
+            results.append((out[0] if norms else out, x.grad))
+        (p, grad), (p_alone, grad_alone) = results
+        assert torch.equal(p, p_alone) and torch.equal(grad, grad_alone), f"{head} {dtype} {shape}"
 
 
 @pytest.mark.parametrize("per_sample", [False, True])

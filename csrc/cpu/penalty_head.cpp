@@ -16,19 +16,12 @@ namespace {
 
 constexpr int LANES = 8;
 constexpr int64_t BLOCK = 1024;  // elements summed in float32 before a flush into float64
+constexpr int64_t SHORT_ROWS = 256;  // rows shorter than LANES whose backward factors are kept at once
 
 // Lanes in the compute type (float64 for float64 rows, else float32), flushed into a float64 total
 // every BLOCK elements.
 template <int DT> double row_sum_squares(const void* g, int64_t begin, int64_t cols) {
   using Acc = std::conditional_t<DT == F64, double, float>;
-  if (cols < LANES) {  // the general loop's tail alone, without its lanes (the same sum, bit for bit)
-    Acc tail = 0;
-    for (int64_t j = 0; j < cols; ++j) {
-      const Acc v = load_as<Acc>(g, begin + j, DT);
-      tail += v * v;
-    }
-    return double(tail);
-  }
   double total = 0.0;
   for (int64_t b = 0; b < cols; b += BLOCK) {
     const int64_t end = std::min(cols, b + BLOCK);
@@ -65,7 +58,19 @@ void head(const void* g, int dtype, int64_t rows, int64_t cols, int kind, double
       const int64_t lo = item * per, hi = std::min(rows, (item + 1) * per);
       // Two loops: the sums of squares (into norms), then the per-row math, which the compiler
       // vectorizes across rows (a square root and a division per row dominate short rows).
-      for (int64_t i = lo; i < hi; ++i) norms[i] = Acc(row_sum_squares<DT>(g, i * cols, cols));
+      if (cols < LANES) {
+        // Rows shorter than a vector (a toy critic's 2-d input): column by column across the rows,
+        // so the loop runs in vector lanes over rows. Each row adds its squares from zero in column
+        // order, as row_sum_squares' tail does when it has no full lanes: the same bits.
+        for (int64_t i = lo; i < hi; ++i) norms[i] = Acc(0);
+        for (int64_t j = 0; j < cols; ++j)
+          for (int64_t i = lo; i < hi; ++i) {
+            const Acc v = load_as<Acc>(g, i * cols + j, DT);
+            norms[i] += v * v;
+          }
+      } else {
+        for (int64_t i = lo; i < hi; ++i) norms[i] = Acc(row_sum_squares<DT>(g, i * cols, cols));
+      }
       for (int64_t i = lo; i < hi; ++i) {
         Acc p, k;
         penalty_phi<Acc>(kind, norms[i], Acc(center), norms[i], p, k);
@@ -88,7 +93,21 @@ void head_backward(const void* g, int dtype, int64_t rows, int64_t cols, const A
   dispatch_dtype(dtype, [&](auto tag) {
     constexpr int DT = decltype(tag)::value;
     parallel_items((rows + per - 1) / per, rows * cols, [&](int64_t item) {
-      for (int64_t i = item * per; i < std::min(rows, (item + 1) * per); ++i) {
+      const int64_t lo = item * per, hi = std::min(rows, (item + 1) * per);
+      if (cols < LANES) {
+        // Short rows: a block of rows' factors first (that loop vectorizes across rows), then
+        // the products column by column, each the same k_i * g_ij as below.
+        Acc k[SHORT_ROWS];
+        for (int64_t b = lo; b < hi; b += SHORT_ROWS) {
+          const int64_t e = std::min(hi, b + SHORT_ROWS);
+          for (int64_t i = b; i < e; ++i) k[i - b] = penalty_row_factor(up, coef[i], norms, up_norms, i);
+          for (int64_t j = 0; j < cols; ++j)
+            for (int64_t i = b; i < e; ++i)
+              store_as<Acc>(grad, i * cols + j, DT, k[i - b] * load_as<Acc>(g, i * cols + j, DT));
+        }
+        return;
+      }
+      for (int64_t i = lo; i < hi; ++i) {
         const Acc k = penalty_row_factor(up, coef[i], norms, up_norms, i);
         for (int64_t j = i * cols; j < (i + 1) * cols; ++j)
           store_as<Acc>(grad, j, DT, k * load_as<Acc>(g, j, DT));

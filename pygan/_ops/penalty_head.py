@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from . import backend as _backend
-from .launch import (DTYPE_CODES, call_c, compute_dtype, counter, device_context, eager_apply, empty,
+from .launch import (DTYPE_CODES, call_c, compute_dtype, counter, device_context, eager_apply,
                      float32_pair, ptr, scalar, triton_acc)
 
 # phi(n) of the per-sample gradient norm n, by name (codes of csrc/penalty_head.h PenaltyKind).
@@ -32,19 +32,26 @@ def _rows_cols(g: Tensor) -> tuple[int, int]:
     return rows, (g.numel() // rows if rows else 0)
 
 
-def _head(g: Tensor, kind: int, center: float, weight: float, backend: str,
-          per_sample: bool = False, share_empty: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    rows, cols = _rows_cols(g)
+def _head(g: Tensor, kind: int, center: float, weight: float, backend: str, per_sample: bool = False,
+          twin: bool = False, keep_norms: bool = True,
+          shape: Optional[tuple[int, int]] = None) -> tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+    """(penalty, norms, factors, values). ``twin``: the eager twin's call, which hands out the values
+    only with ``per_sample`` (None for them otherwise; the registered op returns an empty tensor).
+    Without ``keep_norms`` the kernel writes the norms into the factors' tensor before the factors
+    (every backend finishes a row's norm before its factor), one allocation fewer; the returned
+    norms are then the factors, for a caller that hands out neither. ``shape``: g's
+    :func:`_rows_cols` where the caller has it."""
+    rows, cols = shape or _rows_cols(g)
     acc = compute_dtype(g.dtype)
     out = scalar(acc, g.device)
     if g.dtype is acc:  # new_empty parses fewer arguments than torch.empty (a third of its time)
-        norms, coef = g.new_empty(rows), g.new_empty(rows)
+        coef = g.new_empty(rows)
+        norms = g.new_empty(rows) if keep_norms else coef
     else:
-        norms, coef = torch.empty(rows, dtype=acc, device=g.device), torch.empty(rows, dtype=acc, device=g.device)
-    # Without per-sample values: a fresh empty tensor for the registered op (its outputs become
-    # autograd's), the shared one for the eager twin, which never hands it out.
+        coef = torch.empty(rows, dtype=acc, device=g.device)
+        norms = torch.empty(rows, dtype=acc, device=g.device) if keep_norms else coef
     values = torch.empty(rows if per_sample else 0, dtype=acc, device=g.device) \
-        if per_sample or not share_empty else empty(acc, g.device)
+        if per_sample or not twin else None
     name = _backend.resolve(backend, g.device)
     if name in ("cpu", "cuda"):
         args = (g.data_ptr(), DTYPE_CODES[g.dtype], rows, cols, kind, center, weight, out.data_ptr(),
@@ -63,7 +70,7 @@ def _head(g: Tensor, kind: int, center: float, weight: float, backend: str,
         ticket = counter(g.device)
         with device_context(g.device):
             k.head_kernel[(programs,)](g, rows, cols, *float32_pair(center), *float32_pair(weight),
-                                       out, norms, coef, values if per_sample else norms, partials, ticket,
+                                       out, norms, coef, values if per_sample else coef, partials, ticket,
                                        KIND=kind, HAS_VALUES=per_sample, ACC=triton_acc(acc), ROWS=rows_per,
                                        BLOCK_C=block_c)
     return out, norms, coef, values
@@ -165,23 +172,27 @@ class PenaltyHead(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, g, kind, center, weight, backend, per_sample=False, norms=True):
-        out, norms_, coef, values = _head(g, kind, center, weight, backend, per_sample, share_empty=True)
-        ctx.state = (coef, backend, _rows_cols(g))  # one attribute: each costs a fifth of a microsecond
+        shape = _rows_cols(g)
+        if not (per_sample or norms):
+            # The penalty alone: the norms share the factors' tensor, and the node saves g alone
+            # (its backward never reads the norms).
+            out, _, coef, _ = _head(g, kind, center, weight, backend, twin=True, keep_norms=False, shape=shape)
+            ctx.state = (coef, backend, shape)  # one attribute: each costs a fifth of a microsecond
+            ctx.save_for_backward(g)
+            return out
+        out, norms_, coef, values = _head(g, kind, center, weight, backend, per_sample, twin=True, shape=shape)
+        ctx.state = (coef, backend, shape)
         ctx.save_for_backward(g, norms_)
-        if per_sample:
-            ctx.set_materialize_grads(False)  # an unused output needs no zero-filled upstream
-            return out, norms_, values
-        if norms:
-            ctx.set_materialize_grads(False)
-            return out, norms_
-        return out
+        ctx.set_materialize_grads(False)  # an unused output needs no zero-filled upstream
+        return (out, norms_, values) if per_sample else (out, norms_)
 
     @staticmethod
     def backward(ctx, up, up_norms=None, up_values=None):
-        g, norms = ctx.saved_tensors
         coef, backend, shape = ctx.state
-        if up is not None and up_norms is None and up_values is None:  # the penalty alone: one kernel call
-            return _head_grad(g, coef, norms, up, None, backend, shape), None, None, None, None, None, None
+        saved = ctx.saved_tensors
+        if len(saved) == 1:  # the penalty alone: one kernel call
+            return _head_grad(saved[0], coef, coef, up, None, backend, shape), None, None, None, None, None, None
+        g, norms = saved
         return _head_grads(_head_grad, g, coef, norms, up, up_norms, up_values, backend) + (None, None)
 
 
