@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ._ops import backend as _backend
-from ._ops.multi_tensor import call_lerp_, layout, pointers, step_ema_weight
+from ._ops.multi_tensor import call_lerp_, dense, layout, pointers, step_ema_weight
 from .penalties import _unwrap
 
 __all__ = ["EMA"]
@@ -43,9 +43,9 @@ class EMA(nn.Module):
         model = _unwrap(model)
         params = list(model.parameters())
         for i, p in enumerate(params):
-            if p.dtype not in _backend.FLOAT_DTYPES or not p.is_contiguous():
-                raise ValueError(f"EMA: parameter {i} must be a contiguous floating-point tensor, got "
-                                 f"{p.dtype}{'' if p.is_contiguous() else ' (not contiguous)'}")
+            if p.dtype not in _backend.FLOAT_DTYPES or not dense(p):
+                raise ValueError(f"EMA: parameter {i} must be a contiguous (or channels-last) floating-point "
+                                 f"tensor, got {p.dtype}{'' if dense(p) else ' with strides ' + str(p.stride())}")
         if len({p.device for p in params}) > 1:
             raise ValueError("EMA: the model's parameters must be on one device")
         self.decay, self.rampup, self.backend = decay, rampup, _backend.check_backend(backend)
@@ -118,9 +118,12 @@ class EMA(nn.Module):
                     q is None or q.shape != p.shape or q.dtype != p.dtype for q, p in pairs):
                 raise ValueError("EMA.update: model's parameters differ from the averaged copy's "
                                  "(number, shapes or dtypes)")
-            if not all(q.is_contiguous() and p.is_contiguous() for q, p in pairs):
-                raise ValueError("EMA.update: the parameters must stay contiguous (a change of memory "
-                                 "format made one strided); the kernel reads them as flat arrays")
+            if not all(dense(p) and q.stride() == p.stride() for q, p in pairs):
+                raise ValueError("EMA.update: the model's parameters and the averaged copy's must be "
+                                 "contiguous, or channels-last, in the same layout (the kernel pairs "
+                                 "their elements in memory order): convert both, e.g. "
+                                 "model.to(memory_format=torch.channels_last) and "
+                                 "ema.to(memory_format=torch.channels_last)")
             dst += [q for q, _ in pairs]
             src += [p for _, p in pairs]
             for name, b in m._buffers.items():

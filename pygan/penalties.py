@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from ._ops.backend import FLOAT_DTYPES, check_backend, resolve
 from ._ops.penalty_head import KINDS as _HEAD_KINDS
 from ._ops.penalty_head import call_penalty_head
-from ._ops.multi_tensor import call_clip_
+from ._ops.multi_tensor import call_clip_, dense
 from ._ops.launch import compute_dtype
 from ._validate import memo, number, positive_int
 
@@ -508,9 +508,9 @@ def clip_weights_(module: nn.Module | Iterable[Tensor], c: float = 0.01, *,
         if not isinstance(p, Tensor) or p.dtype not in FLOAT_DTYPES:
             raise TypeError(f"clip_weights_: parameter {i} must be a floating-point tensor, got "
                             f"{getattr(p, 'dtype', type(p).__name__)}")
-        if not p.is_contiguous():
-            raise ValueError(f"clip_weights_: parameter {i} (shape {tuple(p.shape)}) is not contiguous; "
-                             "clip it with p.clamp_(-c, c)")
+        if not dense(p):
+            raise ValueError(f"clip_weights_: parameter {i} (shape {tuple(p.shape)}, strides {p.stride()}) is "
+                             "neither contiguous nor channels-last; clip it with p.clamp_(-c, c)")
         groups.setdefault(p.device, []).append(p)
     for device, tensors in groups.items():
         resolve(backend, device)

@@ -259,5 +259,6 @@ def test_clip_weights_errors():
         pygan.clip_weights_([torch.randn(3)], 0.0)
     with pytest.raises(TypeError, match="parameter 1 must be a floating-point tensor, got torch.int64"):
         pygan.clip_weights_([torch.randn(3), torch.ones(2, dtype=torch.long)], 0.1)
-    with pytest.raises(ValueError, match=r"parameter 0 \(shape \(3, 2\)\) is not contiguous"):
+    with pytest.raises(ValueError, match=r"parameter 0 \(shape \(3, 2\), strides \(1, 3\)\) is neither "
+                                         r"contiguous nor channels-last"):
         pygan.clip_weights_([torch.randn(2, 3).t()], 0.1)

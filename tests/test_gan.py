@@ -374,14 +374,41 @@ def test_ema_counter_stays_float64_through_dtype_conversions():
         ema.update(net)
 
 
-def test_ema_refuses_parameters_made_strided():
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
-    ema = pygan.EMA(net, decay=0.5)
-    ema.update(net)
-    net.to(memory_format=torch.channels_last)
-    ema.to(memory_format=torch.channels_last)
-    with pytest.raises(ValueError, match="must stay contiguous"):
+def test_ema_of_a_channels_last_model_matches_the_formula(rng):
+    """A model converted to channels-last (dense, its elements in another order) is averaged like a
+    contiguous one, before and after the conversion; converting the model but not the average, or
+    a parameter that is not dense, is a clear error, never elements paired out of order."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 2, 1))
+    ema = pygan.EMA(net, decay=0.5, rampup=False)
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        net.to(memory_format=memory_format)
+        ema.to(memory_format=memory_format)
+        before = [q.detach().clone() for q in ema.module.parameters()]
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randn(p.shape, generator=rng))
         ema.update(net)
+        for q, q0, p in zip(ema.module.parameters(), before, net.parameters()):
+            assert torch.allclose(q, q0 + 0.5 * (p - q0), rtol=1e-6, atol=1e-7)
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    net.to(memory_format=torch.contiguous_format)  # the average left channels-last
+    with pytest.raises(ValueError, match="in the same layout"):
+        ema.update(net)
+    strided = torch.nn.Linear(3, 2)
+    strided.weight = torch.nn.Parameter(torch.randn(3, 2).t())
+    with pytest.raises(ValueError, match=r"parameter 0 must be a contiguous \(or channels-last\) floating-point "
+                                         r"tensor, got torch.float32 with strides \(1, 2\)"):
+        pygan.EMA(strided)
+
+
+def test_clip_weights_of_a_channels_last_model():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        net[0].weight.normal_()
+    expect = net[0].weight.detach().clamp(-0.1, 0.1)
+    pygan.clip_weights_(net, 0.1)
+    assert torch.equal(net[0].weight, expect)
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_gan_samples_from_the_ema_generator():

@@ -7,7 +7,7 @@ csrc/cpu/multi_tensor.cpp, csrc/cuda/multi_tensor.cu, triton_kernels/multi_tenso
   the one-element float64 tensor ``weight`` on the tensors' device (the EMA step; a device value,
   so a captured CUDA graph applies the current weight).
 
-Inputs arrive validated: contiguous, one device, pairs of one size and dtype.
+Inputs arrive validated: dense (:func:`dense`), one device, pairs of one size, dtype and strides.
 """
 
 from __future__ import annotations
@@ -61,6 +61,14 @@ def _run_triton(op: int, dst: list[Tensor], src: Optional[list[Tensor]], bound: 
         with device_context(device):
             k.multi_tensor_kernel[(len(idx), tiles)](dst_table, src_table, sizes, scalar, OP=op,
                                                      DTYPE=tl_types[dtype], BLOCK=k.BLOCK)
+
+
+def dense(t: Tensor) -> bool:
+    """Whether ``t``'s elements fill one block of memory from its data pointer (contiguous, or
+    contiguous in a channels-last layout), as the kernels read them: one flat array of ``numel()``
+    elements. Elementwise updates of two such tensors pair up elements when their strides agree."""
+    return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)) or \
+        (t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d))
 
 
 def pointers(tensors: list[Tensor]) -> list[int]:
