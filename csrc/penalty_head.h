@@ -51,9 +51,13 @@ PYGAN_HD T penalty_row_factor(T up, T coef, const T* norms, const T* up_norms, i
 //   out[0]  = weight / rows * sum_i phi(||g_i||)        (compute dtype: float64 for F64, else float32)
 //   norms[i] = ||g_i||,  coef[i] = weight / rows * phi'(n_i) / n_i   (compute dtype)
 //   values[i] = weight * phi(n_i), the per-sample penalties, when values is not 0
-// Rows are summed in row order, so the result is reproducible.
+// Rows are summed in row order, so the result is reproducible. On the CPU, norms and coef may be 0
+// (none kept: norms 0 shares coef's memory, coef 0 is scratch), and when grad is not 0 the head also
+// writes the gradient for an upstream of one, grad[i, j] = coef[i] * g[i, j], in the compute dtype
+// (the same products the backward forms for up = 1).
 void penalty_head_cpu(uintptr_t g, int dtype, int64_t rows, int64_t cols, int kind, double center,
-                      double weight, uintptr_t out, uintptr_t norms, uintptr_t coef, uintptr_t values);
+                      double weight, uintptr_t out, uintptr_t norms, uintptr_t coef, uintptr_t values,
+                      uintptr_t grad);
 // Backward: grad[i, j] = (up * coef[i] + up_norms[i] / norms[i]) * g[i, j], written in g's dtype;
 // `up` is one compute-dtype value, `up_norms` (the upstream of the norms output, compute dtype) may
 // be 0 for none; a zero norm contributes nothing (the subgradient torch's norm uses).

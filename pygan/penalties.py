@@ -161,12 +161,12 @@ def gradient_norm_penalty(grad: Tensor, *, head: str = "two-sided", center: floa
     if inv_scale is not None:
         grad = grad * inv_scale.to(grad.dtype) if grad.dtype == torch.float64 else grad.float() * inv_scale
     if reduction == "none":
-        _, norms, penalty = call_penalty_head(grad.contiguous(), kind, center, weight, backend, True)
+        _, norms, penalty = call_penalty_head(grad.contiguous(), (kind, center, weight, backend, True, True))
         return (penalty, norms) if return_norms else penalty
     scaled = weight * grad.shape[0] if reduction == "sum" else weight
-    if not return_norms:  # one output: a cheaper autograd node
-        return call_penalty_head(grad.contiguous(), kind, center, scaled, backend, norms=False)[0]
-    return call_penalty_head(grad.contiguous(), kind, center, scaled, backend)
+    # Without the norms, one output: a cheaper autograd node.
+    out = call_penalty_head(grad.contiguous(), (kind, center, scaled, backend, False, return_norms))
+    return out if return_norms else out[0]
 
 
 # The head's checked arguments by (head, center, weight, reduction, backend) (see _validate.memo).

@@ -43,7 +43,12 @@ def _close(out, expect, rtol, what, scale=None):
 # The fused head
 # --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("op", [penalty_head, PenaltyHead.apply], ids=["op", "eager"])
+def _twin(g, kind, center, weight, backend, per_sample=False, norms=True):
+    """The eager twin called like the registered op (it takes the constants as one tuple)."""
+    return PenaltyHead.apply(g, (kind, center, weight, backend, per_sample, norms))
+
+
+@pytest.mark.parametrize("op", [penalty_head, _twin], ids=["op", "eager"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("head", list(HEADS))
 def test_head_matches_float64_reference(backend, head, dtype, op, rng):
@@ -79,7 +84,7 @@ def test_head_matches_float64_reference(backend, head, dtype, op, rng):
                scale=max(size_g, g64.grad.abs().max().item()))
 
 
-@pytest.mark.parametrize("op", [penalty_head, PenaltyHead.apply], ids=["op", "eager"])
+@pytest.mark.parametrize("op", [penalty_head, _twin], ids=["op", "eager"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("head", list(HEADS))
 def test_head_per_sample_values_match_float64_reference(backend, head, dtype, op, rng):
@@ -125,11 +130,48 @@ def test_head_penalty_alone_equals_the_full_node(backend, head, dtype, rng):
         results = []
         for norms in (True, False):
             x = g.clone().requires_grad_(True)
-            out = PenaltyHead.apply(x, HEADS[head], 0.9, 7.5, name, False, norms)
+            out = _twin(x, HEADS[head], 0.9, 7.5, name, False, norms)
             (out[0] if norms else out).backward()
             results.append((out[0] if norms else out, x.grad))
         (p, grad), (p_alone, grad_alone) = results
         assert torch.equal(p, p_alone) and torch.equal(grad, grad_alone), f"{head} {dtype} {shape}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("head", list(HEADS))
+def test_head_penalty_alone_under_any_upstream(backend, head, dtype, rng):
+    """The penalty alone with an upstream other than 1 (scaled in place: within an ulp of the full
+    node's (up * coef_i) * g_ij), a second backward of the same graph and a backward under
+    ``create_graph`` (both from the backward kernel: the full node's bits)."""
+    name, device = backend
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    eps = torch.finfo(dtype).eps + 4 * torch.finfo(acc).eps  # one rounding to dtype after acc's
+    for shape in SHAPES:
+        g = _grad(shape, dtype, device, rng, scale=1.3 / math.sqrt(math.prod(shape[1:])))
+        up = torch.tensor(0.5 + torch.rand((), generator=rng).item() * 4, dtype=acc, device=device)
+        x = g.clone().requires_grad_(True)
+        (full,) = torch.autograd.grad(_twin(x, HEADS[head], 0.9, 7.5, name)[0], x, up)
+        p = _twin(x, HEADS[head], 0.9, 7.5, name, False, False)
+        (first,) = torch.autograd.grad(p, x, up, retain_graph=True)
+        (second,) = torch.autograd.grad(p, x, up, retain_graph=True)
+        (graphed,) = torch.autograd.grad(p, x, up, create_graph=True)
+        what = f"{head} {dtype} {shape} up={up.item()}"
+        assert first.dtype == dtype and torch.equal(second, full) and torch.equal(graphed, full), what
+        tiny = torch.finfo(dtype).tiny  # a subnormal product has no relative accuracy
+        err = (first.double() - full.double()).abs()
+        assert (err <= eps * full.double().abs() + tiny).all(), f"{what}: error {err.max().item():.3e}"
+
+
+def test_head_penalty_alone_without_grad_matches():
+    """Without a gradient to take (no_grad, or an input that needs none), the penalty alone is the
+    same value."""
+    g = torch.randn(300, 5, dtype=torch.float64)
+    x = g.clone().requires_grad_(True)
+    p = _twin(x, 0, 0.9, 7.5, "cpu", False, False)
+    with torch.no_grad():
+        q = _twin(x, 0, 0.9, 7.5, "cpu", False, False)
+    assert torch.equal(p, q) and torch.equal(p, _twin(g, 0, 0.9, 7.5, "cpu", False, False))
+    assert q.grad_fn is None
 
 
 @pytest.mark.parametrize("per_sample", [False, True])
@@ -139,7 +181,7 @@ def test_head_gradcheck(head, per_sample, rng):
     keep = (0, 1, 3) if per_sample else (0, 1)
     fn = lambda x: tuple(penalty_head(x, HEADS[head], 0.7, 3.0, "cpu", per_sample)[i] for i in keep)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (g,))
-    eager = lambda x: PenaltyHead.apply(x, HEADS[head], 0.7, 3.0, "cpu", per_sample)  # noqa: E731
+    eager = lambda x: _twin(x, HEADS[head], 0.7, 3.0, "cpu", per_sample)  # noqa: E731
     assert torch.autograd.gradcheck(eager, (g,))
 
 

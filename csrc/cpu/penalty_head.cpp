@@ -46,10 +46,38 @@ template <int DT> double row_sum_squares(const void* g, int64_t begin, int64_t c
 // Rows per work item: enough to cover a chunk of elements.
 int64_t rows_per_item(int64_t cols) { return std::max<int64_t>(1, CHUNK / std::max<int64_t>(cols, 1)); }
 
+// grad[i, j] = k(i) * g[i, j] for rows lo..hi-1, stored as dtype code OUT (g's own in the backward,
+// the compute dtype for the forward's gradient). Rows shorter than a vector take a block of rows'
+// factors first (that loop vectorizes across rows), then the products column by column, each the
+// same k_i * g_ij as the row loop's.
+template <int DT, int OUT, class Acc, class K>
+void scale_rows(const void* g, int64_t lo, int64_t hi, int64_t cols, K&& k, void* grad) {
+  if (cols < LANES) {
+    Acc f[SHORT_ROWS];
+    for (int64_t b = lo; b < hi; b += SHORT_ROWS) {
+      const int64_t e = std::min(hi, b + SHORT_ROWS);
+      for (int64_t i = b; i < e; ++i) f[i - b] = k(i);
+      for (int64_t j = 0; j < cols; ++j)
+        for (int64_t i = b; i < e; ++i)
+          store_as<Acc>(grad, i * cols + j, OUT, f[i - b] * load_as<Acc>(g, i * cols + j, DT));
+    }
+    return;
+  }
+  for (int64_t i = lo; i < hi; ++i) {
+    const Acc f = k(i);
+    for (int64_t j = i * cols; j < (i + 1) * cols; ++j) store_as<Acc>(grad, j, OUT, f * load_as<Acc>(g, j, DT));
+  }
+}
+
+template <class Acc> constexpr int acc_code() { return std::is_same_v<Acc, double> ? F64 : F32; }
+
 template <class Acc>
 void head(const void* g, int dtype, int64_t rows, int64_t cols, int kind, double center,
-          double weight, Acc* out, Acc* norms, Acc* coef, Acc* values) {
+          double weight, Acc* out, Acc* norms, Acc* coef, Acc* values, Acc* grad) {
   std::vector<double> phi(rows);
+  std::vector<Acc> scratch(coef == nullptr ? rows : 0);  // the factors, where the caller keeps none
+  if (coef == nullptr) coef = scratch.data();
+  if (norms == nullptr) norms = coef;  // a row's norm is read before its factor is written
   const double scale = weight / double(rows);
   const int64_t per = rows_per_item(cols);
   dispatch_dtype(dtype, [&](auto tag) {
@@ -79,6 +107,9 @@ void head(const void* g, int dtype, int64_t rows, int64_t cols, int kind, double
       }
       if (values != nullptr)
         for (int64_t i = lo; i < hi; ++i) values[i] = Acc(weight * phi[i]);
+      // The gradient for an upstream of one: the backward's factor up * coef_i is then coef_i.
+      if (grad != nullptr)
+        scale_rows<DT, acc_code<Acc>(), Acc>(g, lo, hi, cols, [&](int64_t i) { return coef[i]; }, grad);
     });
   });
   double total = 0.0;
@@ -94,24 +125,8 @@ void head_backward(const void* g, int dtype, int64_t rows, int64_t cols, const A
     constexpr int DT = decltype(tag)::value;
     parallel_items((rows + per - 1) / per, rows * cols, [&](int64_t item) {
       const int64_t lo = item * per, hi = std::min(rows, (item + 1) * per);
-      if (cols < LANES) {
-        // Short rows: a block of rows' factors first (that loop vectorizes across rows), then
-        // the products column by column, each the same k_i * g_ij as below.
-        Acc k[SHORT_ROWS];
-        for (int64_t b = lo; b < hi; b += SHORT_ROWS) {
-          const int64_t e = std::min(hi, b + SHORT_ROWS);
-          for (int64_t i = b; i < e; ++i) k[i - b] = penalty_row_factor(up, coef[i], norms, up_norms, i);
-          for (int64_t j = 0; j < cols; ++j)
-            for (int64_t i = b; i < e; ++i)
-              store_as<Acc>(grad, i * cols + j, DT, k[i - b] * load_as<Acc>(g, i * cols + j, DT));
-        }
-        return;
-      }
-      for (int64_t i = lo; i < hi; ++i) {
-        const Acc k = penalty_row_factor(up, coef[i], norms, up_norms, i);
-        for (int64_t j = i * cols; j < (i + 1) * cols; ++j)
-          store_as<Acc>(grad, j, DT, k * load_as<Acc>(g, j, DT));
-      }
+      scale_rows<DT, DT, Acc>(g, lo, hi, cols,
+                              [&](int64_t i) { return penalty_row_factor(up, coef[i], norms, up_norms, i); }, grad);
     });
   });
 }
@@ -119,16 +134,17 @@ void head_backward(const void* g, int dtype, int64_t rows, int64_t cols, const A
 }  // namespace
 
 void penalty_head_cpu(uintptr_t g, int dtype, int64_t rows, int64_t cols, int kind, double center,
-                      double weight, uintptr_t out, uintptr_t norms, uintptr_t coef, uintptr_t values) {
+                      double weight, uintptr_t out, uintptr_t norms, uintptr_t coef, uintptr_t values,
+                      uintptr_t grad) {
   const void* x = reinterpret_cast<const void*>(g);
-  if (dtype == F64)
-    head<double>(x, dtype, rows, cols, kind, center, weight, reinterpret_cast<double*>(out),
-                 reinterpret_cast<double*>(norms), reinterpret_cast<double*>(coef),
-                 reinterpret_cast<double*>(values));
-  else
-    head<float>(x, dtype, rows, cols, kind, center, weight, reinterpret_cast<float*>(out),
-                reinterpret_cast<float*>(norms), reinterpret_cast<float*>(coef),
-                reinterpret_cast<float*>(values));
+  auto run = [&](auto zero) {
+    using Acc = decltype(zero);
+    head<Acc>(x, dtype, rows, cols, kind, center, weight, reinterpret_cast<Acc*>(out),
+              reinterpret_cast<Acc*>(norms), reinterpret_cast<Acc*>(coef), reinterpret_cast<Acc*>(values),
+              reinterpret_cast<Acc*>(grad));
+  };
+  if (dtype == F64) run(0.0);
+  else run(0.0f);
 }
 
 void penalty_head_backward_cpu(uintptr_t g, int dtype, int64_t rows, int64_t cols, uintptr_t coef,

@@ -56,7 +56,9 @@ def _head(g: Tensor, kind: int, center: float, weight: float, backend: str, per_
     if name in ("cpu", "cuda"):
         args = (g.data_ptr(), DTYPE_CODES[g.dtype], rows, cols, kind, center, weight, out.data_ptr(),
                 norms.data_ptr(), coef.data_ptr(), values.data_ptr() if per_sample else 0)
-        if name == "cuda":  # the one-launch reduction's partial sums and ticket
+        if name == "cpu":
+            args += (0,)  # no gradient in the forward (see _head_and_grad)
+        else:  # the one-launch reduction's partial sums and ticket
             c, _ = _backend._load_c()
             partials = torch.empty(max(c.penalty_head_blocks(rows, cols), 1), dtype=acc, device=g.device)
             args += (partials.data_ptr(), counter(g.device).data_ptr())
@@ -163,24 +165,50 @@ def _head_grads(grad_op, g: Tensor, coef: Tensor, norms: Tensor, up: Optional[Te
 penalty_head.register_autograd(_head_backward, setup_context=_head_setup)
 
 
+def _head_and_grad(g: Tensor, kind: int, center: float, weight: float,
+                   shape: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """(penalty, its gradient for an upstream of one) from one CPU kernel call, the gradient in the
+    compute dtype: coef_i * g_i, the products the backward kernel forms for up = 1, so the same bits."""
+    rows, cols = shape
+    acc = compute_dtype(g.dtype)
+    out = scalar(acc, g.device)
+    grad = torch.empty_like(g) if g.dtype is acc else torch.empty(g.shape, dtype=acc)
+    call_c("cpu", g.device, "penalty_head", g.data_ptr(), DTYPE_CODES[g.dtype], rows, cols, kind, center,
+           weight, out.data_ptr(), 0, 0, 0, grad.data_ptr())
+    return out, grad
+
+
 class PenaltyHead(torch.autograd.Function):
     """Eager twin of ``pygan::penalty_head``: the same kernels and backward without the custom-op
-    dispatch, which costs more than the kernels at GAN batch sizes. It returns (penalty, norms), the
-    penalty alone without ``norms`` (one output is the cheapest node autograd records), and the values
-    too with ``per_sample``; it keeps the derivative factors on its context. pygan.penalties uses it
-    outside ``torch.compile`` and the registered op inside."""
+    dispatch, which costs more than the kernels at GAN batch sizes. It takes the op's constants as one
+    tuple, ``(kind, center, weight, backend, per_sample, norms)`` (autograd inspects every argument of
+    ``apply``), and returns (penalty, norms), the penalty alone without ``norms`` (one output is the
+    cheapest node autograd records), and the values too with ``per_sample``. pygan.penalties uses it
+    outside ``torch.compile`` and the registered op inside.
+
+    The penalty alone on the CPU takes its gradient in the forward pass, as the loss twins do: one
+    kernel call, no factors kept, and a backward with an upstream of exactly 1 (``(loss +
+    penalty).backward()``; reading it is free on the CPU) that only hands the gradient over. Any
+    other upstream scales it in place; under ``create_graph``, or for a second backward after the
+    first took it, the backward kernel runs from g as on the other backends."""
 
     @staticmethod
-    def forward(ctx, g, kind, center, weight, backend, per_sample=False, norms=True):
+    def forward(ctx, g, consts):
+        kind, center, weight, backend, per_sample, norms = consts
         shape = _rows_cols(g)
+        ctx.state = (consts, shape)  # few attributes: each costs a fifth of a microsecond
         # The penalty alone: the norms share the factors' tensor, and the node saves g alone (its
         # backward never reads the norms).
         alone = not (per_sample or norms)
-        out, norms_, coef, values = _head(g, kind, center, weight, backend, per_sample, twin=True,
-                                          keep_norms=not alone, shape=shape)
-        ctx.state = (coef, backend, shape)  # one attribute: each costs a fifth of a microsecond
         if alone:
             ctx.save_for_backward(g)
+            if ctx.needs_input_grad[0] and _backend.resolve(backend, g.device) == "cpu":
+                out, ctx.grad = _head_and_grad(g, kind, center, weight, shape)
+                return out
+        out, norms_, coef, values = _head(g, kind, center, weight, backend, per_sample, twin=True,
+                                          keep_norms=not alone, shape=shape)
+        ctx.coef = coef
+        if alone:
             return out
         ctx.save_for_backward(g, norms_)
         ctx.set_materialize_grads(False)  # an unused output needs no zero-filled upstream
@@ -188,24 +216,35 @@ class PenaltyHead(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, up, up_norms=None, up_values=None):
-        coef, backend, shape = ctx.state
+        consts, shape = ctx.state
+        backend = consts[3]
         saved = ctx.saved_tensors
-        if len(saved) == 1:  # the penalty alone: one kernel call
-            return _head_grad(saved[0], coef, coef, up, None, backend, shape), None, None, None, None, None, None
+        if len(saved) == 1:  # the penalty alone
+            grad = getattr(ctx, "grad", None)
+            if grad is not None and not torch.is_grad_enabled():
+                ctx.grad = None  # handed over: autograd may keep it as .grad without a copy
+                if up.item() != 1.0:
+                    grad.mul_(up)
+                return (grad if grad.dtype is saved[0].dtype else grad.to(saved[0].dtype)), None
+            g = saved[0]
+            coef = getattr(ctx, "coef", None)
+            if coef is None:  # the forward took the gradient; the factors come from g again
+                coef = _head(g, *consts[:4], keep_norms=False, shape=shape)[2]
+            return _head_grad(g, coef, coef, up, None, backend, shape), None
         g, norms = saved
-        return _head_grads(_head_grad, g, coef, norms, up, up_norms, up_values, backend) + (None, None)
+        return _head_grads(_head_grad, g, ctx.coef, norms, up, up_norms, up_values, backend)[:1] + (None,)
 
 
 _apply_penalty_head = eager_apply(PenaltyHead)
 
 
-def call_penalty_head(g: Tensor, kind: int, center: float, weight: float, backend: str,
-                      per_sample: bool = False, norms: bool = True) -> tuple[Tensor, ...]:
+def call_penalty_head(g: Tensor, consts: tuple) -> tuple[Tensor, ...]:
     """``pygan::penalty_head``'s (penalty, norms), (penalty,) without ``norms``, and the per-sample
-    values too with ``per_sample``: the registered op where torch.compile traces, else its eager
-    twin."""
+    values too with ``per_sample``, for ``consts`` = (kind, center, weight, backend, per_sample,
+    norms): the registered op where torch.compile traces, else its eager twin."""
     if torch.compiler.is_compiling():
-        out = penalty_head(g, kind, center, weight, backend, per_sample)
+        per_sample, norms = consts[4], consts[5]
+        out = penalty_head(g, *consts[:5])
         return (out[0], out[1], out[3]) if per_sample else out[:2] if norms else out[:1]
-    out = _apply_penalty_head(g, kind, center, weight, backend, per_sample, norms)
-    return out if per_sample or norms else (out,)
+    out = _apply_penalty_head(g, consts)
+    return out if consts[4] or consts[5] else (out,)
