@@ -54,6 +54,7 @@ PYBIND11_MODULE(_C, m) {
       fast_entry<&bias_leaky_relu_backward_cpu>("bias_leaky_relu_backward_cpu",
                                                 "The masked derivative and the bias gradient."),
       fast_entry<&ema_weight_cpu>("ema_weight_cpu", "The EMA's counter and weight step (multi_tensor.h)."),
+      fast_entry<&ema_update_cpu>("ema_update_cpu", "The EMA's weight step and update from a packed table."),
       fast_entry<&bias_leaky_relu_cuda>("bias_leaky_relu_cuda", "Bias + LeakyReLU on a CUDA stream."),
       fast_entry<&leaky_relu_grad_cuda>("leaky_relu_grad_cuda", "The masked derivative on a CUDA stream."),
       {nullptr, nullptr, 0, nullptr}};

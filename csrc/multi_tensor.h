@@ -42,6 +42,11 @@ void multi_tensor_cpu(const MultiTensorArgs& a);
 // stored back, and *weight = 1 - beta_t, beta_t = min(decay, (1 + t) / (10 + t)) with `rampup`, else
 // decay (pygan/ema.py has the formula; on a device the same arithmetic runs as tensor ops).
 void ema_weight_cpu(uintptr_t counter, uintptr_t weight, double decay, int rampup);
+// One EMA update in one call: ema_weight_cpu, then the LERP of n tensor pairs whose arguments are
+// packed in one int64 table, [dst pointers (n), src pointers (n), sizes (n), dtype codes (n)], built
+// once per walk of the module trees (pygan/ema.py): no lists to convert per update.
+void ema_update_cpu(uintptr_t table, int64_t n, uintptr_t counter, uintptr_t weight, double decay,
+                    int rampup);
 void multi_tensor_cuda(const MultiTensorArgs& a, uintptr_t stream);
 
 }  // namespace pygan

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ._ops import backend as _backend
-from ._ops.multi_tensor import call_lerp_, dense, layout, pointers, step_ema_weight
+from ._ops.multi_tensor import call_lerp_, dense, ema_update_cpu, layout, pack, pointers, step_ema_weight
 from .penalties import _unwrap
 
 __all__ = ["EMA"]
@@ -77,15 +77,27 @@ class EMA(nn.Module):
         # kernel writes the copy's memory outside autograd, the counter and weight are buffers, and
         # only the buffer copies would be recorded.
         model = _unwrap(model)
-        if self.num_updates.dtype is not torch.float64 or self.weight.dtype is not torch.float64:
+        # The buffers from their dict: an nn.Module attribute lookup that reaches __getattr__ costs
+        # more than a microsecond, a tenth of a small model's update.
+        num_updates, weight = self._buffers["num_updates"], self._buffers["weight"]
+        if num_updates.dtype is not torch.float64 or weight.dtype is not torch.float64:
             # (the kernels read and write them as float64)
             raise ValueError(f"EMA.update: the EMA's counter and weight must stay float64, found "
-                             f"{self.num_updates.dtype} and {self.weight.dtype} (a .half() or .to(dtype) of the "
+                             f"{num_updates.dtype} and {weight.dtype} (a .half() or .to(dtype) of the "
                              f"EMA converts them; convert ema.module instead)")
-        step_ema_weight(self.num_updates, self.weight, self.decay, self.rampup)
         dst, src, buffers, prepared = self._pairs(model)
-        if dst:
-            call_lerp_(dst, src, self.weight, self.backend, prepared)
+        if dst and num_updates.is_cpu and _backend.resolve(self.backend, dst[0].device) == "cpu" \
+                and not torch.compiler.is_compiling():
+            # The counter, the weight and the update in one C call, the arguments packed once per walk
+            # (converting four lists per call cost a small model's update as much as the kernel).
+            walk = self._trees
+            if walk.table is None:
+                self._trees = walk = walk._replace(table=pack(prepared))
+            ema_update_cpu(walk.table, len(dst), num_updates, weight, self.decay, self.rampup)
+        else:
+            step_ema_weight(num_updates, weight, self.decay, self.rampup)
+            if dst:
+                call_lerp_(dst, src, weight, self.backend, prepared)
         if buffers[0]:
             with torch.no_grad():  # one call for every buffer (a copy_ each cost more than the kernel)
                 torch._foreach_copy_(*buffers)
@@ -133,7 +145,7 @@ class EMA(nn.Module):
         slots = [d for m in modules_ema + modules for d in (m._parameters, m._buffers)]
         prepared = (pointers(dst), pointers(src), *layout(dst))
         pinned = [t.detach() for t in dst + src]  # (see above: their storage stays where it was checked)
-        self._trees = _Walk(model, slots, _members(slots), dst, src, buffers, prepared, pinned)
+        self._trees = _Walk(model, slots, _members(slots), dst, src, buffers, prepared, pinned, None)
         return dst, src, buffers, prepared
 
     def __getstate__(self):
@@ -156,6 +168,7 @@ class _Walk(NamedTuple):
     buffers: tuple  # (the copy's buffers, the model's)
     prepared: tuple  # the kernel's arguments: both lists' data pointers, sizes, dtype codes
     pinned: list  # views of the checked tensors (their storage stays where it was checked)
+    table: Optional[torch.Tensor]  # prepared packed for the CPU's one-call update (multi_tensor.pack)
 
 
 def _members(slots: list) -> list:

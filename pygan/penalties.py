@@ -311,9 +311,12 @@ def dragan_points(real: Tensor, *, spread: float = 0.5, generator: Optional[torc
 # The module-level penalty
 # ---------------------------------------------------------------------------------------------
 
+_WRAPPERS = (nn.parallel.DistributedDataParallel, nn.DataParallel)
+
+
 def _unwrap(module: Callable) -> Callable:
     # DDP and DataParallel: run the penalty's forward on the wrapped module (see the module docs).
-    if isinstance(module, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+    if isinstance(module, _WRAPPERS):
         return module.module
     return module
 

@@ -37,4 +37,18 @@ void ema_weight_cpu(uintptr_t counter, uintptr_t weight, double decay, int rampu
   *reinterpret_cast<double*>(weight) = 1.0 - beta;
 }
 
+void ema_update_cpu(uintptr_t table, int64_t n, uintptr_t counter, uintptr_t weight, double decay,
+                    int rampup) {
+  ema_weight_cpu(counter, weight, decay, rampup);
+  const int64_t* t = reinterpret_cast<const int64_t*>(table);
+  MultiTensorArgs a;
+  a.op = LERP;
+  a.dst.assign(t, t + n);
+  a.src.assign(t + n, t + 2 * n);
+  a.sizes.assign(t + 2 * n, t + 3 * n);
+  a.dtypes.assign(t + 3 * n, t + 4 * n);
+  a.weight = weight;
+  multi_tensor_cpu(a);
+}
+
 }  // namespace pygan

@@ -140,6 +140,20 @@ def call_lerp_(tensors: list[Tensor], sources: list[Tensor], weight: Tensor, bac
         run_now(LERP, tensors, sources, 0.0, weight, backend, prepared)
 
 
+def pack(prepared: tuple) -> Tensor:
+    """:func:`run_now`'s ``prepared`` lists (dst pointers, src pointers, sizes, dtype codes) as one
+    int64 table in host memory, the argument of :func:`ema_update_cpu`."""
+    return torch.tensor([v for part in prepared for v in part], dtype=torch.int64)
+
+
+def ema_update_cpu(table: Tensor, n: int, num_updates: Tensor, weight: Tensor, decay: float,
+                   rampup: bool) -> None:
+    """:func:`step_ema_weight`, then ``pygan::lerp_`` of the ``n`` pairs packed in ``table``
+    (:func:`pack`), in one C call: CPU tensors, eager code."""
+    call_c("cpu", num_updates.device, "ema_update", table.data_ptr(), n, num_updates.data_ptr(),
+           weight.data_ptr(), decay, int(rampup))
+
+
 def step_ema_weight(num_updates: Tensor, weight: Tensor, decay: float, rampup: bool) -> None:
     """Advances an EMA's update counter t and sets its interpolation weight 1 - beta_t,
     beta_t = min(decay, (1 + t) / (10 + t)) (``decay`` without ``rampup``), both 0-dim float64."""
