@@ -90,24 +90,50 @@ struct StdMath : Derived<StdMath> {
 struct VecMath : Derived<VecMath> {
   static constexpr float EXP_HI = 88.7228394f;   // exp overflows above
   static constexpr float EXP_LO = -103.972084f;  // exp is below half the smallest subnormal under
-  // exp of xc in [EXP_LO, EXP_HI] (no NaN): xc = n ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-6
-  // polynomial, 2^n by the exponent field.
-  static PYGAN_INLINE VecF exp_clamped(VecF xc) {
+  // xc = n ln2 + r with |r| <= ln2 / 2 (xc in [EXP_LO, EXP_HI], no NaN): n as integer lanes, and
+  // expm1(r) = r + r^2 (c0 + c1 r + ... + c5 r^5), the polynomial of exp's reduced argument.
+  static PYGAN_INLINE VecF expm1_reduced(VecF xc, i32x8& ni) {
     // floor by truncation of a positive number (xc >= -104 here), then back to n.
-    const i32x8 ni = truncate_to_int(xc * 1.44269504088896341f + 128.5f) - 128;
+    ni = truncate_to_int(xc * 1.44269504088896341f + 128.5f) - 128;
     const VecF n = to_float(ni);
     VecF r = xc - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
-    // 1 + r + r^2 (c0 + c1 r + ... + c5 r^5) in Estrin's scheme: three independent pairs, then r^2
-    // and r^4, a dependency chain of 4 multiply-adds instead of Horner's 7.
+    // Estrin's scheme: three independent pairs, then r^2 and r^4, a dependency chain of 4
+    // multiply-adds instead of Horner's 7.
     const VecF r2 = r * r;
     const VecF p01 = r * 1.6666665459e-1f + 5.0000001201e-1f;
     const VecF p23 = r * 8.3334519073e-3f + 4.1665795894e-2f;
     const VecF p45 = r * 1.9875691500e-4f + 1.3981999507e-3f;
     const VecF p = (r2 * r2) * p45 + (r2 * p23 + p01);
+    return r2 * p + r;
+  }
+  // exp of xc in [EXP_LO, EXP_HI] (no NaN): (1 + expm1(r)) 2^n, a degree-6 polynomial and the
+  // exponent field.
+  static PYGAN_INLINE VecF exp_clamped(VecF xc) {
+    i32x8 ni;
+    const VecF q = expm1_reduced(xc, ni);
     // 2^n in two factors so that n down to -150 (subnormal results) and up to 128 stay representable.
     const i32x8 n1 = ni >> 1, n2 = ni - n1;
-    return (r2 * p + r + 1.0f) * from_bits((n1 + 127) << 23) * from_bits((n2 + 127) << 23);
+    return (q + 1.0f) * from_bits((n1 + 127) << 23) * from_bits((n2 + 127) << 23);
+  }
+  // exp(x) - 1 from the same reduction: 2^n expm1(r) + (2^n - 1), where 2^n expm1(r) is exact and
+  // the sum rounds once (for n = 0 it is expm1(r) itself, so tiny x keep their relative accuracy;
+  // for n < 0 the terms cancel at most from 0.71 to 0.29). About 1 ulp, one exp's cost where the
+  // derived form (Kahan's) takes an exp, a log and a division. Below -30 the result rounds to -1;
+  // above 20 the - 1 is below rounding and the result is exp's.
+  static PYGAN_INLINE VecF expm1(VecF x) {
+    VecF xc = select(x > EXP_HI, VecF(EXP_HI), x);
+    xc = select(xc < -30.0f, VecF(-30.0f), xc);
+    xc = select(xc != xc, VecF(0.0f), xc);
+    i32x8 ni;
+    const VecF q = expm1_reduced(xc, ni);
+    const i32x8 n1 = ni >> 1, n2 = ni - n1;
+    const VecF big = (q + 1.0f) * from_bits((n1 + 127) << 23) * from_bits((n2 + 127) << 23);
+    const VecF s = from_bits((ni + 127) << 23);  // 2^n (n >= -44 here; inf past 127, where `big` serves)
+    VecF out = select(xc > 20.0f, big, q * s + (s - 1.0f));
+    out = select(x > EXP_HI, infinity<VecF>(), out);
+    out = select(x == 0.0f, x, out);  // keeps the sign of zero
+    return select(x != x, x, out);
   }
   static PYGAN_INLINE VecF exp(VecF x) {
     VecF xc = select(x > EXP_HI, VecF(EXP_HI), x);

@@ -67,10 +67,10 @@ template <class M, class T> PYGAN_HD T log_wright_omega_1m(T u) {
                select(y <= T(1), T(0.7066) * (y - T(1)), M::log(big - M::log(big))));
   const int steps = std::is_same<T, double>::value ? 4 : 3;
   for (int k = 0; k < steps; ++k) {
-    const T ez = M::exp(z);
-    const T h = M::expm1(z) + z + u;
-    const T h1 = ez + T(1);
-    z = z - h / (h1 - h * ez / (T(2) * h1));
+    const T em1 = M::expm1(z);  // e^z - 1: h and, plus 1 or 2, h' = e^z + 1 and h'' = e^z
+    const T h = em1 + z + u;
+    const T h1 = em1 + T(2);
+    z = z - h / (h1 - h * (em1 + T(1)) / (T(2) * h1));
   }
   return z;
 }

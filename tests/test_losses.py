@@ -469,6 +469,34 @@ def test_cpu_instruction_sets_agree(loss, params, rng):
             _assert_close(g, e, 0.0, 5 * RTOL[torch.float32], what + " grad")
 
 
+def _ulps(out: torch.Tensor, expect64: torch.Tensor) -> torch.Tensor:
+    """|out - expect| in ulps of the float32 nearest to the float64 ``expect`` (0 where both are the
+    same infinity or NaN)."""
+    e32 = expect64.float()
+    spacing = (torch.nextafter(e32.abs(), torch.tensor(float("inf"))) - e32.abs()).double()
+    err = (out.double() - expect64).abs() / spacing.clamp_min(torch.finfo(torch.float32).tiny * 2**-23)
+    same = (out.double() == e32.double()) | (out.isnan() & expect64.isnan())
+    return torch.where(same, torch.zeros_like(err), err)
+
+
+def test_cpu_expm1_within_two_ulps():
+    """The float32 loops' expm1 (from exp's own reduction, fast_math.h), read through the term that is
+    expm1 itself (squared_hellinger's fake side, reduction "none"): within 2 ulps of float64's over
+    every 251st float32 in [-40, 89] and at the special values, with the sign of zero kept, on every
+    CPU build. tanh, jeffrey's Halley steps and the alpha terms go through it."""
+    grid = torch.arange(0, 0x42B20000, 251, dtype=torch.int64)  # positive floats up to 89
+    neg = torch.arange(0, 0x42200000, 251, dtype=torch.int64)  # and down to -40
+    x = torch.cat([grid.to(torch.int32).view(torch.float32), -neg.to(torch.int32).view(torch.float32),
+                   torch.tensor([0.0, -0.0, float("inf"), -float("inf"), float("nan"), 88.72, 88.73, -1e-40])])
+    expect = torch.expm1(x.double())
+    for isa in pygan._ops.backend.cpu_isas():
+        with pygan._ops.backend.cpu_isa(isa):
+            out = pygan.discriminator_loss(x[:1], x, "squared_hellinger", reduction="none", backend="cpu").fake
+        ulps = _ulps(out, expect)
+        assert ulps.max().item() <= 2.0, (isa, x[ulps.argmax()].item(), ulps.max().item())
+        assert torch.equal(torch.signbit(out[x == 0]), torch.signbit(x[x == 0])), isa
+
+
 @pytest.mark.parametrize("loss", ["gan", "relativistic_average"])
 def test_torch_compile_fullgraph(loss, rng):
     """torch.compile(fullgraph=True) traces through the ops (no graph break) and matches eager."""
