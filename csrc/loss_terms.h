@@ -57,7 +57,8 @@ enum Term : int {
 // z = log W(e^(1-u)), the solution of e^z + z = 1 - u (W: Lambert W; e^z is Wright's omega at 1-u).
 // Halley's method on h(z) = expm1(z) + z + u, which keeps u exact near 0 (forming y = 1 - u would
 // round it away), from a start within about 0.2 of the root: float64 precision in 4 steps, float32
-// in 3. Tests check it against scipy's lambertw.
+// in 2 (within 2 ulps of z over logits in [-120, 30], as close as a third step gets: 1.6 ulps).
+// Tests check the terms against mpmath's lambertw.
 template <class M, class T> PYGAN_HD T log_wright_omega_1m(T u) {
   const T y = T(1) - u;
   // Start: z ~ y - e^y for y << 0; a line through (-2, -2.12) and (1, 0) in between;
@@ -65,7 +66,7 @@ template <class M, class T> PYGAN_HD T log_wright_omega_1m(T u) {
   const T big = select(y > T(1), y, T(1));
   T z = select(y < T(-2), y - M::exp(y),
                select(y <= T(1), T(0.7066) * (y - T(1)), M::log(big - M::log(big))));
-  const int steps = std::is_same<T, double>::value ? 4 : 3;
+  const int steps = std::is_same<T, double>::value ? 4 : 2;
   for (int k = 0; k < steps; ++k) {
     const T em1 = M::expm1(z);  // e^z - 1: h and, plus 1 or 2, h' = e^z + 1 and h'' = e^z
     const T h = em1 + z + u;
