@@ -30,7 +30,13 @@ inline namespace PYGAN_ISA {  // one copy per CPU build (common.h)
 // One element of the update, shared by the CPU and CUDA loops.
 template <class Acc>
 PYGAN_HD Acc multi_tensor_value(int op, Acc d, Acc s, Acc bound, Acc w) {
-  if (op == CLIP) return d < -bound ? -bound : (d > bound ? bound : d);
+  if (op == CLIP) {
+    // Two one-sided clamps in the forms x86's maxps / minps compute (the second operand wins a
+    // comparison with NaN, so NaN passes through): one instruction each where nested selects took
+    // three compares and two blends. bound >= 0 (clip_weights_ checks c > 0).
+    const Acc lo = d < -bound ? -bound : d;
+    return lo > bound ? bound : lo;
+  }
   return d + w * (s - d);
 }
 
