@@ -107,14 +107,18 @@ struct VecMath : Derived<VecMath> {
     const VecF p = (r2 * r2) * p45 + (r2 * p23 + p01);
     return r2 * p + r;
   }
+  // (1 + q) 2^n, with 2^n in two factors so that n down to -150 (subnormal results) and up to 128
+  // stay representable.
+  static PYGAN_INLINE VecF one_plus_times_pow2(VecF q, i32x8 ni) {
+    const i32x8 n1 = ni >> 1, n2 = ni - n1;
+    return (q + 1.0f) * from_bits((n1 + 127) << 23) * from_bits((n2 + 127) << 23);
+  }
   // exp of xc in [EXP_LO, EXP_HI] (no NaN): (1 + expm1(r)) 2^n, a degree-6 polynomial and the
   // exponent field.
   static PYGAN_INLINE VecF exp_clamped(VecF xc) {
     i32x8 ni;
     const VecF q = expm1_reduced(xc, ni);
-    // 2^n in two factors so that n down to -150 (subnormal results) and up to 128 stay representable.
-    const i32x8 n1 = ni >> 1, n2 = ni - n1;
-    return (q + 1.0f) * from_bits((n1 + 127) << 23) * from_bits((n2 + 127) << 23);
+    return one_plus_times_pow2(q, ni);
   }
   // exp(x) - 1 from the same reduction: 2^n expm1(r) + (2^n - 1), where 2^n expm1(r) is exact and
   // the sum rounds once (for n = 0 it is expm1(r) itself, so tiny x keep their relative accuracy;
@@ -127,8 +131,7 @@ struct VecMath : Derived<VecMath> {
     xc = select(xc != xc, VecF(0.0f), xc);
     i32x8 ni;
     const VecF q = expm1_reduced(xc, ni);
-    const i32x8 n1 = ni >> 1, n2 = ni - n1;
-    const VecF big = (q + 1.0f) * from_bits((n1 + 127) << 23) * from_bits((n2 + 127) << 23);
+    const VecF big = one_plus_times_pow2(q, ni);  // exp(xc), where the - 1 is below rounding
     const VecF s = from_bits((ni + 127) << 23);  // 2^n (n >= -44 here; inf past 127, where `big` serves)
     VecF out = select(xc > 20.0f, big, q * s + (s - 1.0f));
     out = select(x > EXP_HI, infinity<VecF>(), out);
