@@ -144,7 +144,12 @@ def _plan(entry: str, loss: str, reduction: str, backend: Optional[str], params:
     "joint" (``flags`` = (saturating,))."""
     key = (entry, loss, reduction, backend, flags, *[(k, v, type(v)) for k, v in params.items()]) \
         if params else (entry, loss, reduction, backend, flags)
-    return memo(_PLANS, key, lambda: _make_plan(entry, loss, reduction, backend, params, flags))
+    try:  # a known call without memo's frame and closure (about 0.3 us of a small call)
+        plan = _PLANS.get(key)
+    except TypeError:  # an unhashable argument: memo checks it every time, and the check names it
+        plan = None
+    return plan if plan is not None else \
+        memo(_PLANS, key, lambda: _make_plan(entry, loss, reduction, backend, params, flags))
 
 
 def _make_plan(entry: str, loss: str, reduction: str, backend: Optional[str], params: dict,

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from . import backend as _backend
-from .launch import DTYPE_CODES, call_c, device_context, eager_apply, float32_pair, ptr, triton_acc
+from .launch import DTYPE_CODES, call_c, device_context, float32_pair, ptr, triton_acc, twin_call
 
 
 def _layout(x: Tensor) -> tuple[int, int]:
@@ -191,12 +191,10 @@ def _cpu_backward(gy: Tensor, mask: Tensor, slope: float, bias: Optional[Tensor]
     return gx, gb, None, None
 
 
-_apply_bias_leaky_relu = eager_apply(BiasLeakyReLU)
+def _registered_bias_leaky_relu(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -> Tensor:
+    """``pygan::bias_leaky_relu``'s ``y``."""
+    return bias_leaky_relu(x, bias, slope, backend)[0]
 
 
-def call_bias_leaky_relu(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -> Tensor:
-    """``pygan::bias_leaky_relu``'s ``y``: the registered op where torch.compile traces, else its
-    eager twin."""
-    if torch.compiler.is_compiling():
-        return bias_leaky_relu(x, bias, slope, backend)[0]
-    return _apply_bias_leaky_relu(x, bias, slope, backend)
+# The op's one call: the registered op where torch.compile traces, else the eager twin.
+call_bias_leaky_relu = twin_call(BiasLeakyReLU, _registered_bias_leaky_relu, "call_bias_leaky_relu")

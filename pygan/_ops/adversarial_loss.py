@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 
 from . import backend as _backend
-from .launch import (DTYPE_CODES, call_c, compute_dtype, counter, device_context, eager_apply, empty, ptr, scalar,
-                     triton_acc)
+from .launch import (DTYPE_CODES, c_entry, call_c, compute_dtype, counter, device_context, empty, ptr, scalar,
+                     triton_acc, twin_call)
 
 def _out_dtype(x0: Tensor, x1: Tensor) -> torch.dtype:
     return torch.promote_types(x0.dtype, x1.dtype)
@@ -53,7 +53,12 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
     if minimax:
         (gterm0, gterm1), (gsign0, gsign1), g_out, g_grad0, g_grad1 = minimax
     if name == "cpu" or name == "cuda":
-        sides = (_c_side(x0, term0, sign0, shift0), _c_side(x1, term1, sign1, shift1))
+        # The sides inline rather than through _c_side: at training sizes each helper frame is a
+        # tenth of a microsecond of a call whose kernel takes a few.
+        sides = ((x0.data_ptr(), x0.numel(), DTYPE_CODES[x0.dtype], term0, sign0,
+                  shift0.data_ptr() if shift0 is not None else 0),
+                 (x1.data_ptr(), x1.numel(), DTYPE_CODES[x1.dtype], term1, sign1,
+                  shift1.data_ptr() if shift1 is not None else 0))
         if minimax:
             kernel = "minimax_forward"
             args = (*sides, _c_side(x0, gterm0, gsign0, shift0), _c_side(x1, gterm1, gsign1, shift1),
@@ -61,8 +66,6 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
                     ptr(grad1), ptr(g_grad0), ptr(g_grad1))
         else:
             kernel = "loss_forward"
-            # Conditionals rather than ptr(): at training sizes each helper frame is a tenth of a
-            # microsecond of a call whose kernel takes a few.
             args = (*sides, alpha, reduction, out0.data_ptr(), out1.data_ptr(),
                     out.data_ptr() if out is not None else 0, DTYPE_CODES[out.dtype] if out is not None else 0,
                     grad0.data_ptr() if grad0 is not None else 0, grad1.data_ptr() if grad1 is not None else 0)
@@ -72,7 +75,9 @@ def _forward(x0, x1, shift0, shift1, term0, term1, sign0, sign1, alpha, reductio
             partials = torch.empty(max(tiles, 1) * passes, dtype=compute_dtype(x0.dtype, x1.dtype),
                                    device=device)
             args += (partials.data_ptr(), counter(device).data_ptr())
-        call_c(name, device, kernel, *args)
+            call_c(name, device, kernel, *args)
+        else:
+            c_entry(kernel, name)(*args)
         return
     acc = compute_dtype(x0.dtype, x1.dtype)
     k, _ = _backend._load_triton()
@@ -564,35 +569,30 @@ class LossBackward(torch.autograd.Function):
 # PyTorch op), the eager twin elsewhere (no custom-op dispatch). The choice is made here only.
 # ---------------------------------------------------------------------------------------------
 
-_apply_loss_and_grad = eager_apply(LossAndGrad)
-_apply_paired = eager_apply(PairedLossAndGrad)
-_apply_averaged = eager_apply(AveragedLossAndGrad)
-
-
-def call_loss_and_grad(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],
-                       consts: tuple) -> Tensor:
+def _registered_loss_and_grad(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],
+                              consts: tuple) -> Tensor:
     """``pygan::adversarial_loss_and_grad(x0, x1, shift0, shift1, *consts)``'s reduced loss,
     differentiable (twice); ``consts`` = (term0, term1, sign0, sign1, alpha, reduction, backend)."""
-    if torch.compiler.is_compiling():
-        return adversarial_loss_and_grad(x0, x1, shift0, shift1, *consts)[0]
-    return _apply_loss_and_grad(x0, x1, shift0, shift1, consts)
+    return adversarial_loss_and_grad(x0, x1, shift0, shift1, *consts)[0]
 
 
-def call_paired_loss_and_grad(a: Tensor, b: Tensor, consts: tuple) -> Tensor:
+def _registered_paired(a: Tensor, b: Tensor, consts: tuple) -> Tensor:
     """The reduced loss op at ``a - b`` on the side whose sign in ``consts`` is not 0, differentiable
     (twice) in ``a`` and ``b``; ``consts`` as for :func:`call_loss_and_grad`."""
-    if torch.compiler.is_compiling():
-        x0, x1 = _paired_sides(a - b, 0 if consts[2] else 1)
-        return adversarial_loss_and_grad(x0, x1, None, None, *consts)[0]
-    return _apply_paired(a, b, consts)
+    x0, x1 = _paired_sides(a - b, 0 if consts[2] else 1)
+    return adversarial_loss_and_grad(x0, x1, None, None, *consts)[0]
 
 
-def call_averaged_loss_and_grad(x0: Tensor, x1: Tensor, consts: tuple) -> Tensor:
+def _registered_averaged(x0: Tensor, x1: Tensor, consts: tuple) -> Tensor:
     """The reduced loss op at ``x0 - mean(x1)`` and ``x1 - mean(x0)``, differentiable (twice) in
     both; ``consts`` as for :func:`call_loss_and_grad`."""
-    if torch.compiler.is_compiling():
-        return call_loss_and_grad(x0, x1, x1.mean(), x0.mean(), consts)
-    return _apply_averaged(x0, x1, consts)
+    return adversarial_loss_and_grad(x0, x1, x1.mean(), x0.mean(), *consts)[0]
+
+
+# Each op's one call: the registered op where torch.compile traces, else the eager twin.
+call_loss_and_grad = twin_call(LossAndGrad, _registered_loss_and_grad, "call_loss_and_grad")
+call_paired_loss_and_grad = twin_call(PairedLossAndGrad, _registered_paired, "call_paired_loss_and_grad")
+call_averaged_loss_and_grad = twin_call(AveragedLossAndGrad, _registered_averaged, "call_averaged_loss_and_grad")
 
 
 def call_averaged_minimax(x0: Tensor, x1: Tensor, consts: tuple,

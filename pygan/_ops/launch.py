@@ -18,8 +18,8 @@ from torch import Tensor
 from . import backend as _backend
 from .backend import DTYPE_CODES
 
-__all__ = ["DTYPE_CODES", "call_c", "compute_dtype", "counter", "device_context", "eager_apply", "empty",
-           "float32_pair", "ptr", "scalar", "triton_acc"]
+__all__ = ["DTYPE_CODES", "c_entry", "call_c", "compute_dtype", "counter", "device_context", "eager_apply", "empty",
+           "float32_pair", "ptr", "scalar", "triton_acc", "twin_call"]
 
 
 def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
@@ -63,12 +63,19 @@ def ptr(t: Optional[Tensor]) -> int:
 _ENTRIES: dict[tuple[str, str], object] = {}
 
 
-def call_c(name: str, device: torch.device, kernel: str, *args) -> None:
-    """Runs pygan._C's ``<kernel>_cpu(*args)`` for backend "cpu", or ``<kernel>_cuda(*args, stream)``
-    on ``device``'s current stream for backend "cuda"."""
+def c_entry(kernel: str, name: str) -> Callable:
+    """pygan._C's ``<kernel>_<name>``; a CPU entry is called with its arguments as they are (what
+    :func:`call_c` does for "cpu", one frame fewer on the training path's hottest calls)."""
     entry = _ENTRIES.get((kernel, name))
     if entry is None:
         entry = _ENTRIES[(kernel, name)] = getattr(_backend._load_c()[0], f"{kernel}_{name}")
+    return entry
+
+
+def call_c(name: str, device: torch.device, kernel: str, *args) -> None:
+    """Runs pygan._C's ``<kernel>_cpu(*args)`` for backend "cpu", or ``<kernel>_cuda(*args, stream)``
+    on ``device``'s current stream for backend "cuda"."""
+    entry = _ENTRIES.get((kernel, name)) or c_entry(kernel, name)
     if name == "cpu":
         entry(*args)
         return
@@ -82,6 +89,12 @@ def call_c(name: str, device: torch.device, kernel: str, *args) -> None:
 _C_APPLY = getattr(getattr(torch._C, "_FunctionBase", None), "__dict__", {}).get("apply")
 
 
+def _refuse_functorch() -> None:
+    raise RuntimeError("pygan's fused ops do not support torch.func transforms (grad, vmap, jvp, "
+                       "jacrev, ...); differentiate with torch.autograd instead "
+                       "(loss.backward() or torch.autograd.grad)")
+
+
 def eager_apply(cls: type) -> Callable:
     """``cls.apply`` for an eager twin (an ``autograd.Function`` whose forward takes ``ctx``, no
     ``setup_context``), calling the C++ apply directly; where this torch has no C++ apply to reach,
@@ -93,13 +106,32 @@ def eager_apply(cls: type) -> Callable:
 
     def apply(*args):
         if functorch_active():
-            raise RuntimeError("pygan's fused ops do not support torch.func transforms (grad, vmap, jvp, "
-                               "jacrev, ...); differentiate with torch.autograd instead "
-                               "(loss.backward() or torch.autograd.grad)")
+            _refuse_functorch()
         return fast(*args)
 
     apply.__doc__ = f"{cls.__name__}.apply"
     return apply
+
+
+def twin_call(cls: type, registered: Callable, name: str) -> Callable:
+    """An op's one call, ``name(*args)``: ``registered(*args)`` (the registered op) where
+    torch.compile traces, else the eager twin ``cls``'s node, as :func:`eager_apply` records it,
+    with the same arguments. One frame instead of a call function around :func:`eager_apply`'s
+    (each frame is a few percent of a small loss call's host time)."""
+    fast = _C_APPLY.__get__(None, cls) if _C_APPLY is not None else cls.apply
+    functorch_active = torch._C._are_functorch_transforms_active
+    is_compiling = torch.compiler.is_compiling
+
+    def call(*args):
+        if is_compiling():
+            return registered(*args)
+        if functorch_active():
+            _refuse_functorch()
+        return fast(*args)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = registered.__doc__
+    return call
 
 
 def device_context(device: torch.device):
