@@ -88,16 +88,22 @@ def sech2(x):
 
 @triton.jit
 def log_wright_omega_1m(u, STEPS: tl.constexpr):
-    # z with exp(z) + z = 1 - u, by Halley's method on expm1(z) + z + u (csrc/loss_terms.h).
+    # (z, e^z - 1) with exp(z) + z = 1 - u, by Halley's method on expm1(z) + z + u; e^z - 1 at the
+    # last z from the last step's (csrc/loss_terms.h).
     y = 1.0 - u
     big = tl.maximum(y, 1.0)
-    z = tl.where(y < -2.0, y - tl.exp(y), tl.where(y <= 1.0, 0.7066 * (y - 1.0), tl.log(big - tl.log(big))))
+    lb = tl.log(big)
+    z = tl.where(y < -2.0, y, tl.where(y <= 1.0, 0.7066 * (y - 1.0), lb - lb / big))
+    em1 = z * 0.0
+    step = z * 0.0
     for _ in tl.static_range(STEPS):
-        ez = tl.exp(z)
-        h = expm1(z) + z + u
-        h1 = ez + 1.0
-        z = z - h / (h1 - h * ez / (2.0 * h1))
-    return z
+        em1 = expm1(z)
+        h = em1 + z + u
+        h1 = em1 + 2.0
+        step = h / (h1 - h * (em1 + 1.0) / (2.0 * h1))
+        z = z - step
+    t = -step
+    return z, em1 + (em1 + 1.0) * (t * (1.0 + t * (0.5 + t * (1.0 / 6.0))))
 
 
 @triton.jit
@@ -155,9 +161,9 @@ def term(u, a, TERM: tl.constexpr, STEPS: tl.constexpr):
         v = expm1(u)
         d = tl.exp(u)
     elif TERM == JEFFREY_FAKE:
-        z = log_wright_omega_1m(u, STEPS)
-        v = expm1(-z) - z
+        z, wm1 = log_wright_omega_1m(u, STEPS)
         d = tl.exp(-z)
+        v = -(wm1 * d) - z
     elif TERM == SOFTPLUS_NEG:
         v = softplus(-u)
         d = -sigmoid(-u)
@@ -223,8 +229,8 @@ def term2(u, a, TERM: tl.constexpr, STEPS: tl.constexpr):
     elif TERM == EXPM1:
         d2 = tl.exp(u)
     elif TERM == JEFFREY_FAKE:
-        z = log_wright_omega_1m(u, STEPS)
-        d2 = tl.exp(-z - softplus(z))
+        z, wm1 = log_wright_omega_1m(u, STEPS)
+        d2 = tl.exp(-z) / (wm1 + 2.0)
     elif TERM == SOFTPLUS_NEG or TERM == SOFTPLUS or TERM == JS_REAL or TERM == JS_FAKE or TERM == ALPHA_LT1_REAL:
         d2 = 0.25 * sech2(0.5 * u)  # the softplus family: sigmoid(u) sigmoid(-u)
     elif TERM == TV_REAL:
