@@ -89,6 +89,11 @@ def call_c(name: str, device: torch.device, kernel: str, *args) -> None:
 _C_APPLY = getattr(getattr(torch._C, "_FunctionBase", None), "__dict__", {}).get("apply")
 
 
+def _fast_apply(cls: type) -> Callable:
+    """``cls``'s node recorded by torch's C++ apply; ``cls.apply`` where this torch has none to reach."""
+    return _C_APPLY.__get__(None, cls) if _C_APPLY is not None else cls.apply
+
+
 def _refuse_functorch() -> None:
     raise RuntimeError("pygan's fused ops do not support torch.func transforms (grad, vmap, jvp, "
                        "jacrev, ...); differentiate with torch.autograd instead "
@@ -101,7 +106,7 @@ def eager_apply(cls: type) -> Callable:
     ``cls.apply``. Under a functorch transform (``torch.func.grad``, ``vmap``, ...) it raises a
     clear error: pygan's ops do not support those (``cls.apply`` would refuse them too, naming a
     method the user never wrote)."""
-    fast = _C_APPLY.__get__(None, cls) if _C_APPLY is not None else cls.apply
+    fast = _fast_apply(cls)
     functorch_active = torch._C._are_functorch_transforms_active
 
     def apply(*args):
@@ -118,7 +123,7 @@ def twin_call(cls: type, registered: Callable, name: str) -> Callable:
     torch.compile traces, else the eager twin ``cls``'s node, as :func:`eager_apply` records it,
     with the same arguments. One frame instead of a call function around :func:`eager_apply`'s
     (each frame is a few percent of a small loss call's host time)."""
-    fast = _C_APPLY.__get__(None, cls) if _C_APPLY is not None else cls.apply
+    fast = _fast_apply(cls)
     functorch_active = torch._C._are_functorch_transforms_active
     is_compiling = torch.compiler.is_compiling
 
