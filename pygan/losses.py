@@ -274,6 +274,8 @@ def generator_loss(fake_logits: Tensor, loss: str = "gan", *, saturating: bool =
     if not relativistic:
         if real_logits is not None:
             _check_pair(_check_logits("real_logits", real_logits), fake)
+        if red and fake.requires_grad and torch.is_grad_enabled():  # training: G's side alone
+            return _loss_op.call_generator_loss_and_grad(fake, plan.consts)
         return _launch(empty(fake.dtype, fake.device), fake, plan.consts, fields=(False, True))
     real = _check_logits("real_logits", real_logits)
     _check_pair(real, fake)

@@ -404,15 +404,23 @@ def _grads(loss_fn, *xs):
     return out, [x.grad for x in xs]
 
 
+@pytest.mark.parametrize("role", ["D", "G"])
 @pytest.mark.parametrize("loss", ["gan", "js", "relativistic_average", "jeffrey"])
-def test_training_path_equals_recomputing_path(backend, loss, rng):
+def test_training_path_equals_recomputing_path(backend, loss, role, rng):
     """With inputs that need gradients the loss returns its gradient from the forward pass; a second
-    backward (retain_graph) and create_graph fall back to recomputing it: all three agree."""
+    backward (retain_graph) and create_graph fall back to recomputing it: all three agree. G's
+    non-relativistic losses take their own one-sided node (fake logits only)."""
     name, device = backend
     real = _logits((300,), torch.float32, device, rng)
     fake = _logits((200,), torch.float32, device, rng)
+    if role == "D":
+        def call(real, fake):
+            return pygan.discriminator_loss(real, fake, loss, backend=name)
+    else:
+        def call(real, fake):
+            return pygan.generator_loss(fake, loss, real_logits=real, backend=name) + 0 * real.sum()
     xs = [real.clone().requires_grad_(), fake.clone().requires_grad_()]
-    out = pygan.discriminator_loss(*xs, loss, backend=name)
+    out = call(*xs)
     out.backward(torch.tensor(3.0, device=device), retain_graph=True)
     first = [x.grad.clone() for x in xs]
     for x in xs:
@@ -421,7 +429,7 @@ def test_training_path_equals_recomputing_path(backend, loss, rng):
     for g, x in zip(first, xs):
         torch.testing.assert_close(x.grad, g, rtol=2e-6, atol=0)
     ys = [real.clone().requires_grad_(), fake.clone().requires_grad_()]
-    grads = torch.autograd.grad(3.0 * pygan.discriminator_loss(*ys, loss, backend=name), ys, create_graph=True)
+    grads = torch.autograd.grad(3.0 * call(*ys), ys, create_graph=True)
     for g, h in zip(first, grads):
         torch.testing.assert_close(h, g, rtol=2e-6, atol=0)
 

@@ -19,7 +19,7 @@ from . import backend as _backend
 from .backend import DTYPE_CODES
 
 __all__ = ["DTYPE_CODES", "c_entry", "call_c", "compute_dtype", "counter", "device_context", "eager_apply", "empty",
-           "float32_pair", "ptr", "scalar", "triton_acc", "twin_call"]
+           "float32_pair", "ptr", "scalar", "shared_empty", "triton_acc", "twin_call"]
 
 
 def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
@@ -47,6 +47,11 @@ def empty(dtype: torch.dtype, device: torch.device) -> Tensor:
     """A shared tensor of no elements (the absent side of a one-sided loss); never written."""
     if torch.compiler.is_compiling():  # a traced graph makes its own
         return torch.empty((0,), dtype=dtype, device=device)
+    return shared_empty(dtype, device)
+
+
+def shared_empty(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """:func:`empty` for callers that never run under torch.compile (the eager twins)."""
     t = _EMPTIES.get((dtype, device))
     if t is None:
         t = _EMPTIES[(dtype, device)] = torch.empty((0,), dtype=dtype, device=device)
