@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ._ops import backend as _backend
-from ._ops.multi_tensor import call_lerp_, dense, ema_update_cpu, layout, pack, pointers, step_ema_weight
+from ._ops.multi_tensor import call_ema_update, dense, layout, pointers
 from .penalties import _unwrap
 
 __all__ = ["EMA"]
@@ -86,18 +86,11 @@ class EMA(nn.Module):
                              f"{num_updates.dtype} and {weight.dtype} (a .half() or .to(dtype) of the "
                              f"EMA converts them; convert ema.module instead)")
         dst, src, buffers, prepared = self._pairs(model)
-        if dst and num_updates.is_cpu and _backend.resolve(self.backend, dst[0].device) == "cpu" \
-                and not torch.compiler.is_compiling():
-            # The counter, the weight and the update in one C call, the arguments packed once per walk
-            # (converting four lists per call cost a small model's update as much as the kernel).
-            walk = self._trees
-            if walk.table is None:
-                self._trees = walk = walk._replace(table=pack(prepared))
-            ema_update_cpu(walk.table, len(dst), num_updates, weight, self.decay, self.rampup)
-        else:
-            step_ema_weight(num_updates, weight, self.decay, self.rampup)
-            if dst:
-                call_lerp_(dst, src, weight, self.backend, prepared)
+        walk = self._trees
+        table = call_ema_update(dst, src, num_updates, weight, self.decay, self.rampup, self.backend, prepared,
+                                walk.table)
+        if table is not walk.table:  # packed once per walk
+            self._trees = walk._replace(table=table)
         if buffers[0]:
             with torch.no_grad():  # one call for every buffer (a copy_ each cost more than the kernel)
                 torch._foreach_copy_(*buffers)

@@ -292,6 +292,27 @@ def _check_ema_formula(name, device, dtype, rng):
     assert ema.num_updates.item() == 3
 
 
+@pytest.mark.parametrize("rampup", [True, False])
+def test_ema_update_under_torch_compile_matches_eager(rampup, rng):
+    """The compiled update takes the registered ops and the counter's device arithmetic instead of
+    the CPU's one C call: the same weights, buffers, counter and weight (torch.compile silently drops
+    a plain write into the 0-dim weight, which left the average where it started)."""
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 2))
+    eager, compiled = pygan.EMA(net, 0.9, rampup=rampup), pygan.EMA(net, 0.9, rampup=rampup)
+    update = torch.compile(compiled.update)
+    for _ in range(3):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn(p.shape, generator=rng))
+        net(torch.randn(5, 4, generator=rng))  # moves the running statistics
+        eager.update(net)
+        update(net)
+    assert compiled.num_updates.item() == 3 and torch.equal(compiled.weight, eager.weight)
+    for a, b in zip([*eager.module.parameters(), *eager.module.buffers()],
+                    [*compiled.module.parameters(), *compiled.module.buffers()]):
+        torch.testing.assert_close(b, a, rtol=2e-7, atol=0)
+
+
 def test_ema_without_rampup_and_buffers_copied():
     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     ema = pygan.EMA(net, decay=0.5, rampup=False)

@@ -31,3 +31,16 @@ def test_cuda_stubs_match_their_declarations():
     run = subprocess.run([cxx, "-std=c++17", "-fsyntax-only", "-Werror=missing-declarations", f"-I{ROOT / 'csrc'}",
                           str(ROOT / "csrc" / "cuda" / "no_cuda.cpp")], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_compile_choice_stays_in_the_op_layer():
+    """Each op's call (pygan/_ops) picks the registered op under torch.compile or the eager path
+    elsewhere; the public modules call it and never branch on compilation themselves."""
+    offenders = []
+    for path in sorted((ROOT / "pygan").rglob("*.py")):
+        if "_ops" in path.relative_to(ROOT / "pygan").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "is_compiling":
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, offenders

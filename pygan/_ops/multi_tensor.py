@@ -140,6 +140,25 @@ def call_lerp_(tensors: list[Tensor], sources: list[Tensor], weight: Tensor, bac
         run_now(LERP, tensors, sources, 0.0, weight, backend, prepared)
 
 
+def call_ema_update(dst: list[Tensor], src: list[Tensor], num_updates: Tensor, weight: Tensor, decay: float,
+                    rampup: bool, backend: str, prepared: tuple, table: Optional[Tensor] = None) -> Optional[Tensor]:
+    """One EMA step: :func:`step_ema_weight`, then ``dst += w * (src - dst)`` (``pygan::lerp_``).
+    On the CPU outside torch.compile, one C call (:func:`ema_update_cpu`) with the arguments packed
+    into ``table`` (:func:`pack` of ``prepared``, made here when None: converting four lists per call
+    cost a small model's update as much as the kernel). Returns the table for the next call (None
+    where the step took the registered ops)."""
+    if dst and num_updates.is_cpu and not torch.compiler.is_compiling() \
+            and _backend.resolve(backend, dst[0].device) == "cpu":
+        if table is None:
+            table = pack(prepared)
+        ema_update_cpu(table, len(dst), num_updates, weight, decay, rampup)
+        return table
+    step_ema_weight(num_updates, weight, decay, rampup)
+    if dst:
+        call_lerp_(dst, src, weight, backend, prepared)
+    return table
+
+
 def pack(prepared: tuple) -> Tensor:
     """:func:`run_now`'s ``prepared`` lists (dst pointers, src pointers, sizes, dtype codes) as one
     int64 table in host memory, the argument of :func:`ema_update_cpu`."""
@@ -167,4 +186,6 @@ def step_ema_weight(num_updates: Tensor, weight: Tensor, decay: float, rampup: b
     num_updates += 1
     beta = torch.clamp((1 + num_updates) / (10 + num_updates), max=decay) if rampup else \
         torch.full_like(num_updates, decay)
-    torch.sub(1.0, beta, out=weight)
+    # Through a 1-element view: torch.compile (2.13, CPU) drops a copy_ or out= write into a 0-dim
+    # float64 tensor of a value computed from another, silently (the EMA then never moved).
+    weight.view(1).copy_(torch.sub(1.0, beta).view(1))
