@@ -261,6 +261,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when a GPU is visible)")
     e.add_argument("--backend", default="auto", choices=("auto", "cpu", "cuda", "triton"), help="kernel backend")
     e.add_argument("--seed", type=COUNT, default=0, help="seed of the samples and permutations")
+    e.add_argument("--ema-batch-norm", type=COUNT, default=0, metavar="BATCHES",
+                   help="re-estimate the EMA generator's batch-norm statistics for its own weights over BATCHES "
+                        "batches of 64 before sampling (0: the statistics it was trained with, the default)")
     return p
 
 
@@ -556,12 +559,19 @@ def evaluate_command(args: argparse.Namespace) -> dict:
             result = {"run": str(args.run), "data": name, "steps": gan.steps,
                       "translation": evaluate_translation(gan, train_split, test_split, seed=args.seed)}
             return _write_eval(result, args)
+        if args.ema_batch_norm:
+            if gan.ema is None:
+                raise SystemExit("pygan eval: --ema-batch-norm needs a run with an EMA generator")
+            layers = gan.recompute_ema_batch_norm(args.ema_batch_norm, seed=args.seed)
+            print(f"EMA generator: the statistics of {layers} batch-norm layer{'' if layers == 1 else 's'} "
+                  f"re-estimated over {args.ema_batch_norm} batches of 64", file=sys.stderr)
         sampler = pdata.as_sampler(name, device)
         gen = torch.Generator(device=device).manual_seed(args.seed + 1)
         with torch.no_grad():
             fake = gan.sample(args.samples, generator=gen)
         real = sampler.sample(args.samples, gen)
         result = {"run": str(args.run), "data": name, "steps": gan.steps,
+                  **({"ema_batch_norm_batches": args.ema_batch_norm} if args.ema_batch_norm else {}),
                   **evaluate(fake, real, centers=getattr(sampler, "centers", None),
                              std=getattr(sampler, "std", None), **options)}
         if name == "stacked-mnist":

@@ -17,8 +17,9 @@ al. 2019).
 from __future__ import annotations
 
 import copy
+import itertools
 import operator
-from typing import NamedTuple, Optional
+from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -94,6 +95,57 @@ class EMA(nn.Module):
         if buffers[0]:
             with torch.no_grad():  # one call for every buffer (a copy_ each cost more than the kernel)
                 torch._foreach_copy_(*buffers)
+
+    @torch.no_grad()
+    def recompute_batch_norm(self, inputs: Iterable[Any],
+                             forward: Optional[Callable[[nn.Module, Any], Any]] = None) -> int:
+        r"""Re-estimates the averaged copy's batch-norm statistics for its own weights.
+
+        :meth:`update` copies the model's running statistics, which describe the *model's*
+        activations; the average's weights make other activations, and in eval mode a layer
+        normalizes by the statistics it holds. This runs the copy in train mode over ``inputs`` (each
+        a batch: a tensor, a tuple of the copy's arguments, or what ``forward(copy, batch)`` takes)
+        and sets every batch-norm layer's statistics to the plain average over the batches,
+        :math:`\mu = \frac1B \sum_b \mu_b`, :math:`\sigma^2 = \frac1B \sum_b s_b^2` (the unbiased batch
+        variances), as a momentum of None does; the layers' momenta and the copy's mode are restored.
+        The next :meth:`update` copies the model's statistics again. Returns the number of layers
+        re-estimated: a layer the forward does not reach (``forward`` may run part of the copy) keeps
+        its statistics, as every layer does when the forward raises; 0, and nothing run, for a copy
+        without batch norm."""
+        norms = [m for m in self.module.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        if not norms:
+            return 0
+        batches = iter(inputs)
+        first = next(batches, None)
+        if first is None:
+            raise ValueError("EMA.recompute_batch_norm: inputs gave no batch")
+        saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+                 for m in norms]
+        was_training, failed = self.module.training, True
+        try:
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # a cumulative average over the batches
+            self.module.train()
+            for batch in itertools.chain([first], batches):
+                if forward is not None:
+                    forward(self.module, batch)
+                else:
+                    self.module(*batch) if isinstance(batch, tuple) else self.module(batch)
+            failed = False
+        finally:
+            reached = 0
+            for m, (momentum, mean, var, count) in zip(norms, saved):
+                m.momentum = momentum
+                if failed or not m.num_batches_tracked:  # (a layer the forward did not reach keeps its own)
+                    m.running_mean.copy_(mean)
+                    m.running_var.copy_(var)
+                    m.num_batches_tracked.copy_(count)
+                else:
+                    reached += 1
+            self.module.train(was_training)
+        return reached
 
     def _pairs(self, model: nn.Module) -> tuple[list, list, tuple, tuple]:
         """The averaged copy's parameters, the model's, the buffers (the copy's and the model's, two

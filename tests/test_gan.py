@@ -313,6 +313,84 @@ def test_ema_update_under_torch_compile_matches_eager(rampup, rng):
         torch.testing.assert_close(b, a, rtol=2e-7, atol=0)
 
 
+def test_ema_recompute_batch_norm_is_the_average_over_the_batches(rng):
+    """The averaged copy's statistics become the mean over the batches of each batch's mean and
+    unbiased variance (what momentum None gives), layer by layer through the train-mode forward;
+    momenta and mode come back; a copy without batch norm and an empty input are handled."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.ReLU(),
+                              torch.nn.Linear(4, 2), torch.nn.BatchNorm1d(2, momentum=0.3))
+    ema = pygan.EMA(net, 0.9)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn(p.shape, generator=rng))
+    net(torch.randn(8, 3, generator=rng))  # the model's own running statistics
+    ema.update(net)
+    m = ema.module
+    batches = [torch.randn(16, 3, generator=rng) for _ in range(5)]
+    assert ema.recompute_batch_norm(batches) == 2
+    with torch.no_grad():
+        h = [m[0](b) for b in batches]
+        for norm, nxt in ((m[1], m[3]), (m[4], None)):
+            torch.testing.assert_close(norm.running_mean, torch.stack([x.mean(0) for x in h]).mean(0))
+            torch.testing.assert_close(norm.running_var, torch.stack([x.var(0) for x in h]).mean(0))
+            if nxt is not None:  # the next layer sees the batch-normalized activations
+                h = [nxt(torch.relu(torch.nn.functional.batch_norm(x, None, None, norm.weight, norm.bias, True)))
+                     for x in h]
+    assert (m[1].momentum, m[4].momentum, m.training) == (0.1, 0.3, False)
+    assert not torch.equal(m[1].running_mean, net[1].running_mean)
+    before = m[1].running_mean.clone()
+    with pytest.raises(ValueError, match="no batch"):
+        ema.recompute_batch_norm([])
+    assert torch.equal(m[1].running_mean, before)
+    assert pygan.EMA(torch.nn.Linear(2, 2)).recompute_batch_norm([]) == 0
+    # A forward that reaches only the first layer re-estimates it alone; one that raises changes nothing.
+    second = m[4].running_mean.clone()
+    assert ema.recompute_batch_norm(batches[:2], lambda copy, b: copy[:2](b)) == 1
+    assert torch.equal(m[4].running_mean, second) and not torch.equal(m[1].running_mean, before)
+    first = m[1].running_mean.clone()
+
+    def broken(copy, b):
+        copy[:2](b)
+        raise RuntimeError("mid-pass")
+    with pytest.raises(RuntimeError, match="mid-pass"):
+        ema.recompute_batch_norm(batches, broken)
+    assert torch.equal(m[1].running_mean, first) and m[1].momentum == 0.1 and not m.training
+    ema.update(net)  # the next update copies the model's statistics again
+    assert torch.equal(m[1].running_mean, net[1].running_mean)
+
+
+def test_gan_recompute_ema_batch_norm():
+    """GAN.recompute_ema_batch_norm draws its own noise (the global random state is untouched, the
+    result repeatable), changes what sample() draws, and refuses a GAN without an EMA."""
+    from pygan.models import DCGANDiscriminator, DCGANGenerator
+
+    def build(ema):
+        torch.manual_seed(5)
+        return pygan.GAN(DCGANGenerator(8, channels=1, size=8, width=4), DCGANDiscriminator(1, 8, width=4),
+                         ema=ema, seed=2)
+
+    gan = build(0.9)
+    for i in range(3):
+        gan.step(torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(i)))
+    live = [b.clone() for b in gan.generator.buffers()]
+    drawn = gan.sample(4, generator=torch.Generator().manual_seed(0))
+    state = torch.get_rng_state()
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in gan.generator.modules())
+    assert norms >= 1 and gan.recompute_ema_batch_norm(batches=3, batch_size=8) == norms
+    assert torch.equal(torch.get_rng_state(), state)
+    first = [b.clone() for b in gan.ema.module.buffers()]
+    assert not all(torch.equal(a, b) for a, b in zip(first, live))
+    assert not torch.equal(gan.sample(4, generator=torch.Generator().manual_seed(0)), drawn)
+    gan.recompute_ema_batch_norm(batches=3, batch_size=8)
+    assert all(torch.equal(a, b) for a, b in zip(first, gan.ema.module.buffers()))
+    with pytest.raises(ValueError, match="batch_size must be at least 2"):
+        gan.recompute_ema_batch_norm(batch_size=1)
+    with pytest.raises(ValueError, match="batches"):
+        gan.recompute_ema_batch_norm(batches=0)
+    with pytest.raises(ValueError, match="no EMA generator"):
+        build(None).recompute_ema_batch_norm()
+
+
 def test_ema_without_rampup_and_buffers_copied():
     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     ema = pygan.EMA(net, decay=0.5, rampup=False)
