@@ -109,7 +109,7 @@ CLASS_ROW = 10  # samples per class in a conditional GAN's picture
 # Options that define a run: on --resume they come from the checkpoint, and a different value is an
 # error (--steps, the logging options, --device and --quiet may change).
 RUN_OPTIONS = ("model", "width", "latent_dim", "loss", "alpha", "penalty", "penalty_weight", "penalty_weight_end",
-               "lazy", "augment",
+               "lazy", "augment", "minibatch_std",
                "ada", "clip", "conditional",
                "batch_size", "n_critic", "lr", "lr_end", "betas", "saturating", "fused", "capture", "amp", "ema",
                "backend", "seed")
@@ -220,6 +220,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="network family (resnet: R3GAN's, scaled down); bigan and bigan-dcgan train an encoder too")
     t.add_argument("--latent-dim", type=POSITIVE_INT, help="dimension of the noise (and of BiGAN's codes)")
     t.add_argument("--width", type=POSITIVE_INT, help="hidden width (mlp) or base channels (dcgan)")
+    t.add_argument("--minibatch-std", type=COUNT, metavar="GROUP",
+                   help="a minibatch standard deviation layer in the dcgan discriminator, over groups of GROUP "
+                        "samples (0 for none, the default)")
     t.add_argument("--steps", type=COUNT, help="total training iterations")
     t.add_argument("--batch-size", type=POSITIVE_INT, help="samples per D step")
     t.add_argument("--n-critic", type=POSITIVE_INT, help="D steps per G step (default 1)")
@@ -316,8 +319,8 @@ def _settings(args: argparse.Namespace) -> dict:
         s["betas"] = list(s["betas"])  # the data set's own, tuned with its loss and penalty
     else:
         s["betas"] = list(adam_defaults(s["loss"], s["penalty"])[1])
-    for key, default in (("alpha", None), ("lazy", 1), ("augment", "none"), ("ada", None), ("clip", None),
-                         ("n_critic", 1), ("conditional", False), ("saturating", False), ("fused", False), ("capture", False), ("amp", None),
+    for key, default in (("alpha", None), ("lazy", 1), ("augment", "none"), ("minibatch_std", 0), ("ada", None),
+                         ("clip", None), ("n_critic", 1), ("conditional", False), ("saturating", False), ("fused", False), ("capture", False), ("amp", None),
                          ("backend", "auto"), ("seed", 0)):
         value = getattr(args, key)
         s[key] = s.get(key, default) if value is None else value  # the data set's own default first
@@ -385,7 +388,7 @@ def _build(s: dict, args: argparse.Namespace, sampler: pdata.Sampler, device: to
         return BiGAN(g.to(device), e.to(device), d.to(device), **options)
     classes = sampler.num_classes if s["conditional"] else None
     g, d = models.build(s["model"], shape, latent_dim=s["latent_dim"], width=s["width"], backend=s["backend"],
-                        num_classes=classes)
+                        num_classes=classes, minibatch_std=s["minibatch_std"])
     return GAN(g.to(device), d.to(device), **options)
 
 
@@ -445,6 +448,9 @@ def train(args: argparse.Namespace) -> dict:
                          f"data sets need it: --model {s['model']} with --data {args.data} does not fit")
     if cycle and s["conditional"]:
         raise UsageError("--conditional: CycleGAN is not class-conditional")
+    if s.get("minibatch_std") and s["model"] != "dcgan":
+        raise UsageError(f"--minibatch-std: only the dcgan discriminator has a minibatch std layer, "
+                         f"not --model {s['model']}")
     sampler, held_out = _data(args.data, bigan or s["conditional"] or cycle, device)
     if gan is None:
         torch.manual_seed(s["seed"])

@@ -6,7 +6,8 @@ discriminators of packed (x, z) pairs.
 Discriminators are built from :mod:`pygan.nn`'s fused layers (bias + LeakyReLU in one kernel that
 saves a 1-bit mask), which make gradient penalties cheaper in time and memory. They have no batch
 normalization by default: a gradient penalty is defined per sample, and batch statistics would mix
-the samples (Gulrajani et al. 2017). Every generator has ``latent_dim``, from which
+the samples (Gulrajani et al. 2017); the DCGAN discriminator's optional :class:`MinibatchStd`
+layer does mix them, on purpose, within small groups. Every generator has ``latent_dim``, from which
 :class:`pygan.GAN` makes its default prior. Discriminators return logits of shape (batch, 1), and
 ``features(x)``, their penultimate activations (batch, features), for representation learning.
 
@@ -43,7 +44,7 @@ from .nn import FusedConv2d, FusedLinear, LeakyReLU
 
 __all__ = [
     "ConditionalBatchNorm2d", "ConvEncoder", "DCGANDiscriminator", "DCGANGenerator", "JointDCGANDiscriminator", "JointMLPDiscriminator",
-    "MLPDiscriminator", "MLPEncoder", "MLPGenerator", "PatchDiscriminator", "ResNetDiscriminator", "ResNetGenerator",
+    "MinibatchStd", "MLPDiscriminator", "MLPEncoder", "MLPGenerator", "PatchDiscriminator", "ResNetDiscriminator", "ResNetGenerator",
     "TranslationGenerator", "build", "build_bigan", "build_cyclegan",
 ]
 
@@ -290,13 +291,16 @@ class DCGANDiscriminator(nn.Module):
     with gradient penalties)."""
 
     def __init__(self, channels: int = 3, size: int = 64, width: int = 64, batch_norm: bool = False,
-                 backend: Optional[str] = None, outputs: int = 1, num_classes: Optional[int] = None) -> None:
+                 backend: Optional[str] = None, outputs: int = 1, num_classes: Optional[int] = None,
+                 minibatch_std: int = 0) -> None:
         super().__init__()
         self.in_shape = (channels, size, size)
         self.outputs = int(outputs)
         self.num_classes = num_classes_arg(num_classes)
         self.body = _conv_body(channels, size, width, batch_norm, backend)
-        self.head = nn.Conv2d(self.body.out_channels, self.outputs, self.body.base, 1, 0)
+        self.minibatch_std = MinibatchStd(minibatch_std) if count_arg("minibatch_std", minibatch_std) else None
+        extra = 1 if self.minibatch_std is not None else 0
+        self.head = nn.Conv2d(self.body.out_channels + extra, self.outputs, self.body.base, 1, 0)
         if self.num_classes is not None:
             if outputs != 1:
                 raise ValueError(f"a projection discriminator has one output, got outputs={outputs}")
@@ -305,12 +309,42 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
         y = _labels(self, y, x.shape[0])
         h = self.body(x)
-        out = self.head(h).view(x.shape[0], self.outputs)
+        out = self.head(h if self.minibatch_std is None else self.minibatch_std(h)).view(x.shape[0], self.outputs)
         return out if y is None else out + self.projection(h.flatten(1), y)
 
     def features(self, x: Tensor) -> Tensor:
         """The last (base x base) feature maps, flattened."""
         return self.body(x).flatten(1)
+
+
+class MinibatchStd(nn.Module):
+    r"""Karras et al.'s (2018) minibatch standard deviation: appends one feature map holding, for
+    the group :math:`g` of ``group`` samples each sample falls in, the standard deviation of every
+    feature over the group, averaged over features and positions,
+
+    .. math:: s_g = \operatorname{mean}_{c,h,w} \sqrt{\operatorname{Var}_{i \in g}[x_{i,c,h,w}] + 10^{-8}},
+
+    so that D sees how alike the samples of a batch are, and a generator that draws near-copies
+    shows it. Sample :math:`i` of a batch of :math:`n` falls in group :math:`i \bmod (n / G)`, with
+    :math:`G` the largest divisor of :math:`n` up to ``group`` (1 for a single sample: then the map is
+    the constant :math:`10^{-4}`). D runs on the real and the fake batch apart, so a group never
+    mixes them; a gradient penalty of D then couples the samples of a group, as in StyleGAN2."""
+
+    def __init__(self, group: int = 4) -> None:
+        super().__init__()
+        self.group = positive_int("group", group)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = x.shape[0]
+        g = max((d for d in range(1, min(self.group, n) + 1) if n % d == 0), default=1)
+        y = x.reshape(g, n // g, math.prod(x.shape[1:]))
+        y = y - y.mean(0)
+        s = (y.square().mean(0) + 1e-8).sqrt().mean(-1)
+        s = s.repeat(g).view(n, *([1] * (x.dim() - 1))).expand(n, 1, *x.shape[2:])
+        return torch.cat([x, s], 1)
+
+    def extra_repr(self) -> str:
+        return f"group={self.group}"
 
 
 def _conv_body(channels: int, size: int, width: int, batch_norm: bool = False,
@@ -588,13 +622,17 @@ def build_cyclegan(shape: Sequence[int], *, width: Optional[int] = None, blocks:
 
 def build(model: str, shape: Sequence[int], *, latent_dim: Optional[int] = None,
           width: Optional[int] = None, backend: Optional[str] = None,
-          num_classes: Optional[int] = None) -> tuple[nn.Module, nn.Module]:
+          num_classes: Optional[int] = None, minibatch_std: int = 0) -> tuple[nn.Module, nn.Module]:
     """A (generator, discriminator) pair named ``model`` ("mlp", "dcgan" or "resnet", R3GAN's
     residual networks) for samples of ``shape``: (dims,) points or (channels, size, size) images.
     ``backend`` runs the discriminator's fused layers (default: the ops' own choice);
-    ``num_classes`` makes a class-conditional pair ("mlp" and "dcgan")."""
+    ``num_classes`` makes a class-conditional pair ("mlp" and "dcgan"); ``minibatch_std`` > 0
+    gives the DCGAN discriminator a :class:`MinibatchStd` layer over groups of that many."""
     shape = tuple(shape)
     num_classes = num_classes_arg(num_classes)
+    if count_arg("minibatch_std", minibatch_std) and model != "dcgan":
+        raise ValueError(f"minibatch_std: only the 'dcgan' discriminator has a minibatch std layer, "
+                         f"not model {model!r}")
     if model == "mlp":
         image = len(shape) == 3
         hidden = width or (512 if image else 256)
@@ -610,7 +648,8 @@ def build(model: str, shape: Sequence[int], *, latent_dim: Optional[int] = None,
             return (ResNetGenerator(latent_dim or 64, shape[0], shape[1], w),
                     ResNetDiscriminator(shape[0], shape[1], w, backend=backend))
         return (DCGANGenerator(latent_dim or 100, shape[0], shape[1], w, num_classes=num_classes),
-                DCGANDiscriminator(shape[0], shape[1], w, backend=backend, num_classes=num_classes))
+                DCGANDiscriminator(shape[0], shape[1], w, backend=backend, num_classes=num_classes,
+                                   minibatch_std=minibatch_std))
     raise ValueError(f"unknown model {model!r}; choose 'mlp', 'dcgan' or 'resnet'")
 
 

@@ -125,6 +125,9 @@ def test_user_mistakes_are_one_line_errors_not_tracebacks(tmp_path):
         (["--augment", "color"], "--augment color augments images (N, C, H, W) and the samples have shape (2,)"),
         (["--ada", "0.6"], "--ada adapts the augmentation's probability: pass --augment OPS too"),
         (["--conditional"], "--conditional trains on labelled data with a GAN: ring has no labels (digits has)"),
+        (["--minibatch-std", "4"], "--minibatch-std: only the dcgan discriminator has a minibatch std layer, "
+                                   "not --model mlp"),
+        (["--minibatch-std", "-1"], "argument --minibatch-std: -1 is outside [0, inf)"),
         (["--device", "cuda:7"] if not _gpu() else ["--device", "tpu"], "--device"),
     ]
     for extra, message in cases:
@@ -219,6 +222,24 @@ def test_eval_re_estimates_the_ema_generators_batch_norm(tmp_path):
     _cli(*cmd, str(tmp_path / "plain"), "--ema", "0", check=True)
     res = _cli("eval", "--run", str(tmp_path / "plain"), "--ema-batch-norm", "2")
     assert res.returncode != 0 and "needs a run with an EMA generator" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_minibatch_std_goes_into_the_dcgan_discriminator_and_its_checkpoint(tmp_path):
+    """--minibatch-std GROUP builds D with the layer; the checkpoint rebuilds it, and a resume that
+    names another group is refused."""
+    import torch
+
+    from pygan import GAN, models
+
+    cmd = ["train", "--data", "digits", "--model", "dcgan", "--width", "4", "--batch-size", "8", "--quiet",
+           "--out", str(tmp_path)]
+    _cli(*cmd, "--steps", "2", "--minibatch-std", "4", check=True)
+    gan = GAN.load(tmp_path / "checkpoint.pt", map_location=torch.device("cpu"))
+    assert isinstance(gan.D.minibatch_std, models.MinibatchStd) and gan.D.minibatch_std.group == 4
+    assert json.loads((tmp_path / "metrics.json").read_text())["settings"]["minibatch_std"] == 4
+    res = _cli(*cmd, "--steps", "3", "--resume", "--minibatch-std", "2")
+    assert res.returncode == 2 and "--minibatch-std 2 (the run has 4)" in res.stderr
+    _cli(*cmd, "--steps", "3", "--resume", check=True)
 
 
 def test_cyclegan_on_digits2mnist_writes_translations_and_scores(tmp_path):

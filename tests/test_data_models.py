@@ -100,6 +100,38 @@ def test_dcgan_shapes(size):
     assert bn(x).shape == (2, 1)
 
 
+@pytest.mark.parametrize("n", [0, 1, 3, 6, 8, 64])
+def test_minibatch_std_is_the_std_over_each_group(n, rng):
+    """Each sample's extra map is the mean over (c, h, w) of sqrt(Var + 1e-8) over its group: the
+    samples i with the same i mod (n / G), G the largest divisor of n up to the group size."""
+    m = models.MinibatchStd(4)
+    x = torch.randn(n, 5, 3, 2, dtype=torch.float64, generator=rng)
+    y = m(x)
+    assert y.shape == (n, 6, 3, 2) and torch.equal(y[:, :5], x)
+    groups = max(d for d in range(1, min(4, n) + 1) if n % d == 0) if n else 1
+    for i in range(n):
+        members = x[[j for j in range(n) if j % (n // groups) == i % (n // groups)]]
+        expect = (members.var(0, unbiased=False) + 1e-8).sqrt().mean()
+        assert len(members) == groups
+        torch.testing.assert_close(y[i, 5], expect.expand(3, 2), rtol=4 * 2 ** -52, atol=0)
+
+
+def test_minibatch_std_gradients_and_discriminator(rng):
+    """Exact first and second derivatives (a penalty of D differentiates through it twice), and a
+    DCGAN discriminator with it: one more input channel to the head, rebuilt from its arguments."""
+    x = torch.randn(8, 2, 3, 3, dtype=torch.float64, generator=rng, requires_grad=True)
+    m = models.MinibatchStd(4)
+    assert torch.autograd.gradcheck(m, x) and torch.autograd.gradgradcheck(m, x)
+    d = models.DCGANDiscriminator(channels=3, size=16, width=8, minibatch_std=4)
+    assert d.head.in_channels == 16 + 1 and d(torch.randn(6, 3, 16, 16, generator=rng)).shape == (6, 1)
+    assert d.init_kwargs["minibatch_std"] == 4
+    assert models.DCGANDiscriminator(channels=3, size=16, width=8).minibatch_std is None
+    with pytest.raises(ValueError, match="minibatch_std must be a non-negative int"):
+        models.DCGANDiscriminator(minibatch_std=-1)
+    with pytest.raises(ValueError, match="group must be a positive int"):
+        models.MinibatchStd(0)
+
+
 @pytest.mark.parametrize("size", [8, 16, 28, 32])
 def test_resnet_shapes_and_fixup_initialization(size):
     """R3GAN's networks: every residual block starts as the identity (its last convolution is
