@@ -327,7 +327,8 @@ class MinibatchStd(nn.Module):
     so that D sees how alike the samples of a batch are, and a generator that draws near-copies
     shows it. Sample :math:`i` of a batch of :math:`n` falls in group :math:`i \bmod (n / G)`, with
     :math:`G` the largest divisor of :math:`n` up to ``group`` (1 for a single sample: then the map is
-    the constant :math:`10^{-4}`). D runs on the real and the fake batch apart, so a group never
+    the constant :math:`10^{-4}`). Half-precision inputs are reduced in float32 and the map rounded
+    to their dtype. D runs on the real and the fake batch apart, so a group never
     mixes them; a gradient penalty of D then couples the samples of a group, as in StyleGAN2."""
 
     def __init__(self, group: int = 4) -> None:
@@ -337,9 +338,10 @@ class MinibatchStd(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n = x.shape[0]
         g = max((d for d in range(1, min(self.group, n) + 1) if n % d == 0), default=1)
-        y = x.reshape(g, n // g, math.prod(x.shape[1:]))
+        # In float32 at least: in float16 the squares overflow past 256 and the 1e-8 rounds to 0.
+        y = x.reshape(g, n // g, math.prod(x.shape[1:])).to(torch.promote_types(x.dtype, torch.float32))
         y = y - y.mean(0)
-        s = (y.square().mean(0) + 1e-8).sqrt().mean(-1)
+        s = (y.square().mean(0) + 1e-8).sqrt().mean(-1).to(x.dtype)
         s = s.repeat(g).view(n, *([1] * (x.dim() - 1))).expand(n, 1, *x.shape[2:])
         return torch.cat([x, s], 1)
 

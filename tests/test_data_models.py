@@ -116,6 +116,21 @@ def test_minibatch_std_is_the_std_over_each_group(n, rng):
         torch.testing.assert_close(y[i, 5], expect.expand(3, 2), rtol=4 * 2 ** -52, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_minibatch_std_in_low_precision_is_the_float64_map_rounded(dtype, rng):
+    """Each dtype's map is within 4 ulps of the float64 map of the same (rounded) inputs, over
+    magnitudes from 1e-3 to 1e4 (float16's squares overflow past 256 unless reduced wider), and a
+    lone sample's zero variance keeps a finite gradient (float16 would round the 1e-8 to 0)."""
+    m = models.MinibatchStd(4)
+    for scale in (1e-3, 1.0, 1e4):
+        x = (scale * torch.randn(8, 5, 3, 2, dtype=torch.float64, generator=rng)).to(dtype)
+        expect = m(x.double())[:, 5]
+        torch.testing.assert_close(m(x)[:, 5].double(), expect, rtol=4 * torch.finfo(dtype).eps, atol=0)
+    one = torch.randn(1, 5, 3, 2, generator=rng).to(dtype).requires_grad_(True)
+    m(one)[:, 5].sum().backward()
+    assert one.grad.isfinite().all()
+
+
 def test_minibatch_std_gradients_and_discriminator(rng):
     """Exact first and second derivatives (a penalty of D differentiates through it twice), and a
     DCGAN discriminator with it: one more input channel to the head, rebuilt from its arguments."""
