@@ -323,8 +323,8 @@ def _settings(args: argparse.Namespace) -> dict:
     else:
         s["betas"] = list(adam_defaults(s["loss"], s["penalty"])[1])
     for key, default in (("alpha", None), ("lazy", 1), ("augment", "none"), ("minibatch_std", 0), ("ada", None),
-                         ("clip", None), ("n_critic", 1), ("conditional", False), ("saturating", False), ("fused", False), ("capture", False), ("amp", None),
-                         ("backend", "auto"), ("seed", 0)):
+                         ("clip", None), ("n_critic", 1), ("conditional", False), ("saturating", False),
+                         ("fused", False), ("capture", False), ("amp", None), ("backend", "auto"), ("seed", 0)):
         value = getattr(args, key)
         s[key] = s.get(key, default) if value is None else value  # the data set's own default first
     return s
