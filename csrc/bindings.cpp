@@ -14,6 +14,7 @@
 #include "adversarial_loss.h"
 #include "fastcall.h"
 #include "kernel_sums.h"
+#include "kernel_table.h"
 #include "penalty_head.h"
 #include "loss_terms.h"
 #include "multi_tensor.h"
@@ -33,6 +34,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("cpu_isas", &cpu_isas);
   m.def("cpu_isa", &cpu_isa);
   m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"));
+  static const KernelTable table{KERNEL_TABLE_VERSION, &loss_forward_cpu, &loss_backward_cpu};
+  m.attr("kernel_table") = py::capsule(&table, KERNEL_TABLE_CAPSULE);
 
   const auto release = py::call_guard<py::gil_scoped_release>();
   using fastcall::fast_entry;

@@ -55,7 +55,8 @@ export PYGAN_CUDA PYGAN_CUDA_ARCHS
 
 # What a plain `cmake --build` cannot pick up: the build settings and the packaging files. The
 # build folder is the one setup.py names (build/<extension>-<python tag>).
-config="cuda=$PYGAN_CUDA archs=$PYGAN_CUDA_ARCHS meta=$(cat pyproject.toml setup.py | cksum | cut -d' ' -f1)"
+# (The torch pin too: pygan._autograd compiles against that torch.)
+config="cuda=$PYGAN_CUDA archs=$PYGAN_CUDA_ARCHS $TORCH meta=$(cat pyproject.toml setup.py | cksum | cut -d' ' -f1)"
 build_dir=build/pygan._C-$(.venv/bin/python -c 'import sys; print(sys.implementation.cache_tag)')
 # A build folder made for another checkout (a moved or copied tree) cannot build this one.
 if [ -f "$build_dir/CMakeCache.txt" ] && ! grep -qF "CMAKE_HOME_DIRECTORY:INTERNAL=$(pwd -P)" "$build_dir/CMakeCache.txt"; then
@@ -67,7 +68,8 @@ if [ "$previous" = "$config" ] && [ -f "$build_dir/CMakeCache.txt" ] \
     || { tail -40 "$build_dir/last-build.log"; exit 1; }
   # The editable install imports pygan/ from the source tree: put the module there (a rename, so
   # that a process that has the old one loaded keeps its copy).
-  for so in "$build_dir"/lib/_C.*; do
+  for so in "$build_dir"/lib/_C.* "$build_dir"/lib/_autograd.*; do
+    [ -e "$so" ] || continue
     target=pygan/$(basename "$so")
     if ! cmp -s "$so" "$target"; then cp "$so" "$target.tmp" && mv -f "$target.tmp" "$target"; fi
   done

@@ -15,6 +15,7 @@ synchronize with the host. Inputs arrive validated and contiguous (pygan.losses 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional
 
@@ -463,11 +464,58 @@ class GeneratorLossAndGrad(torch.autograd.Function):
     def backward(ctx, grad):
         grads = _take_grads(ctx, grad, (True, False))
         if grads is None:  # create_graph or a second backward: the recomputing, differentiable op
-            x, = ctx.saved_tensors
-            none = shared_empty(x.dtype, x.device)
-            return LossBackward.apply(none, x, None, None, *ctx.consts, grad.contiguous(), None, None, 1)[1], None
+            return _recompute(None, *ctx.saved_tensors, ctx.consts, grad)[0], None
         g, dtype = grads
         return (g if g.dtype is dtype else g.to(dtype)), None
+
+
+def _recompute(x0: Optional[Tensor], x1: Tensor, consts: tuple, up: Tensor) -> tuple:
+    """The gradients of the reduced loss op for the upstream ``up``, recomputed by the
+    differentiable :class:`LossBackward` (create_graph, or a second backward after the saved ones
+    were handed over): ``(d/dx0, d/dx1)``, or ``(d/dx1,)`` where ``x0`` is None (side 0 out of the
+    loss, G's own). No shifts."""
+    if x0 is None:
+        none = shared_empty(x1.dtype, x1.device)
+        return LossBackward.apply(none, x1, None, None, *consts, up.contiguous(), None, None, 1)[1:]
+    return LossBackward.apply(x0, x1, None, None, *consts, up.contiguous(), None, None, 1)
+
+
+def _node_recompute(x0: Optional[Tensor], x1: Tensor, term0: int, term1: int, sign0: float, sign1: float,
+                    alpha: float, reduction: int, up: Tensor) -> tuple:
+    """:func:`_recompute` for a C++ node of pygan._autograd (which runs on the CPU backend only)."""
+    return _recompute(x0, x1, (term0, term1, sign0, sign1, alpha, reduction, "cpu"), up)
+
+
+@functools.cache
+def _nodes():
+    """pygan._autograd, ready (its recomputation set), or None (:func:`backend.load_nodes`)."""
+    nodes = _backend.load_nodes()
+    if nodes is not None:
+        nodes.set_recompute(_node_recompute)
+    return nodes
+
+
+def _loss_and_grad_node(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],
+                        consts: tuple) -> Optional[Tensor]:
+    """:class:`LossAndGrad`'s loss through pygan._autograd's C++ node, or None where that does not
+    apply: another backend than the CPU's, shifts, or a tensor subclass (whose own dispatch must
+    see the call)."""
+    if (shift0 is None and shift1 is None and type(x0) is Tensor and type(x1) is Tensor
+            and _backend.resolve(consts[6], x0.device) == "cpu"):
+        nodes = _nodes()
+        if nodes is not None:
+            return nodes.loss_and_grad(x0, x1, *consts[:6])
+    return None
+
+
+def _generator_loss_and_grad_node(x: Tensor, consts: tuple) -> Optional[Tensor]:
+    """:class:`GeneratorLossAndGrad`'s loss through pygan._autograd's C++ node, or None
+    (:func:`_loss_and_grad_node`)."""
+    if type(x) is Tensor and _backend.resolve(consts[6], x.device) == "cpu":
+        nodes = _nodes()
+        if nodes is not None:
+            return nodes.loss_and_grad(None, x, *consts[:6])
+    return None
 
 
 # csrc/adversarial_loss.h Relative: which relativistic loss relative_forward_cpu computes.
@@ -623,9 +671,10 @@ def _registered_averaged(x0: Tensor, x1: Tensor, consts: tuple) -> Tensor:
 
 
 # Each op's one call: the registered op where torch.compile traces, else the eager twin.
-call_loss_and_grad = twin_call(LossAndGrad, _registered_loss_and_grad, "call_loss_and_grad")
+call_loss_and_grad = twin_call(LossAndGrad, _registered_loss_and_grad, "call_loss_and_grad",
+                               _loss_and_grad_node)
 call_generator_loss_and_grad = twin_call(GeneratorLossAndGrad, _registered_generator_loss_and_grad,
-                                         "call_generator_loss_and_grad")
+                                         "call_generator_loss_and_grad", _generator_loss_and_grad_node)
 call_paired_loss_and_grad = twin_call(PairedLossAndGrad, _registered_paired, "call_paired_loss_and_grad")
 call_averaged_loss_and_grad = twin_call(AveragedLossAndGrad, _registered_averaged, "call_averaged_loss_and_grad")
 

@@ -39,6 +39,18 @@ def _load_c() -> tuple[Any, str | None]:
 
 
 @functools.cache
+def load_nodes() -> Any:
+    """pygan._autograd, the C++ autograd nodes of the CPU training path, or None where it was not
+    built (no torch headers at build time) or was built against another torch than the one running
+    (its nodes are compiled against torch's C++ classes). Without it the ops record Python nodes."""
+    try:
+        from .. import _autograd  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _autograd if _autograd.torch_version == torch.__version__ else None
+
+
+@functools.cache
 def _load_triton(module: str = "adversarial_loss") -> tuple[Any, str | None]:
     """The Triton kernel module ``pygan.triton_kernels.<module>``, or None and why not."""
     try:

@@ -123,11 +123,13 @@ def eager_apply(cls: type) -> Callable:
     return apply
 
 
-def twin_call(cls: type, registered: Callable, name: str) -> Callable:
+def twin_call(cls: type, registered: Callable, name: str, node: Optional[Callable] = None) -> Callable:
     """An op's one call, ``name(*args)``: ``registered(*args)`` (the registered op) where
     torch.compile traces, else the eager twin ``cls``'s node, as :func:`eager_apply` records it,
     with the same arguments. One frame instead of a call function around :func:`eager_apply`'s
-    (each frame is a few percent of a small loss call's host time)."""
+    (each frame is a few percent of a small loss call's host time). ``node(*args)``, when given, is
+    offered the eager call first: a C++ node's entry (pygan._autograd) that returns the result, or
+    None for arguments it does not take."""
     fast = _fast_apply(cls)
     functorch_active = torch._C._are_functorch_transforms_active
     is_compiling = torch.compiler.is_compiling
@@ -137,6 +139,10 @@ def twin_call(cls: type, registered: Callable, name: str) -> Callable:
             return registered(*args)
         if functorch_active():
             _refuse_functorch()
+        if node is not None:
+            out = node(*args)
+            if out is not None:
+                return out
         return fast(*args)
 
     call.__name__ = call.__qualname__ = name

@@ -1,0 +1,69 @@
+// pygan._autograd's module: its entries, and the kernel table taken from pygan._C at import.
+#include <Python.h>
+
+#include <cstring>
+
+#include "nodes.h"
+
+namespace pygan {
+namespace autograd {
+
+const KernelTable* kernels = nullptr;
+PyObject* recompute = nullptr;
+
+namespace {
+
+PyObject* set_recompute(PyObject*, PyObject* fn) {
+  if (!PyCallable_Check(fn)) {
+    PyErr_SetString(PyExc_TypeError, "set_recompute takes a callable");
+    return nullptr;
+  }
+  Py_INCREF(fn);
+  Py_XSETREF(recompute, fn);  // the module keeps it for its lifetime
+  Py_RETURN_NONE;
+}
+
+PyMethodDef methods[] = {
+    {"loss_and_grad", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&loss_and_grad)),
+     METH_FASTCALL,
+     "loss_and_grad(x0, x1, term0, term1, sign0, sign1, alpha, reduction): the reduced adversarial "
+     "loss of CPU logits (x0 None: side 0 out of the loss) from one kernel pass that also writes its "
+     "gradients, with a node whose backward hands them over."},
+    {"set_recompute", &set_recompute, METH_O,
+     "set_recompute(fn): fn(x0, x1, term0, term1, sign0, sign1, alpha, reduction, up) returns a node's "
+     "gradients, differentiably, where the saved ones cannot serve."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT, "_autograd",
+                      "pygan's autograd nodes in C++ (the CPU training path of the loss ops)", -1, methods};
+
+}  // namespace
+}  // namespace autograd
+}  // namespace pygan
+
+PyMODINIT_FUNC PyInit__autograd() {
+  using namespace pygan;
+  // The kernels come from pygan._C: a module without them has nothing to run.
+  PyObject* c = PyImport_ImportModule("pygan._C");
+  if (!c) return nullptr;
+  PyObject* capsule = PyObject_GetAttrString(c, "kernel_table");
+  Py_DECREF(c);
+  if (!capsule) return nullptr;
+  auto* table = static_cast<const KernelTable*>(PyCapsule_GetPointer(capsule, KERNEL_TABLE_CAPSULE));
+  Py_DECREF(capsule);  // the table is a static of _C, which stays loaded
+  if (!table) return nullptr;
+  if (table->version < KERNEL_TABLE_VERSION) {
+    PyErr_Format(PyExc_ImportError,
+                 "pygan._C's kernel table is version %d, pygan._autograd needs %d: rebuild pygan",
+                 table->version, KERNEL_TABLE_VERSION);
+    return nullptr;
+  }
+  autograd::kernels = table;
+  PyObject* m = PyModule_Create(&autograd::module);
+  // A module built against another torch is refused by pygan (pygan/_ops/backend.py) before use.
+  if (m && PyModule_AddStringConstant(m, "torch_version", PYGAN_TORCH_VERSION) < 0) {
+    Py_DECREF(m);
+    return nullptr;
+  }
+  return m;
+}

@@ -1,0 +1,212 @@
+"""pygan._autograd's C++ nodes (csrc/autograd/): the CPU training path of the loss ops records them
+where they apply, and they give the Python nodes' results bit for bit (the same kernel pass, the
+same scaling), recompute differentiably under create_graph and for a second backward, and refuse
+what they cannot do with a clear error. Fresh random inputs on every run."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.autograd.forward_ad as fwAD
+
+import pygan
+from pygan._ops import adversarial_loss as loss_op
+from pygan._ops import backend as _backend
+from pygan._ops.loss_terms import LOSS_NAMES
+
+NODES = _backend.load_nodes()
+BUILT = any(Path(pygan.__file__).parent.glob("_autograd.*"))
+needs_nodes = pytest.mark.skipif(NODES is None, reason="pygan._autograd is not built here")
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+# The losses whose training path is the reduced-loss node (the relativistic ones pair or shift the
+# logits and keep their own Python nodes).
+PLAIN = [name for name in LOSS_NAMES if not name.startswith("relativistic")]
+G_NODE, D_NODE = "pygan::GeneratorLossAndGradBackward", "pygan::LossAndGradBackward"
+
+
+def _params(loss):
+    return {"alpha": 0.5} if loss == "alpha" else {}
+
+
+def _logits(n, dtype, rng):
+    return (torch.randn(n, generator=rng, dtype=torch.float64) * 3).to(dtype)
+
+
+def _call(role, real, fake, loss, reduction="mean"):
+    if role == "D":
+        return pygan.discriminator_loss(real, fake, loss, reduction=reduction, backend="cpu", **_params(loss))
+    if role == "GE":
+        return pygan.joint_generator_loss(real, fake, loss, reduction=reduction, backend="cpu", **_params(loss))
+    return pygan.generator_loss(fake, loss, reduction=reduction, backend="cpu", **_params(loss))
+
+
+@pytest.fixture
+def python_nodes(monkeypatch):
+    """The ops as they run without pygan._autograd: their Python autograd.Functions."""
+    monkeypatch.setattr(loss_op, "_nodes", lambda: None)
+
+
+def test_nodes_load_where_built():
+    """A built module must load: a silent fall-back would cost every CPU loss call its speed."""
+    if not BUILT:
+        pytest.skip("pygan._autograd was not built (torch's headers were missing at build time)")
+    assert NODES is not None, "pygan._autograd is built but does not load (or was built for another torch)"
+
+
+def test_module_built_for_another_torch_is_not_used(monkeypatch):
+    if not BUILT:
+        pytest.skip("pygan._autograd was not built")
+    monkeypatch.setattr(torch, "__version__", "0.0.0")
+    assert _backend.load_nodes.__wrapped__() is None
+
+
+@needs_nodes
+@pytest.mark.parametrize("role,name", [("D", D_NODE), ("G", G_NODE), ("GE", D_NODE)])
+def test_cpu_training_path_records_the_cpp_node(role, name, rng):
+    real = _logits(9, torch.float32, rng).requires_grad_()
+    fake = _logits(7, torch.float32, rng).requires_grad_()
+    assert _call(role, real, fake, "gan").grad_fn.name() == name
+    with torch.no_grad():
+        assert _call(role, real, fake, "gan").grad_fn is None
+
+
+@needs_nodes
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("role", ["D", "G", "GE"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
+@pytest.mark.parametrize("loss", PLAIN)
+def test_cpp_node_equals_python_node(loss, dtype, role, reduction, rng, monkeypatch):
+    """Same loss and gradients, bit for bit, for an upstream of one (the saved gradients handed over
+    as they are), another upstream (scaled in the compute dtype, then rounded to the logits' dtype)
+    and a side that needs no gradient."""
+    n_real, n_fake = (int(n) for n in torch.randint(1, 300, (2,), generator=rng))
+    real, fake = _logits(n_real, dtype, rng), _logits(n_fake, dtype, rng)
+    up = None if torch.rand((), generator=rng) < 0.5 else torch.randn((), generator=rng).to(dtype)
+    real_grad = bool(torch.rand((), generator=rng) < 0.7)
+
+    def run():
+        r = real.clone().requires_grad_(real_grad)
+        f = fake.clone().requires_grad_()
+        out = _call(role, r, f, loss, reduction)
+        name = out.grad_fn.name()
+        out.backward(up)
+        return out.detach(), r.grad, f.grad, name
+
+    out, g_real, g_fake, name = run()
+    assert name.startswith("pygan::")
+    monkeypatch.setattr(loss_op, "_nodes", lambda: None)
+    out_py, g_real_py, g_fake_py, name_py = run()
+    assert not name_py.startswith("pygan::")
+    assert torch.equal(out, out_py)
+    assert torch.equal(g_fake, g_fake_py)
+    assert (g_real is None and g_real_py is None) or torch.equal(g_real, g_real_py)
+    assert g_fake.dtype == dtype
+
+
+@needs_nodes
+@pytest.mark.parametrize("role", ["D", "G"])
+@pytest.mark.parametrize("loss", ["gan", "hinge", "alpha", "js", "wasserstein"])
+def test_gradcheck_and_gradgradcheck(loss, role, rng):
+    """Through the C++ node: backward from the saved gradients, create_graph through the Python
+    recomputation it calls, in float64 on fresh inputs."""
+    real = _logits(6, torch.float64, rng).requires_grad_()
+    fake = _logits(5, torch.float64, rng).requires_grad_()
+    assert _call(role, real, fake, loss).grad_fn.name().startswith("pygan::")
+
+    def fn(r, f):
+        return _call(role, r, f, loss) + 0 * r.sum()
+
+    assert torch.autograd.gradcheck(fn, (real, fake))
+    assert torch.autograd.gradgradcheck(fn, (real, fake))
+
+
+@needs_nodes
+@pytest.mark.parametrize("role", ["D", "G"])
+def test_second_backward_and_create_graph_match_the_first(role, rng):
+    """retain_graph: the second backward recomputes and agrees with the handed-over gradients; a
+    backward after the graph was freed gets torch's own error."""
+    real = _logits(50, torch.float32, rng).requires_grad_()
+    fake = _logits(40, torch.float32, rng).requires_grad_()
+    up = torch.tensor(2.5)
+    out = _call(role, real, fake, "js")
+    first = torch.autograd.grad(out, fake, up, retain_graph=True)[0]
+    second = torch.autograd.grad(out, fake, up)[0]
+    torch.testing.assert_close(second, first, rtol=2e-6, atol=0)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        torch.autograd.grad(out, fake, up)
+    graph = torch.autograd.grad(_call(role, real, fake, "js"), fake, up, create_graph=True)[0]
+    assert graph.requires_grad
+    torch.testing.assert_close(graph, first, rtol=2e-6, atol=0)
+
+
+@needs_nodes
+def test_logits_modified_in_place_are_caught_on_recompute(rng):
+    fake = _logits(8, torch.float32, rng)
+    leaf = fake.clone().requires_grad_()
+    x = leaf * 1.0
+    out = pygan.generator_loss(x, "gan", backend="cpu")
+    with torch.no_grad():
+        x.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(out, leaf, create_graph=True)
+
+
+@needs_nodes
+def test_forward_mode_ad_is_refused(rng):
+    with fwAD.dual_level():
+        x = fwAD.make_dual(_logits(5, torch.float64, rng), torch.ones(5, dtype=torch.float64))
+        x.requires_grad_()
+        with pytest.raises(RuntimeError, match="forward-mode"):
+            pygan.generator_loss(x, "gan", backend="cpu")
+
+
+@needs_nodes
+def test_tensor_subclass_keeps_the_python_node(rng):
+    class Logits(torch.Tensor):
+        pass
+
+    x = _logits(6, torch.float32, rng).as_subclass(Logits).requires_grad_()
+    out = pygan.generator_loss(x, "hinge", backend="cpu")
+    assert not out.grad_fn.name().startswith("pygan::")
+    out.backward()
+    torch.testing.assert_close(x.grad.as_subclass(torch.Tensor), torch.full((6,), -1 / 6))
+
+
+@needs_nodes
+def test_recompute_errors_reach_the_caller(rng):
+    """An exception raised by the Python recomputation keeps its type and message; a wrong result
+    is an error naming the node, not a crash."""
+    fake = _logits(4, torch.float64, rng).requires_grad_()
+
+    def boom(*args):
+        raise ValueError("boom from the recomputation")
+
+    try:
+        NODES.set_recompute(boom)
+        with pytest.raises(ValueError, match="boom from the recomputation"):
+            torch.autograd.grad(pygan.generator_loss(fake, "gan", backend="cpu"), fake, create_graph=True)
+        NODES.set_recompute(lambda *args: (None, None, None))
+        with pytest.raises(RuntimeError, match="loss node's recomputation returned not one"):
+            torch.autograd.grad(pygan.generator_loss(fake, "gan", backend="cpu"), fake, create_graph=True)
+    finally:
+        NODES.set_recompute(loss_op._node_recompute)
+    assert torch.autograd.grad(pygan.generator_loss(fake, "gan", backend="cpu"), fake, create_graph=True)[0].requires_grad
+
+
+@needs_nodes
+def test_entry_refuses_what_it_cannot_read(rng):
+    x = _logits(6, torch.float32, rng)
+    with pytest.raises(TypeError, match="takes 8 arguments"):
+        NODES.loss_and_grad(None, x)
+    with pytest.raises(TypeError, match="x1 must be a tensor"):
+        NODES.loss_and_grad(None, [1.0], 0, 0, 1.0, 1.0, 0.0, 1)
+    for bad in (x.reshape(2, 3).t(), x.to(torch.int32)):
+        with pytest.raises(TypeError, match="x1 must be a contiguous CPU tensor"):
+            NODES.loss_and_grad(None, bad, 0, 0, 1.0, 1.0, 0.0, 1)
+    with pytest.raises(ValueError, match="reduction must be 1"):
+        NODES.loss_and_grad(None, x, 0, 0, 1.0, 1.0, 0.0, 0)
+    with pytest.raises(TypeError, match="x0 must be a tensor"):
+        NODES.loss_and_grad(3, x, 0, 0, 1.0, 1.0, 0.0, 1)
+    with pytest.raises(TypeError):
+        NODES.set_recompute(3)
