@@ -2,6 +2,7 @@
 // pygan._C as the capsule `pygan._C.kernel_table`: one copy of the kernels and of their state (the
 // instruction set in use, the thread pool) serves both modules, and _C stays free of libtorch.
 #pragma once
+#include "activation.h"
 #include "adversarial_loss.h"
 
 namespace pygan {
@@ -12,6 +13,8 @@ struct KernelTable {
   int version;
   decltype(&pygan::loss_forward_cpu) loss_forward;
   decltype(&pygan::loss_backward_cpu) loss_backward;
+  decltype(&pygan::bias_leaky_relu_cpu) bias_leaky_relu;
+  decltype(&pygan::bias_leaky_relu_backward_cpu) bias_leaky_relu_backward;
 };
 
 inline constexpr int KERNEL_TABLE_VERSION = 1;

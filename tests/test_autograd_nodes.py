@@ -183,14 +183,14 @@ def test_recompute_errors_reach_the_caller(rng):
         raise ValueError("boom from the recomputation")
 
     try:
-        NODES.set_recompute(boom)
+        NODES.set_recompute("adversarial_loss", boom)
         with pytest.raises(ValueError, match="boom from the recomputation"):
             torch.autograd.grad(pygan.generator_loss(fake, "gan", backend="cpu"), fake, create_graph=True)
-        NODES.set_recompute(lambda *args: (None, None, None))
-        with pytest.raises(RuntimeError, match="loss node's recomputation returned not one"):
+        NODES.set_recompute("adversarial_loss", lambda *args: (None, None, None))
+        with pytest.raises(RuntimeError, match="loss node.s recomputation returned not 1 gradients"):
             torch.autograd.grad(pygan.generator_loss(fake, "gan", backend="cpu"), fake, create_graph=True)
     finally:
-        NODES.set_recompute(loss_op._node_recompute)
+        NODES.set_recompute("adversarial_loss", loss_op._node_recompute)
     assert torch.autograd.grad(pygan.generator_loss(fake, "gan", backend="cpu"), fake, create_graph=True)[0].requires_grad
 
 
@@ -209,4 +209,97 @@ def test_entry_refuses_what_it_cannot_read(rng):
     with pytest.raises(TypeError, match="x0 must be a tensor"):
         NODES.loss_and_grad(3, x, 0, 0, 1.0, 1.0, 0.0, 1)
     with pytest.raises(TypeError):
-        NODES.set_recompute(3)
+        NODES.set_recompute("adversarial_loss", 3)
+
+
+# The fused bias + LeakyReLU (csrc/autograd/activation.cpp).
+
+SHAPES = [(7,), (5, 3), (2, 3, 4, 5), (0, 3), (3, 1, 1, 1)]
+
+
+@needs_nodes
+@pytest.mark.parametrize("upstream", ["sum", "tensor"])
+@pytest.mark.parametrize("bias", [False, True], ids=["no_bias", "bias"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_activation_node_equals_python_node(shape, dtype, bias, upstream, rng, monkeypatch):
+    """y, d/dx and d/dbias bit for bit, for the expanded upstream of a sum (read as one value) and a
+    general one; a bias that is a parameter takes the C++ node too."""
+    from pygan._ops import activation as act_op
+
+    x = _logits(shape, dtype, rng)
+    b = torch.nn.Parameter(_logits(shape[1], dtype, rng)) if bias and len(shape) > 1 else None
+    up = _logits(shape, dtype, rng)
+    slope = float(torch.rand((), generator=rng)) * 0.5
+
+    def run():
+        xx = x.clone().requires_grad_()
+        if b is not None:
+            b.grad = None
+        y = pygan.nn.bias_leaky_relu(xx, b, slope, backend="cpu")
+        name = y.grad_fn.name()
+        (y.sum() if upstream == "sum" else (y * up).sum()).backward()
+        return y.detach(), xx.grad, None if b is None else b.grad.clone(), name
+
+    *got, name = run()
+    assert name == "pygan::BiasLeakyReLUBackward"
+    monkeypatch.setattr(act_op, "_nodes", lambda: None)
+    *want, name_py = run()
+    assert name_py != name
+    for g, w in zip(got, want):
+        assert (g is None and w is None) or torch.equal(g, w)
+
+
+@needs_nodes
+def test_activation_node_gradgradcheck_and_freed_graph(rng):
+    x = _logits((4, 3, 2), torch.float64, rng).requires_grad_()
+    b = _logits(3, torch.float64, rng).requires_grad_()
+
+    def fn(x, b):
+        return pygan.nn.bias_leaky_relu(x, b, 0.3, backend="cpu")
+
+    assert fn(x, b).grad_fn.name() == "pygan::BiasLeakyReLUBackward"
+    assert torch.autograd.gradcheck(fn, (x, b))
+    assert torch.autograd.gradgradcheck(fn, (x, b))
+    y = fn(x, b).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.backward()
+    with torch.no_grad():
+        assert fn(x, b).grad_fn is None
+
+
+@needs_nodes
+def test_activation_entry_refuses_what_it_cannot_read(rng):
+    x = _logits((4, 3), torch.float32, rng)
+    with pytest.raises(TypeError, match="takes 3 arguments"):
+        NODES.bias_leaky_relu(x, None)
+    with pytest.raises(TypeError, match="bias_leaky_relu: x must be a contiguous CPU tensor"):
+        NODES.bias_leaky_relu(x.t(), None, 0.2)
+    with pytest.raises(ValueError, match="bias must be"):
+        NODES.bias_leaky_relu(x, torch.zeros(4), 0.2)
+    with pytest.raises(ValueError, match="no C\\+\\+ node for op"):
+        NODES.set_recompute("nothing", print)
+
+
+@needs_nodes
+def test_large_inputs_run_without_the_gil_in_forward_and_backward(rng, monkeypatch):
+    """Past 2^16 elements a forward call releases the GIL around its kernel; a backward, which the
+    engine runs without it, must not touch it (an abort, not an error, if it did)."""
+    from pygan._ops import activation as act_op
+
+    x = _logits((300, 300), torch.float32, rng)
+    b = _logits(300, torch.float32, rng)
+
+    def run():
+        xx, bb = x.clone().requires_grad_(), b.clone().requires_grad_()
+        y = pygan.nn.bias_leaky_relu(xx, bb, 0.2, backend="cpu")
+        loss = pygan.generator_loss(y.reshape(-1), "gan", backend="cpu")
+        loss.backward()
+        return loss.detach(), xx.grad, bb.grad
+
+    got = run()
+    monkeypatch.setattr(act_op, "_nodes", lambda: None)
+    monkeypatch.setattr(loss_op, "_nodes", lambda: None)
+    for g, w in zip(got, run()):
+        assert torch.equal(g, w)

@@ -3,50 +3,14 @@
 // node's backward scales them by the upstream and hands them over. It records the same graph as
 // LossAndGrad / GeneratorLossAndGrad in pygan/_ops/adversarial_loss.py, which remain the path for
 // everything this one refuses (see pygan/_ops/adversarial_loss.py _loss_and_grad_node for when it is taken).
-#include <ATen/core/grad_mode.h>
-#include <ATen/ops/empty.h>
-#include <torch/csrc/Exceptions.h>
-#include <torch/csrc/autograd/function.h>
-#include <torch/csrc/autograd/functions/utils.h>
-#include <torch/csrc/autograd/python_variable.h>
-#include <torch/csrc/autograd/saved_variable.h>
-
-#include <memory>
 #include <string>
-#include <type_traits>
-#include <utility>
 
 #include "nodes.h"
+#include "torch_glue.h"
 
 namespace pygan {
 namespace autograd {
 namespace {
-
-using torch::autograd::Node;
-using torch::autograd::SavedVariable;
-using torch::autograd::variable_list;
-
-// Nodes are held by std::shared_ptr up to some torch releases and by c10::intrusive_ptr after.
-using NodePtr = decltype(torch::autograd::Edge::function);
-
-template <class T, class... A> NodePtr make_node(A&&... args) {
-  if constexpr (std::is_same_v<NodePtr, std::shared_ptr<Node>>) {
-    return std::make_shared<T>(std::forward<A>(args)...);
-  } else {
-    return c10::make_intrusive<T>(std::forward<A>(args)...);
-  }
-}
-
-// csrc/common.h DType, pygan/_ops/backend.py DTYPE_CODES; -1 for a dtype the kernels do not take.
-int dtype_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return 0;
-    case at::kDouble: return 1;
-    case at::kHalf: return 2;
-    case at::kBFloat16: return 3;
-    default: return -1;
-  }
-}
 
 // What the kernels compute in (pygan/_ops/launch.py compute_dtype).
 at::ScalarType compute_type(at::ScalarType a, at::ScalarType b) {
@@ -120,27 +84,11 @@ class LossAndGradBackward final : public Node {
     at::Tensor x0 = two_sided_ ? x_[0].unpack() : at::Tensor();
     at::Tensor x1 = x_[1].unpack();
     pybind11::gil_scoped_acquire gil;
-    PyObject* r = PyObject_CallFunction(
-        autograd::recompute, "NNiidddiN", two_sided_ ? THPVariable_Wrap(x0) : Py_NewRef(Py_None),
+    PyObject* r = call_python(
+        recompute_loss, "NNiidddiN", two_sided_ ? THPVariable_Wrap(x0) : Py_NewRef(Py_None),
         THPVariable_Wrap(x1), consts_.term[0], consts_.term[1], consts_.sign[0], consts_.sign[1],
         consts_.alpha, consts_.reduction, THPVariable_Wrap(up));
-    if (!r) throw_python_error();
-    variable_list out(num_outputs());
-    const bool ok = PyTuple_Check(r) && size_t(PyTuple_GET_SIZE(r)) == out.size();
-    for (size_t i = 0; ok && i < out.size(); ++i) {
-      PyObject* g = PyTuple_GET_ITEM(r, i);
-      if (g != Py_None && THPVariable_Check(g) && task_should_compute_output(i)) out[i] = THPVariable_Unpack(g);
-    }
-    Py_DECREF(r);
-    TORCH_CHECK(ok, "pygan: the loss node's recomputation returned ", out.size() == 1 ? "not one" : "not two",
-                " gradients");
-    return out;
-  }
-
-  [[noreturn]] static void throw_python_error() {
-    python_error e;
-    e.persist();
-    throw std::move(e);
+    return unpack_grads(r, *this, "loss");
   }
 
   Consts consts_;
@@ -148,56 +96,14 @@ class LossAndGradBackward final : public Node {
   bool fresh_ = true;  // the gradients saved by the forward pass are still here
 };
 
-// A logit tensor the kernels can read directly, or a TypeError naming `what`.
-const at::Tensor* logits(PyObject* obj, const char* what) {
-  if (!THPVariable_Check(obj)) {
-    PyErr_Format(PyExc_TypeError, "loss_and_grad: %s must be a tensor", what);
-    return nullptr;
-  }
-  const at::Tensor& x = THPVariable_Unpack(obj);
-  if (!x.defined() || !x.is_cpu() || x.layout() != at::kStrided || !x.is_contiguous() ||
-      dtype_code(x.scalar_type()) < 0) {
-    PyErr_Format(PyExc_TypeError,
-                 "loss_and_grad: %s must be a contiguous CPU tensor of float32, float64, float16 or bfloat16",
-                 what);
-    return nullptr;
-  }
-  if (x._fw_grad(/*level=*/0).defined()) {
-    // A node without a forward derivative would drop the tangent silently.
-    PyErr_Format(PyExc_RuntimeError, "pygan's fused losses have no forward-mode derivative (%s has a tangent)",
-                 what);
-    return nullptr;
-  }
-  return &x;
-}
-
-bool load_int(PyObject* o, int& out) {
-  const long v = PyLong_AsLong(o);
-  if (v == -1 && PyErr_Occurred()) return false;
-  out = int(v);
-  return true;
-}
-
-bool load_double(PyObject* o, double& out) {
-  out = PyFloat_AsDouble(o);
-  return !(out == -1.0 && PyErr_Occurred());
-}
-
 }  // namespace
 
 PyObject* loss_and_grad(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   HANDLE_TH_ERRORS
-  if (nargs != 8) {
-    PyErr_Format(PyExc_TypeError, "loss_and_grad takes 8 arguments, got %zd", nargs);
-    return nullptr;
-  }
-  if (!kernels || !autograd::recompute) {
-    PyErr_SetString(PyExc_RuntimeError, "pygan._autograd is not initialized (import pygan first)");
-    return nullptr;
-  }
+  if (!entry_ready("loss_and_grad", nargs, 8, recompute_loss)) return nullptr;
   const bool two_sided = args[0] != Py_None;
-  const at::Tensor* x1 = logits(args[1], "x1");
-  const at::Tensor* x0 = two_sided ? logits(args[0], "x0") : x1;
+  const at::Tensor* x1 = cpu_tensor(args[1], "loss_and_grad", "x1");
+  const at::Tensor* x0 = two_sided ? cpu_tensor(args[0], "loss_and_grad", "x0") : x1;
   Consts c;
   if (!x1 || !x0 || !load_int(args[2], c.term[0]) || !load_int(args[3], c.term[1]) ||
       !load_double(args[4], c.sign[0]) || !load_double(args[5], c.sign[1]) || !load_double(args[6], c.alpha) ||
@@ -220,20 +126,10 @@ PyObject* loss_and_grad(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   s1 = Side{uintptr_t(x1->const_data_ptr()), x1->numel(), dtype_code(t1), c.term[1], c.sign[1], 0};
   const uintptr_t g0 = two_sided ? uintptr_t(grad0.data_ptr()) : 0;
-  {
-    // Large inputs let other Python threads run meanwhile; at training sizes releasing the GIL
-    // would cost a tenth of the call.
-    const bool release = s0.n + s1.n >= (int64_t(1) << 16);
-    PyThreadState* state = release ? PyEval_SaveThread() : nullptr;
-    try {
-      kernels->loss_forward(s0, s1, c.alpha, c.reduction, 0, 0, uintptr_t(out.data_ptr()),
-                                dtype_code(out.scalar_type()), g0, uintptr_t(grad1.data_ptr()));
-    } catch (...) {
-      if (state) PyEval_RestoreThread(state);
-      throw;
-    }
-    if (state) PyEval_RestoreThread(state);
-  }
+  run_kernel(s0.n + s1.n, [&] {
+    kernels->loss_forward(s0, s1, c.alpha, c.reduction, 0, 0, uintptr_t(out.data_ptr()),
+                          dtype_code(out.scalar_type()), g0, uintptr_t(grad1.data_ptr()));
+  });
   const bool needs0 = two_sided && x0->requires_grad();
   if (at::GradMode::is_enabled() && (needs0 || x1->requires_grad())) {
     NodePtr node = make_node<LossAndGradBackward>(c, two_sided);

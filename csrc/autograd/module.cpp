@@ -9,17 +9,26 @@ namespace pygan {
 namespace autograd {
 
 const KernelTable* kernels = nullptr;
-PyObject* recompute = nullptr;
+PyObject* recompute_loss = nullptr;
+PyObject* recompute_activation = nullptr;
 
 namespace {
 
-PyObject* set_recompute(PyObject*, PyObject* fn) {
-  if (!PyCallable_Check(fn)) {
-    PyErr_SetString(PyExc_TypeError, "set_recompute takes a callable");
+PyObject* set_recompute(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyCallable_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError, "set_recompute takes an op name and a callable");
     return nullptr;
   }
-  Py_INCREF(fn);
-  Py_XSETREF(recompute, fn);  // the module keeps it for its lifetime
+  const char* op = PyUnicode_AsUTF8(args[0]);
+  PyObject** slot = std::strcmp(op, "adversarial_loss") == 0 ? &recompute_loss
+                    : std::strcmp(op, "activation") == 0    ? &recompute_activation
+                                                            : nullptr;
+  if (!slot) {
+    PyErr_Format(PyExc_ValueError, "set_recompute: no C++ node for op %R", args[0]);
+    return nullptr;
+  }
+  Py_INCREF(args[1]);
+  Py_XSETREF(*slot, args[1]);  // the module keeps it for its lifetime
   Py_RETURN_NONE;
 }
 
@@ -29,9 +38,15 @@ PyMethodDef methods[] = {
      "loss_and_grad(x0, x1, term0, term1, sign0, sign1, alpha, reduction): the reduced adversarial "
      "loss of CPU logits (x0 None: side 0 out of the loss) from one kernel pass that also writes its "
      "gradients, with a node whose backward hands them over."},
-    {"set_recompute", &set_recompute, METH_O,
-     "set_recompute(fn): fn(x0, x1, term0, term1, sign0, sign1, alpha, reduction, up) returns a node's "
-     "gradients, differentiably, where the saved ones cannot serve."},
+    {"bias_leaky_relu", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&bias_leaky_relu)),
+     METH_FASTCALL,
+     "bias_leaky_relu(x, bias, slope): leaky(x + bias along dim 1) of a CPU tensor, with a node that "
+     "keeps the 1-bit mask."},
+    {"set_recompute", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&set_recompute)),
+     METH_FASTCALL,
+     "set_recompute(op, fn): the Python recomputation of op's node, which returns its gradients, "
+     "recorded, under create_graph: \"adversarial_loss\": fn(x0, x1, term0, term1, sign0, sign1, alpha, "
+     "reduction, up); \"activation\": fn(gy, mask, slope, bias_grad)."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT, "_autograd",

@@ -16,12 +16,17 @@ namespace autograd {
 // Set at import from pygan._C's capsule (module.cpp).
 extern const KernelTable* kernels;
 
-// The Python callable a node calls for the gradients it cannot hand over from its forward pass
-// (create_graph, or a second backward through a retained graph); set by pygan/_ops/adversarial_loss.py.
-extern PyObject* recompute;
+// The Python callables a node calls for the gradients it cannot give from what its forward pass
+// saved (create_graph, which needs them recorded; for the loss also a second backward through a
+// retained graph, after the saved ones were handed over); set by the op modules of pygan/_ops/
+// (set_recompute, module.cpp).
+extern PyObject* recompute_loss;        // adversarial_loss.py _node_recompute
+extern PyObject* recompute_activation;  // activation.py _node_recompute
 
 // loss_and_grad(x0 or None, x1, term0, term1, sign0, sign1, alpha, reduction) -> the reduced loss.
 PyObject* loss_and_grad(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
+// bias_leaky_relu(x, bias or None, slope) -> leaky(x + bias along dim 1).
+PyObject* bias_leaky_relu(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
 
 }  // namespace autograd
 }  // namespace pygan

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from . import backend as _backend
-from .launch import DTYPE_CODES, call_c, device_context, float32_pair, ptr, triton_acc, twin_call
+from .launch import DTYPE_CODES, call_c, device_context, float32_pair, node_module, ptr, triton_acc, twin_call
 
 
 def _layout(x: Tensor) -> tuple[int, int]:
@@ -197,4 +197,27 @@ def _registered_bias_leaky_relu(x: Tensor, bias: Optional[Tensor], slope: float,
 
 
 # The op's one call: the registered op where torch.compile traces, else the eager twin.
-call_bias_leaky_relu = twin_call(BiasLeakyReLU, _registered_bias_leaky_relu, "call_bias_leaky_relu")
+def _node_recompute(gy: Tensor, mask: Tensor, slope: float, bias_grad: bool) -> tuple:
+    """The create_graph backward of pygan._autograd's C++ node (CPU backend): (d/dx, d/dbias),
+    recorded through :class:`LeakyReLUGrad`."""
+    return _act_grads(LeakyReLUGrad.apply, gy, mask, slope, "cpu", bias_grad)[:2]
+
+
+_nodes = node_module("activation", _node_recompute)
+_PLAIN = (Tensor, torch.nn.Parameter)  # the types the C++ node takes as the bias
+
+
+def _bias_leaky_relu_node(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -> Optional[Tensor]:
+    """:class:`BiasLeakyReLU`'s ``y`` through pygan._autograd's C++ node, or None where that does
+    not apply: another backend than the CPU's, or a tensor subclass (whose own dispatch must see
+    the call; a parameter as the bias is fine)."""
+    if (type(x) is Tensor and (bias is None or type(bias) in _PLAIN)
+            and _backend.resolve(backend, x.device) == "cpu"):
+        nodes = _nodes()
+        if nodes is not None:
+            return nodes.bias_leaky_relu(x, bias, slope)
+    return None
+
+
+call_bias_leaky_relu = twin_call(BiasLeakyReLU, _registered_bias_leaky_relu, "call_bias_leaky_relu",
+                                 _bias_leaky_relu_node)

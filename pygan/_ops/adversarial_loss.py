@@ -15,7 +15,6 @@ synchronize with the host. Inputs arrive validated and contiguous (pygan.losses 
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Optional
 
@@ -23,8 +22,8 @@ import torch
 from torch import Tensor
 
 from . import backend as _backend
-from .launch import (DTYPE_CODES, c_entry, call_c, compute_dtype, counter, device_context, empty, ptr, scalar, shared_empty,
-                     triton_acc, twin_call)
+from .launch import (DTYPE_CODES, c_entry, call_c, compute_dtype, counter, device_context, empty, node_module, ptr,
+                     scalar, shared_empty, triton_acc, twin_call)
 
 def _out_dtype(x0: Tensor, x1: Tensor) -> torch.dtype:
     return torch.promote_types(x0.dtype, x1.dtype)
@@ -486,13 +485,7 @@ def _node_recompute(x0: Optional[Tensor], x1: Tensor, term0: int, term1: int, si
     return _recompute(x0, x1, (term0, term1, sign0, sign1, alpha, reduction, "cpu"), up)
 
 
-@functools.cache
-def _nodes():
-    """pygan._autograd, ready (its recomputation set), or None (:func:`backend.load_nodes`)."""
-    nodes = _backend.load_nodes()
-    if nodes is not None:
-        nodes.set_recompute(_node_recompute)
-    return nodes
+_nodes = node_module("adversarial_loss", _node_recompute)
 
 
 def _loss_and_grad_node(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],

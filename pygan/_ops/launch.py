@@ -9,8 +9,9 @@ into what the kernels take.
 from __future__ import annotations
 
 import contextlib
+import functools
 import struct
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import Tensor
@@ -19,7 +20,7 @@ from . import backend as _backend
 from .backend import DTYPE_CODES
 
 __all__ = ["DTYPE_CODES", "c_entry", "call_c", "compute_dtype", "counter", "device_context", "eager_apply", "empty",
-           "float32_pair", "ptr", "scalar", "shared_empty", "triton_acc", "twin_call"]
+           "float32_pair", "node_module", "ptr", "scalar", "shared_empty", "triton_acc", "twin_call"]
 
 
 def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
@@ -148,6 +149,21 @@ def twin_call(cls: type, registered: Callable, name: str, node: Optional[Callabl
     call.__name__ = call.__qualname__ = name
     call.__doc__ = registered.__doc__
     return call
+
+
+def node_module(op: str, recompute: Callable) -> Callable[[], Any]:
+    """A loader of pygan._autograd (:func:`backend.load_nodes`) with ``recompute`` set as ``op``'s
+    Python recomputation (what its C++ node calls under create_graph), loaded once; it returns
+    None where the module is not usable and the op records its Python node."""
+
+    @functools.cache
+    def load():
+        nodes = _backend.load_nodes()
+        if nodes is not None:
+            nodes.set_recompute(op, recompute)
+        return nodes
+
+    return load
 
 
 def device_context(device: torch.device):
