@@ -34,8 +34,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("cpu_isas", &cpu_isas);
   m.def("cpu_isa", &cpu_isa);
   m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"));
-  static const KernelTable table{KERNEL_TABLE_VERSION, &loss_forward_cpu, &loss_backward_cpu,
-                                 &bias_leaky_relu_cpu, &bias_leaky_relu_backward_cpu};
+  static const KernelTable table{KERNEL_TABLE_VERSION, &loss_forward_cpu, &loss_backward_cpu, &relative_forward_cpu,
+                                 &penalty_head_cpu, &bias_leaky_relu_cpu, &bias_leaky_relu_backward_cpu};
   m.attr("kernel_table") = py::capsule(&table, KERNEL_TABLE_CAPSULE);
 
   const auto release = py::call_guard<py::gil_scoped_release>();

@@ -4,6 +4,7 @@
 #pragma once
 #include "activation.h"
 #include "adversarial_loss.h"
+#include "penalty_head.h"
 
 namespace pygan {
 
@@ -13,6 +14,8 @@ struct KernelTable {
   int version;
   decltype(&pygan::loss_forward_cpu) loss_forward;
   decltype(&pygan::loss_backward_cpu) loss_backward;
+  decltype(&pygan::relative_forward_cpu) relative_forward;
+  decltype(&pygan::penalty_head_cpu) penalty_head;
   decltype(&pygan::bias_leaky_relu_cpu) bias_leaky_relu;
   decltype(&pygan::bias_leaky_relu_backward_cpu) bias_leaky_relu_backward;
 };

@@ -19,10 +19,11 @@ BUILT = any(Path(pygan.__file__).parent.glob("_autograd.*"))
 needs_nodes = pytest.mark.skipif(NODES is None, reason="pygan._autograd is not built here")
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
-# The losses whose training path is the reduced-loss node (the relativistic ones pair or shift the
-# logits and keep their own Python nodes).
 PLAIN = [name for name in LOSS_NAMES if not name.startswith("relativistic")]
+RELATIVISTIC = ["relativistic", "relativistic_average"]
 G_NODE, D_NODE = "pygan::GeneratorLossAndGradBackward", "pygan::LossAndGradBackward"
+NODE_NAMES = {"relativistic": "pygan::PairedLossAndGradBackward",
+              "relativistic_average": "pygan::AveragedLossAndGradBackward"}
 
 
 def _params(loss):
@@ -38,7 +39,9 @@ def _call(role, real, fake, loss, reduction="mean"):
         return pygan.discriminator_loss(real, fake, loss, reduction=reduction, backend="cpu", **_params(loss))
     if role == "GE":
         return pygan.joint_generator_loss(real, fake, loss, reduction=reduction, backend="cpu", **_params(loss))
-    return pygan.generator_loss(fake, loss, reduction=reduction, backend="cpu", **_params(loss))
+    real_logits = real if loss in RELATIVISTIC else None
+    return pygan.generator_loss(fake, loss, real_logits=real_logits, reduction=reduction, backend="cpu",
+                                **_params(loss))
 
 
 @pytest.fixture
@@ -72,15 +75,30 @@ def test_cpu_training_path_records_the_cpp_node(role, name, rng):
 
 
 @needs_nodes
+@pytest.mark.parametrize("loss", RELATIVISTIC)
+@pytest.mark.parametrize("role", ["D", "G"])
+def test_relativistic_losses_record_their_cpp_nodes(loss, role, rng):
+    """In the compute dtype (the node forms the differences or means itself); other dtypes cast
+    first and take the plain node."""
+    real = _logits(9, torch.float32, rng).requires_grad_()
+    fake = _logits(9, torch.float32, rng).requires_grad_()
+    assert _call(role, real, fake, loss).grad_fn.name() == NODE_NAMES[loss]
+    half = [x.detach().half().requires_grad_() for x in (real, fake)]
+    assert _call(role, *half, loss).grad_fn.name() != NODE_NAMES[loss]
+
+
+@needs_nodes
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("role", ["D", "G", "GE"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
-@pytest.mark.parametrize("loss", PLAIN)
+@pytest.mark.parametrize("loss", LOSS_NAMES)
 def test_cpp_node_equals_python_node(loss, dtype, role, reduction, rng, monkeypatch):
     """Same loss and gradients, bit for bit, for an upstream of one (the saved gradients handed over
     as they are), another upstream (scaled in the compute dtype, then rounded to the logits' dtype)
     and a side that needs no gradient."""
     n_real, n_fake = (int(n) for n in torch.randint(1, 300, (2,), generator=rng))
+    if loss == "relativistic":
+        n_fake = n_real
     real, fake = _logits(n_real, dtype, rng), _logits(n_fake, dtype, rng)
     up = None if torch.rand((), generator=rng) < 0.5 else torch.randn((), generator=rng).to(dtype)
     real_grad = bool(torch.rand((), generator=rng) < 0.7)
@@ -94,10 +112,12 @@ def test_cpp_node_equals_python_node(loss, dtype, role, reduction, rng, monkeypa
         return out.detach(), r.grad, f.grad, name
 
     out, g_real, g_fake, name = run()
-    assert name.startswith("pygan::")
+    assert name.startswith("pygan::") or (loss in RELATIVISTIC and dtype not in (torch.float32, torch.float64))
     monkeypatch.setattr(loss_op, "_nodes", lambda: None)
     out_py, g_real_py, g_fake_py, name_py = run()
     assert not name_py.startswith("pygan::")
+    if loss in RELATIVISTIC and role != "D":  # the real side's gradient of G's loss: the same sums
+        g_real, g_real_py = g_fake, g_fake_py
     assert torch.equal(out, out_py)
     assert torch.equal(g_fake, g_fake_py)
     assert (g_real is None and g_real_py is None) or torch.equal(g_real, g_real_py)
@@ -106,12 +126,12 @@ def test_cpp_node_equals_python_node(loss, dtype, role, reduction, rng, monkeypa
 
 @needs_nodes
 @pytest.mark.parametrize("role", ["D", "G"])
-@pytest.mark.parametrize("loss", ["gan", "hinge", "alpha", "js", "wasserstein"])
+@pytest.mark.parametrize("loss", ["gan", "hinge", "alpha", "js", "wasserstein", *RELATIVISTIC])
 def test_gradcheck_and_gradgradcheck(loss, role, rng):
     """Through the C++ node: backward from the saved gradients, create_graph through the Python
     recomputation it calls, in float64 on fresh inputs."""
     real = _logits(6, torch.float64, rng).requires_grad_()
-    fake = _logits(5, torch.float64, rng).requires_grad_()
+    fake = _logits(6 if loss == "relativistic" else 5, torch.float64, rng).requires_grad_()
     assert _call(role, real, fake, loss).grad_fn.name().startswith("pygan::")
 
     def fn(r, f):
@@ -123,19 +143,23 @@ def test_gradcheck_and_gradgradcheck(loss, role, rng):
 
 @needs_nodes
 @pytest.mark.parametrize("role", ["D", "G"])
-def test_second_backward_and_create_graph_match_the_first(role, rng):
-    """retain_graph: the second backward recomputes and agrees with the handed-over gradients; a
-    backward after the graph was freed gets torch's own error."""
+@pytest.mark.parametrize("loss", ["js", *RELATIVISTIC])
+def test_second_backward_and_create_graph_match_the_first(loss, role, rng):
+    """retain_graph: the second backward recomputes and agrees with the handed-over gradients (a
+    relativistic loss's kernel call again: the same bits); a backward after the graph was freed
+    gets torch's own error."""
     real = _logits(50, torch.float32, rng).requires_grad_()
-    fake = _logits(40, torch.float32, rng).requires_grad_()
+    fake = _logits(50 if loss == "relativistic" else 40, torch.float32, rng).requires_grad_()
     up = torch.tensor(2.5)
-    out = _call(role, real, fake, "js")
+    out = _call(role, real, fake, loss)
     first = torch.autograd.grad(out, fake, up, retain_graph=True)[0]
     second = torch.autograd.grad(out, fake, up)[0]
+    if loss in RELATIVISTIC:
+        assert torch.equal(second, first)
     torch.testing.assert_close(second, first, rtol=2e-6, atol=0)
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         torch.autograd.grad(out, fake, up)
-    graph = torch.autograd.grad(_call(role, real, fake, "js"), fake, up, create_graph=True)[0]
+    graph = torch.autograd.grad(_call(role, real, fake, loss), fake, up, create_graph=True)[0]
     assert graph.requires_grad
     torch.testing.assert_close(graph, first, rtol=2e-6, atol=0)
 
@@ -178,6 +202,7 @@ def test_recompute_errors_reach_the_caller(rng):
     """An exception raised by the Python recomputation keeps its type and message; a wrong result
     is an error naming the node, not a crash."""
     fake = _logits(4, torch.float64, rng).requires_grad_()
+    assert loss_op._nodes() is NODES  # (its first call sets the recomputation: before ours)
 
     def boom(*args):
         raise ValueError("boom from the recomputation")
@@ -196,20 +221,83 @@ def test_recompute_errors_reach_the_caller(rng):
 
 @needs_nodes
 def test_entry_refuses_what_it_cannot_read(rng):
+    from pygan._ops import activation as act_op, penalty_head as head_op
+
+    for op in (loss_op, act_op, head_op):  # each op sets its recomputation at its first call
+        assert op._nodes() is NODES
     x = _logits(6, torch.float32, rng)
-    with pytest.raises(TypeError, match="takes 8 arguments"):
+    with pytest.raises(TypeError, match="takes 9 arguments"):
         NODES.loss_and_grad(None, x)
     with pytest.raises(TypeError, match="x1 must be a tensor"):
-        NODES.loss_and_grad(None, [1.0], 0, 0, 1.0, 1.0, 0.0, 1)
+        NODES.loss_and_grad(None, [1.0], 0, 0, 1.0, 1.0, 0.0, 1, 0)
     for bad in (x.reshape(2, 3).t(), x.to(torch.int32)):
         with pytest.raises(TypeError, match="x1 must be a contiguous CPU tensor"):
-            NODES.loss_and_grad(None, bad, 0, 0, 1.0, 1.0, 0.0, 1)
+            NODES.loss_and_grad(None, bad, 0, 0, 1.0, 1.0, 0.0, 1, 0)
     with pytest.raises(ValueError, match="reduction must be 1"):
-        NODES.loss_and_grad(None, x, 0, 0, 1.0, 1.0, 0.0, 0)
+        NODES.loss_and_grad(None, x, 0, 0, 1.0, 1.0, 0.0, 0, 0)
     with pytest.raises(TypeError, match="x0 must be a tensor"):
-        NODES.loss_and_grad(3, x, 0, 0, 1.0, 1.0, 0.0, 1)
+        NODES.loss_and_grad(3, x, 0, 0, 1.0, 1.0, 0.0, 1, 0)
+    with pytest.raises(ValueError, match="mode must be"):
+        NODES.loss_and_grad(x, x, 0, 0, 1.0, 1.0, 0.0, 1, 3)
+    for x0, x1 in ((None, x), (x[:5].clone(), x), (x.half(), x.half())):
+        with pytest.raises(ValueError, match="relativistic loss takes two tensors"):
+            NODES.loss_and_grad(x0, x1, 0, 0, 1.0, 1.0, 0.0, 1, 1)
+    with pytest.raises(TypeError, match="takes 4 arguments"):
+        NODES.penalty_head(x)
+    with pytest.raises(ValueError, match="batch dimension"):
+        NODES.penalty_head(x[0].clone(), 0, 1.0, 1.0)
     with pytest.raises(TypeError):
         NODES.set_recompute("adversarial_loss", 3)
+
+
+# The gradient-penalty head alone (csrc/autograd/penalty_head.cpp).
+
+
+@needs_nodes
+@pytest.mark.parametrize("kind", ["two-sided", "one-sided", "squared"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
+def test_penalty_node_equals_python_node(kind, dtype, rng, monkeypatch):
+    """The penalty and its gradient bit for bit, for upstreams of one and another value; the
+    node is what pygan.penalties records for the penalty alone."""
+    from pygan._ops import penalty_head as head_op
+
+    rows, cols = (int(n) for n in torch.randint(1, 40, (2,), generator=rng))
+    g = _logits((rows, cols), dtype, rng)
+    up = None if torch.rand((), generator=rng) < 0.5 else torch.rand((), generator=rng).to(torch.promote_types(dtype, torch.float32))
+
+    def run():
+        x = g.clone().requires_grad_()
+        out = pygan.penalties.gradient_norm_penalty(x, head=kind, center=1.0, weight=2.5, backend="cpu")
+        name = out.grad_fn.name()
+        out.backward(up)
+        return out.detach(), x.grad, name
+
+    *got, name = run()
+    assert name == "pygan::PenaltyHeadBackward"
+    monkeypatch.setattr(head_op, "_nodes", lambda: None)
+    *want, name_py = run()
+    assert name_py != name
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+
+
+@needs_nodes
+def test_penalty_node_recomputes_for_create_graph_and_a_second_backward(rng):
+    g = _logits((5, 4), torch.float64, rng).requires_grad_()
+
+    def fn(g):
+        return pygan.penalties.gradient_norm_penalty(g, backend="cpu")
+
+    assert fn(g).grad_fn.name() == "pygan::PenaltyHeadBackward"
+    assert torch.autograd.gradcheck(fn, (g,))
+    out = fn(g)
+    first = torch.autograd.grad(out, g, retain_graph=True)[0]
+    torch.testing.assert_close(torch.autograd.grad(out, g)[0], first, rtol=1e-13, atol=0)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        torch.autograd.grad(out, g)
+    with torch.no_grad():
+        assert fn(g).grad_fn is None
+        torch.testing.assert_close(fn(g), out.detach(), rtol=0, atol=0)
 
 
 # The fused bias + LeakyReLU (csrc/autograd/activation.cpp).
@@ -271,6 +359,9 @@ def test_activation_node_gradgradcheck_and_freed_graph(rng):
 
 @needs_nodes
 def test_activation_entry_refuses_what_it_cannot_read(rng):
+    from pygan._ops import activation as act_op
+
+    assert act_op._nodes() is NODES  # (the op sets its recomputation at its first call)
     x = _logits((4, 3), torch.float32, rng)
     with pytest.raises(TypeError, match="takes 3 arguments"):
         NODES.bias_leaky_relu(x, None)

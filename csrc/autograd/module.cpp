@@ -11,6 +11,7 @@ namespace autograd {
 const KernelTable* kernels = nullptr;
 PyObject* recompute_loss = nullptr;
 PyObject* recompute_activation = nullptr;
+PyObject* recompute_penalty = nullptr;
 
 namespace {
 
@@ -22,6 +23,7 @@ PyObject* set_recompute(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   const char* op = PyUnicode_AsUTF8(args[0]);
   PyObject** slot = std::strcmp(op, "adversarial_loss") == 0 ? &recompute_loss
                     : std::strcmp(op, "activation") == 0    ? &recompute_activation
+                    : std::strcmp(op, "penalty_head") == 0  ? &recompute_penalty
                                                             : nullptr;
   if (!slot) {
     PyErr_Format(PyExc_ValueError, "set_recompute: no C++ node for op %R", args[0]);
@@ -35,9 +37,13 @@ PyObject* set_recompute(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
 PyMethodDef methods[] = {
     {"loss_and_grad", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&loss_and_grad)),
      METH_FASTCALL,
-     "loss_and_grad(x0, x1, term0, term1, sign0, sign1, alpha, reduction): the reduced adversarial "
-     "loss of CPU logits (x0 None: side 0 out of the loss) from one kernel pass that also writes its "
-     "gradients, with a node whose backward hands them over."},
+     "loss_and_grad(x0, x1, term0, term1, sign0, sign1, alpha, reduction, mode): the reduced adversarial "
+     "loss of CPU logits (x0 None: side 0 out of the loss; mode 1 / 2: relativistic paired / averaged) "
+     "from one kernel pass that also writes its gradients, with a node whose backward hands them over."},
+    {"penalty_head", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&penalty_head)),
+     METH_FASTCALL,
+     "penalty_head(g, kind, center, weight): the gradient penalty of g's rows, with its gradient from "
+     "the same kernel call, handed over by the node."},
     {"bias_leaky_relu", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&bias_leaky_relu)),
      METH_FASTCALL,
      "bias_leaky_relu(x, bias, slope): leaky(x + bias along dim 1) of a CPU tensor, with a node that "
@@ -46,7 +52,8 @@ PyMethodDef methods[] = {
      METH_FASTCALL,
      "set_recompute(op, fn): the Python recomputation of op's node, which returns its gradients, "
      "recorded, under create_graph: \"adversarial_loss\": fn(x0, x1, term0, term1, sign0, sign1, alpha, "
-     "reduction, up); \"activation\": fn(gy, mask, slope, bias_grad)."},
+     "reduction, up, mode); \"activation\": fn(gy, mask, slope, bias_grad); \"penalty_head\": "
+     "fn(g, kind, center, weight, up)."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT, "_autograd",

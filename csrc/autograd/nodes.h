@@ -22,9 +22,13 @@ extern const KernelTable* kernels;
 // (set_recompute, module.cpp).
 extern PyObject* recompute_loss;        // adversarial_loss.py _node_recompute
 extern PyObject* recompute_activation;  // activation.py _node_recompute
+extern PyObject* recompute_penalty;     // penalty_head.py _node_recompute
 
-// loss_and_grad(x0 or None, x1, term0, term1, sign0, sign1, alpha, reduction) -> the reduced loss.
+// loss_and_grad(x0 or None, x1, term0, term1, sign0, sign1, alpha, reduction, mode) -> the reduced
+// loss; mode 0: plain, 1 / 2: relativistic paired / averaged (csrc/adversarial_loss.h Relative).
 PyObject* loss_and_grad(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
+// penalty_head(g, kind, center, weight) -> the penalty of g's rows (csrc/penalty_head.h).
+PyObject* penalty_head(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
 // bias_leaky_relu(x, bias or None, slope) -> leaky(x + bias along dim 1).
 PyObject* bias_leaky_relu(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
 

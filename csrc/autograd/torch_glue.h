@@ -132,5 +132,65 @@ inline variable_list unpack_grads(PyObject* r, Node& node, const char* what) {
   return out;
 }
 
+// Whether the 0-dim upstream is exactly 1 (loss.backward()): then saved gradients are the answer
+// and need no pass at all.
+inline bool is_one(const at::Tensor& up) {
+  if (!up.is_cpu() || up.dim() != 0) return false;
+  switch (up.scalar_type()) {
+    case at::kFloat: return *up.const_data_ptr<float>() == 1.0f;
+    case at::kDouble: return *up.const_data_ptr<double>() == 1.0;
+    default: return up.item<double>() == 1.0;
+  }
+}
+
+// A node of a scalar whose forward pass wrote the gradients of its inputs for an upstream of one
+// (in the compute dtype): backward scales them by the upstream in place and hands them over, one
+// per input, cast to the input's dtype. Under create_graph a product with a saved gradient (a
+// constant) would hide the second derivative, and a second backward through a retained graph finds
+// them handed over: both call recompute(), which goes back to the Python op.
+class SavedGradNode : public Node {
+ public:
+  void release_variables() override {
+    for (auto& x : inputs_) x.reset_data();
+    for (auto& g : grads_) g.reset();
+  }
+
+  variable_list apply(variable_list&& grads) override {
+    const at::Tensor& up = grads[0];
+    if (!up.defined()) return variable_list(num_outputs());
+    if (at::GradMode::is_enabled() || !fresh_) return recompute(up);
+    fresh_ = false;
+    const bool one = is_one(up);
+    variable_list out(num_outputs());
+    for (size_t i = 0; i < out.size(); ++i) {
+      at::Tensor g = std::move(grads_[i]);
+      if (!task_should_compute_output(i)) continue;
+      if (!one) g.mul_(up);
+      if (g.scalar_type() != dtypes_[i]) g = g.to(dtypes_[i]);
+      out[i] = std::move(g);
+    }
+    return out;
+  }
+
+  // Input i (output i's tensor), saved for the recomputation, and its gradient for an upstream of one.
+  void save(size_t i, const at::Tensor& x, at::Tensor grad) {
+    inputs_[i] = SavedVariable(x, false);
+    dtypes_[i] = x.scalar_type();
+    grads_[i] = std::move(grad);
+  }
+
+ protected:
+  virtual variable_list recompute(const at::Tensor& up) = 0;
+
+  // Input i as saved; torch's own error where the graph was freed or the tensor modified in place.
+  at::Tensor input(size_t i) { return inputs_[i].unpack(); }
+
+ private:
+  SavedVariable inputs_[2];
+  at::Tensor grads_[2];
+  at::ScalarType dtypes_[2] = {at::kFloat, at::kFloat};
+  bool fresh_ = true;  // the gradients saved by the forward pass are still here
+};
+
 }  // namespace autograd
 }  // namespace pygan

@@ -480,35 +480,55 @@ def _recompute(x0: Optional[Tensor], x1: Tensor, consts: tuple, up: Tensor) -> t
 
 
 def _node_recompute(x0: Optional[Tensor], x1: Tensor, term0: int, term1: int, sign0: float, sign1: float,
-                    alpha: float, reduction: int, up: Tensor) -> tuple:
-    """:func:`_recompute` for a C++ node of pygan._autograd (which runs on the CPU backend only)."""
-    return _recompute(x0, x1, (term0, term1, sign0, sign1, alpha, reduction, "cpu"), up)
+                    alpha: float, reduction: int, up: Tensor, mode: int) -> tuple:
+    """The gradients a C++ node of pygan._autograd (CPU backend) cannot hand over from its forward
+    pass: under create_graph, recorded (:func:`_recompute`, :func:`_paired_recorded`,
+    :func:`_averaged_recorded`); for a second backward through a retained graph, a relativistic
+    loss's kernel call again (the same bits, as its Python node gives)."""
+    consts = (term0, term1, sign0, sign1, alpha, reduction, "cpu")
+    if mode == 0:
+        return _recompute(x0, x1, consts, up)
+    if torch.is_grad_enabled():
+        return (_paired_recorded if mode == PAIRED else _averaged_recorded)(x0, x1, consts, up)
+    _, g0, g1 = _relative(mode, x0, x1, consts)
+    return g0.mul_(up), g1.mul_(up)
 
 
 _nodes = node_module("adversarial_loss", _node_recompute)
 
 
-def _loss_and_grad_node(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],
-                        consts: tuple) -> Optional[Tensor]:
-    """:class:`LossAndGrad`'s loss through pygan._autograd's C++ node, or None where that does not
-    apply: another backend than the CPU's, shifts, or a tensor subclass (whose own dispatch must
+def _offer_node(x0: Optional[Tensor], x1: Tensor, consts: tuple, mode: int) -> Optional[Tensor]:
+    """The reduced loss through pygan._autograd's C++ node (``mode`` 0: the loss of both sides, or
+    of side 1 alone where ``x0`` is None; PAIRED, AVERAGED: a relativistic loss), or None where that
+    does not apply: another backend than the CPU's, or a tensor subclass (whose own dispatch must
     see the call)."""
-    if (shift0 is None and shift1 is None and type(x0) is Tensor and type(x1) is Tensor
-            and _backend.resolve(consts[6], x0.device) == "cpu"):
+    if (type(x1) is Tensor and (x0 is None or type(x0) is Tensor)
+            and _backend.resolve(consts[6], x1.device) == "cpu"):
         nodes = _nodes()
         if nodes is not None:
-            return nodes.loss_and_grad(x0, x1, *consts[:6])
+            return nodes.loss_and_grad(x0, x1, *consts[:6], mode)
     return None
+
+
+def _loss_and_grad_node(x0: Tensor, x1: Tensor, shift0: Optional[Tensor], shift1: Optional[Tensor],
+                        consts: tuple) -> Optional[Tensor]:
+    """:class:`LossAndGrad`'s loss through the C++ node (:func:`_offer_node`), sides without shifts."""
+    return _offer_node(x0, x1, consts, 0) if shift0 is None and shift1 is None else None
 
 
 def _generator_loss_and_grad_node(x: Tensor, consts: tuple) -> Optional[Tensor]:
-    """:class:`GeneratorLossAndGrad`'s loss through pygan._autograd's C++ node, or None
-    (:func:`_loss_and_grad_node`)."""
-    if type(x) is Tensor and _backend.resolve(consts[6], x.device) == "cpu":
-        nodes = _nodes()
-        if nodes is not None:
-            return nodes.loss_and_grad(None, x, *consts[:6])
-    return None
+    """:class:`GeneratorLossAndGrad`'s loss through the C++ node (:func:`_offer_node`)."""
+    return _offer_node(None, x, consts, 0)
+
+
+def _paired_node(a: Tensor, b: Tensor, consts: tuple) -> Optional[Tensor]:
+    """:class:`PairedLossAndGrad`'s loss through the C++ node (:func:`_offer_node`)."""
+    return _offer_node(a, b, consts, PAIRED)
+
+
+def _averaged_node(x0: Tensor, x1: Tensor, consts: tuple) -> Optional[Tensor]:
+    """:class:`AveragedLossAndGrad`'s loss through the C++ node (:func:`_offer_node`)."""
+    return _offer_node(x0, x1, consts, AVERAGED)
 
 
 # csrc/adversarial_loss.h Relative: which relativistic loss relative_forward_cpu computes.
@@ -579,11 +599,7 @@ class PairedLossAndGrad(torch.autograd.Function):
         needs = ctx.needs_input_grad
         grads = _relative_grads(ctx, grad, PAIRED)
         if grads is None:  # create_graph: recompute the gradient at a - b differentiably
-            a, b = ctx.saved_tensors
-            side = 0 if ctx.consts[2] else 1
-            x0, x1 = _paired_sides(a - b, side)
-            g = LossBackward.apply(x0, x1, None, None, *ctx.consts, grad.contiguous(), None, None, 1)[side]
-            grads = (g, -g if needs[1] else None)
+            grads = _paired_recorded(*ctx.saved_tensors, ctx.consts, grad)
         return grads[0] if needs[0] else None, grads[1] if needs[1] else None, None
 
 
@@ -604,11 +620,24 @@ class AveragedLossAndGrad(torch.autograd.Function):
         needs = ctx.needs_input_grad
         grads = _relative_grads(ctx, grad, AVERAGED)
         if grads is None:  # create_graph: recompute with means that autograd sees
-            x0, x1 = ctx.saved_tensors
-            g0, g1 = LossBackward.apply(x0, x1, x1.mean(), x0.mean(), *ctx.consts, grad.contiguous(),
-                                        None, None, 1)
-            grads = _averaged_corrections(g0, g1, torch.sub)
+            grads = _averaged_recorded(*ctx.saved_tensors, ctx.consts, grad)
         return grads[0] if needs[0] else None, grads[1] if needs[1] else None, None
+
+
+def _paired_recorded(a: Tensor, b: Tensor, consts: tuple, grad: Tensor) -> tuple[Tensor, Tensor]:
+    """The relativistic pairing loss's gradients (d/da, d/db) for the upstream ``grad``, recorded
+    (create_graph): the differentiable :class:`LossBackward` at ``a - b``."""
+    side = 0 if consts[2] else 1
+    x0, x1 = _paired_sides(a - b, side)
+    g = LossBackward.apply(x0, x1, None, None, *consts, grad.contiguous(), None, None, 1)[side]
+    return g, -g
+
+
+def _averaged_recorded(x0: Tensor, x1: Tensor, consts: tuple, grad: Tensor) -> tuple[Tensor, Tensor]:
+    """The relativistic average loss's gradients for the upstream ``grad``, recorded (create_graph):
+    :class:`LossBackward` with means that autograd sees, and the corrections through them."""
+    g0, g1 = LossBackward.apply(x0, x1, x1.mean(), x0.mean(), *consts, grad.contiguous(), None, None, 1)
+    return _averaged_corrections(g0, g1, torch.sub)
 
 
 def _paired_sides(diff: Tensor, side: int) -> tuple[Tensor, Tensor]:
@@ -668,8 +697,10 @@ call_loss_and_grad = twin_call(LossAndGrad, _registered_loss_and_grad, "call_los
                                _loss_and_grad_node)
 call_generator_loss_and_grad = twin_call(GeneratorLossAndGrad, _registered_generator_loss_and_grad,
                                          "call_generator_loss_and_grad", _generator_loss_and_grad_node)
-call_paired_loss_and_grad = twin_call(PairedLossAndGrad, _registered_paired, "call_paired_loss_and_grad")
-call_averaged_loss_and_grad = twin_call(AveragedLossAndGrad, _registered_averaged, "call_averaged_loss_and_grad")
+call_paired_loss_and_grad = twin_call(PairedLossAndGrad, _registered_paired, "call_paired_loss_and_grad",
+                                      _paired_node)
+call_averaged_loss_and_grad = twin_call(AveragedLossAndGrad, _registered_averaged, "call_averaged_loss_and_grad",
+                                        _averaged_node)
 
 
 def call_averaged_minimax(x0: Tensor, x1: Tensor, consts: tuple,

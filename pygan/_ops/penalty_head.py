@@ -21,7 +21,7 @@ from torch import Tensor
 
 from . import backend as _backend
 from .launch import (DTYPE_CODES, call_c, compute_dtype, counter, device_context, eager_apply,
-                     float32_pair, ptr, scalar, triton_acc)
+                     float32_pair, node_module, ptr, scalar, triton_acc)
 
 # phi(n) of the per-sample gradient norm n, by name (codes of csrc/penalty_head.h PenaltyKind).
 KINDS = {"two-sided": 0, "one-sided": 1, "squared": 2}
@@ -226,25 +226,46 @@ class PenaltyHead(torch.autograd.Function):
                 if up.item() != 1.0:
                     grad.mul_(up)
                 return (grad if grad.dtype is saved[0].dtype else grad.to(saved[0].dtype)), None
-            g = saved[0]
-            coef = getattr(ctx, "coef", None)
-            if coef is None:  # the forward took the gradient; the factors come from g again
-                coef = _head(g, *consts[:4], keep_norms=False, shape=shape)[2]
-            return _head_grad(g, coef, coef, up, None, backend, shape), None
+            return _alone_grad(saved[0], consts[:4], up, shape, getattr(ctx, "coef", None)), None
         g, norms = saved
         return _head_grads(_head_grad, g, ctx.coef, norms, up, up_norms, up_values, backend)[:1] + (None,)
 
 
+def _alone_grad(g: Tensor, head: tuple, up: Tensor, shape: tuple[int, int], coef: Optional[Tensor] = None) -> Tensor:
+    """The penalty alone's gradient for the upstream ``up`` from the backward kernel, ``head`` =
+    (kind, center, weight, backend); the factors ``coef`` from g again where the forward kept none
+    (it took the gradient instead)."""
+    if coef is None:
+        coef = _head(g, *head, keep_norms=False, shape=shape)[2]
+    return _head_grad(g, coef, coef, up, None, head[3], shape)
+
+
+def _node_recompute(g: Tensor, kind: int, center: float, weight: float, up: Tensor) -> tuple:
+    """The gradient pygan._autograd's C++ node cannot hand over from its forward pass (create_graph,
+    or a second backward through a retained graph): :func:`_alone_grad`, as :class:`PenaltyHead`'s
+    backward computes it there."""
+    return (_alone_grad(g, (kind, center, weight, "cpu"), up, _rows_cols(g)),)
+
+
+_nodes = node_module("penalty_head", _node_recompute)
 _apply_penalty_head = eager_apply(PenaltyHead)
+functorch_active = torch._C._are_functorch_transforms_active  # (eager_apply checks it for the twin)
 
 
 def call_penalty_head(g: Tensor, consts: tuple) -> tuple[Tensor, ...]:
     """``pygan::penalty_head``'s (penalty, norms), (penalty,) without ``norms``, and the per-sample
     values too with ``per_sample``, for ``consts`` = (kind, center, weight, backend, per_sample,
-    norms): the registered op where torch.compile traces, else its eager twin."""
+    norms): the registered op where torch.compile traces, else its eager twin, or for the penalty
+    alone of a plain CPU tensor the C++ node of pygan._autograd."""
     if torch.compiler.is_compiling():
         per_sample, norms = consts[4], consts[5]
         out = penalty_head(g, *consts[:5])
         return (out[0], out[1], out[3]) if per_sample else out[:2] if norms else out[:1]
+    if (not (consts[4] or consts[5]) and type(g) is Tensor and not functorch_active()
+            and _backend.resolve(consts[3], g.device) == "cpu"):
+        nodes = _nodes()
+        if nodes is not None:
+            return (nodes.penalty_head(g, *consts[:3]),)
     out = _apply_penalty_head(g, consts)
     return out if consts[4] or consts[5] else (out,)
+
