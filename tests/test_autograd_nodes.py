@@ -394,3 +394,23 @@ def test_large_inputs_run_without_the_gil_in_forward_and_backward(rng, monkeypat
     monkeypatch.setattr(loss_op, "_nodes", lambda: None)
     for g, w in zip(got, run()):
         assert torch.equal(g, w)
+
+
+@needs_nodes
+def test_walk_unchanged_compares_objects_and_pointers():
+    """EMA's per-update check (csrc/autograd/multi_tensor.cpp): every dict value the same object in
+    order, and every tensor's data where it was."""
+    a, b = torch.zeros(3), torch.ones(2)
+    slots = [{"w": a}, {}, {"b": b, "none": None}]
+    members = [a, b, None]
+    ptrs = [a.data_ptr(), b.data_ptr()]
+    assert NODES.walk_unchanged(slots, members, [a, b], ptrs, [], [])
+    assert not NODES.walk_unchanged(slots, [b, a, None], [a, b], ptrs, [], [])
+    assert not NODES.walk_unchanged(slots, members + [a], [a, b], ptrs, [], [])
+    assert not NODES.walk_unchanged(slots, members[:2], [a, b], ptrs, [], [])
+    assert not NODES.walk_unchanged(slots, members, [b, a], ptrs, [], [])
+    assert not NODES.walk_unchanged(slots, members, [a], ptrs, [], [])
+    a.data = torch.zeros(3)  # the same object, its data moved
+    assert not NODES.walk_unchanged(slots, members, [a, b], ptrs, [], [])
+    with pytest.raises(TypeError, match="takes lists"):
+        NODES.walk_unchanged(tuple(slots), members, [a, b], ptrs, [], [])

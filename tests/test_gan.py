@@ -407,10 +407,25 @@ def test_ema_without_rampup_and_buffers_copied():
         pygan.EMA(net, decay=1.0)
 
 
-def test_ema_follows_the_model_after_to_and_replaced_parameters():
+def _ema_check(check: str, monkeypatch) -> None:
+    """EMA's per-update check of the walked trees: "compiled" (pygan._autograd, where built) or
+    "python" (the fall-back)."""
+    from pygan._ops import backend as _backend
+
+    if check == "python":
+        monkeypatch.setattr(_backend, "load_nodes", lambda: None)
+    elif _backend.load_nodes() is None:
+        pytest.skip("pygan._autograd is not built here")
+
+
+@pytest.mark.parametrize("check", ["compiled", "python"])
+def test_ema_follows_the_model_after_to_and_replaced_parameters(check, monkeypatch):
     """The module trees are walked once; parameters are read from them on every update, so .to()
-    and a replaced parameter are seen, and a model of another shape is an error."""
+    and a replaced parameter are seen, and a model of another shape is an error. With the
+    per-update check in C++ (pygan._autograd) and in Python."""
     import copy
+
+    _ema_check(check, monkeypatch)
 
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     ema = pygan.EMA(net, decay=0.5, rampup=False)
@@ -429,10 +444,12 @@ def test_ema_follows_the_model_after_to_and_replaced_parameters():
         ema.update(other)
 
 
-def test_ema_sees_swapped_data_and_replaced_buffers():
+@pytest.mark.parametrize("check", ["compiled", "python"])
+def test_ema_sees_swapped_data_and_replaced_buffers(check, monkeypatch):
     """Later updates skip the walk while both trees hold the same objects. Data swapped in place
     for another dtype (``.double()`` on the model alone) or shape is an error, never a kernel
-    reading past a tensor; buffers that ``.to()`` replaced are the ones copied."""
+    reading past a tensor; buffers that ``.to()`` replaced are the ones copied. Both checks."""
+    _ema_check(check, monkeypatch)
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
     ema = pygan.EMA(net, decay=0.5, rampup=False)
     ema.update(net)

@@ -48,6 +48,11 @@ PyMethodDef methods[] = {
      METH_FASTCALL,
      "bias_leaky_relu(x, bias, slope): leaky(x + bias along dim 1) of a CPU tensor, with a node that "
      "keeps the 1-bit mask."},
+    {"walk_unchanged", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&walk_unchanged)),
+     METH_FASTCALL,
+     "walk_unchanged(slots, members, dst, dst_ptrs, src, src_ptrs): whether the dicts in slots hold "
+     "exactly the objects in members, in order, and each tensor of dst and src has its data at the "
+     "pointer listed for it (pygan.ema.EMA's check before an update)."},
     {"set_recompute", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&set_recompute)),
      METH_FASTCALL,
      "set_recompute(op, fn): the Python recomputation of op's node, which returns its gradients, "

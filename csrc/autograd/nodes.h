@@ -29,6 +29,9 @@ extern PyObject* recompute_penalty;     // penalty_head.py _node_recompute
 PyObject* loss_and_grad(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
 // penalty_head(g, kind, center, weight) -> the penalty of g's rows (csrc/penalty_head.h).
 PyObject* penalty_head(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
+// walk_unchanged(slots, members, dst, dst_ptrs, src, src_ptrs) -> whether an EMA's walked module
+// trees still hold the same objects and data (multi_tensor.cpp; not a node, but torch's tensors).
+PyObject* walk_unchanged(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
 // bias_leaky_relu(x, bias or None, slope) -> leaky(x + bias along dim 1).
 PyObject* bias_leaky_relu(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
 
