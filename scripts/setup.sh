@@ -81,8 +81,12 @@ fi
 # The C++ kernels must load: a module that built but cannot be imported is a failed setup, not a
 # silent fall-back that every later command would pay for.
 .venv/bin/python -c "
-import sys, pygan
+import pathlib, sys, pygan
+from pygan._ops import backend
 backends = pygan.available_backends()
 print('pygan', pygan.__version__, backends)
-sys.exit(0 if backends['cpu'] == 'available' else 'setup: the C++ kernels (pygan._C) do not load: ' + backends['cpu'])"
+if backends['cpu'] != 'available':
+    sys.exit('setup: the C++ kernels (pygan._C) do not load: ' + backends['cpu'])
+if list(pathlib.Path(pygan.__file__).parent.glob('_autograd.*')) and backend.load_nodes() is None:
+    sys.exit('setup: the C++ autograd nodes (pygan._autograd) were built but do not load for this torch')"
 echo "setup: $(( $(date +%s) - start )) s (CUDA kernels: $([ "$PYGAN_CUDA" = 1 ] && echo "built for $PYGAN_CUDA_ARCHS" || echo 'not built'))"
