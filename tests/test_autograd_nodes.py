@@ -414,3 +414,30 @@ def test_walk_unchanged_compares_objects_and_pointers():
     assert not NODES.walk_unchanged(slots, members, [a, b], ptrs, [], [])
     with pytest.raises(TypeError, match="takes lists"):
         NODES.walk_unchanged(tuple(slots), members, [a, b], ptrs, [], [])
+
+
+@needs_nodes
+def test_concurrent_backward_through_one_retained_graph(rng):
+    """Two threads backpropagating through one retained graph: one takes the saved gradients, the
+    other recomputes; both get the gradient."""
+    import threading
+
+    fake = _logits(1000, torch.float32, rng).requires_grad_()
+    out = pygan.generator_loss(fake, "js", backend="cpu")
+    expect = torch.autograd.grad(pygan.generator_loss(fake, "js", backend="cpu"), fake)[0]
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(torch.autograd.grad(out, fake, retain_graph=True)[0])
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for r in results:
+        torch.testing.assert_close(r, expect, rtol=2e-6, atol=0)

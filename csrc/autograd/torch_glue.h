@@ -10,6 +10,7 @@
 #include <torch/csrc/autograd/saved_variable.h>
 
 #include <memory>
+#include <mutex>
 #include <type_traits>
 #include <utility>
 
@@ -158,8 +159,16 @@ class SavedGradNode : public Node {
   variable_list apply(variable_list&& grads) override {
     const at::Tensor& up = grads[0];
     if (!up.defined()) return variable_list(num_outputs());
-    if (at::GradMode::is_enabled() || !fresh_) return recompute(up);
-    fresh_ = false;
+    if (at::GradMode::is_enabled()) return recompute(up);
+    bool taken;
+    {
+      // Two threads may run backward through one retained graph at once: one takes the saved
+      // gradients, the other recomputes.
+      std::lock_guard<std::mutex> lock(mutex_);
+      taken = !fresh_;
+      fresh_ = false;
+    }
+    if (taken) return recompute(up);
     const bool one = is_one(up);
     variable_list out(num_outputs());
     for (size_t i = 0; i < out.size(); ++i) {
