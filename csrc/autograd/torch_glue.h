@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "../common.h"
 #include "nodes.h"
 
 namespace pygan {
@@ -34,13 +35,13 @@ template <class T, class... A> NodePtr make_node(A&&... args) {
   }
 }
 
-// csrc/common.h DType, pygan/_ops/backend.py DTYPE_CODES; -1 for a dtype the kernels do not take.
+// The kernels' dtype code (csrc/common.h DType) of a torch dtype; -1 for one they do not take.
 inline int dtype_code(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return 0;
-    case at::kDouble: return 1;
-    case at::kHalf: return 2;
-    case at::kBFloat16: return 3;
+    case at::kFloat: return F32;
+    case at::kDouble: return F64;
+    case at::kHalf: return F16;
+    case at::kBFloat16: return BF16;
     default: return -1;
   }
 }
