@@ -8,6 +8,8 @@ Environment:
   PYGAN_CUDA=0            skip the CUDA kernels even when nvcc is found
   PYGAN_CUDA_ARCHS=90     CUDA architectures (CMake syntax), default "80-real;90-real;90-virtual"
   PYGAN_BUILD_JOBS=N      parallel compile jobs (default: all cores)
+  PYGAN_AUTOGRAD=0        skip pygan._autograd, the C++ autograd nodes (the ops then record
+                          Python nodes)
 """
 
 import os
@@ -76,7 +78,10 @@ def _build_dir() -> Path:
 
 def _torch_dir():
     """The installed torch's package folder when it ships its C++ headers (pygan._autograd compiles
-    against them), else None: then the module is not built and the ops record Python nodes."""
+    against them), else None: then the module is not built and the ops record Python nodes. Also
+    None with PYGAN_AUTOGRAD=0 (a torch whose C++ API the nodes do not compile against)."""
+    if os.environ.get("PYGAN_AUTOGRAD", "1").lower() in ("0", "off", "false", "no"):
+        return None
     try:
         import torch
     except ImportError:
