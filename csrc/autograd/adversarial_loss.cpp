@@ -13,11 +13,6 @@ namespace pygan {
 namespace autograd {
 namespace {
 
-// What the kernels compute in (pygan/_ops/launch.py compute_dtype).
-at::ScalarType compute_type(at::ScalarType a, at::ScalarType b) {
-  return a == at::kDouble || b == at::kDouble ? at::kDouble : at::kFloat;
-}
-
 // Which kernel: the loss of both sides (or of side 1 alone), or a relativistic loss of both
 // (csrc/adversarial_loss.h Relative).
 enum Mode : int { PLAIN = 0, PAIRED_MODE = PAIRED, AVERAGED_MODE = AVERAGED };

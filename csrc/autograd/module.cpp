@@ -34,26 +34,31 @@ PyObject* set_recompute(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_RETURN_NONE;
 }
 
+// A METH_FASTCALL entry as the PyCFunction a method table holds.
+PyCFunction fastcall(PyObject* (*f)(PyObject*, PyObject* const*, Py_ssize_t)) {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(f));
+}
+
 PyMethodDef methods[] = {
-    {"loss_and_grad", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&loss_and_grad)),
+    {"loss_and_grad", fastcall(&loss_and_grad),
      METH_FASTCALL,
      "loss_and_grad(x0, x1, term0, term1, sign0, sign1, alpha, reduction, mode): the reduced adversarial "
      "loss of CPU logits (x0 None: side 0 out of the loss; mode 1 / 2: relativistic paired / averaged) "
      "from one kernel pass that also writes its gradients, with a node whose backward hands them over."},
-    {"penalty_head", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&penalty_head)),
+    {"penalty_head", fastcall(&penalty_head),
      METH_FASTCALL,
      "penalty_head(g, kind, center, weight): the gradient penalty of g's rows, with its gradient from "
      "the same kernel call, handed over by the node."},
-    {"bias_leaky_relu", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&bias_leaky_relu)),
+    {"bias_leaky_relu", fastcall(&bias_leaky_relu),
      METH_FASTCALL,
      "bias_leaky_relu(x, bias, slope): leaky(x + bias along dim 1) of a CPU tensor, with a node that "
      "keeps the 1-bit mask."},
-    {"walk_unchanged", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&walk_unchanged)),
+    {"walk_unchanged", fastcall(&walk_unchanged),
      METH_FASTCALL,
      "walk_unchanged(slots, members, dst, dst_ptrs, src, src_ptrs): whether the dicts in slots hold "
      "exactly the objects in members, in order, and each tensor of dst and src has its data at the "
      "pointer listed for it (pygan.ema.EMA's check before an update)."},
-    {"set_recompute", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&set_recompute)),
+    {"set_recompute", fastcall(&set_recompute),
      METH_FASTCALL,
      "set_recompute(op, fn): the Python recomputation of op's node, which returns its gradients, "
      "recorded, under create_graph: \"adversarial_loss\": fn(x0, x1, term0, term1, sign0, sign1, alpha, "
@@ -62,7 +67,7 @@ PyMethodDef methods[] = {
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT, "_autograd",
-                      "pygan's autograd nodes in C++ (the CPU training path of the loss ops)", -1, methods};
+                      "pygan's autograd nodes in C++ (the CPU training path of its ops)", -1, methods};
 
 }  // namespace
 }  // namespace autograd

@@ -2,7 +2,7 @@
 // penalty_head_cpu call writes the penalty and its gradient for an upstream of one,
 // coef_i * g_ij, and the node's backward scales that and hands it over. It records the same graph
 // as PenaltyHead in pygan/_ops/penalty_head.py, which remains the path for everything else
-// (_penalty_head_node there says when this one is taken).
+// (call_penalty_head there says when this one is taken).
 #include <string>
 
 #include "nodes.h"
@@ -49,7 +49,7 @@ PyObject* penalty_head(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   // One row per sample (penalty_head.py _rows_cols).
   const int64_t rows = g->size(0), cols = rows ? g->numel() / rows : 0;
-  const at::ScalarType acc = g->scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::ScalarType acc = compute_type(g->scalar_type(), g->scalar_type());
   at::Tensor out = at::empty({}, g->options().dtype(acc));
   const bool needs = at::GradMode::is_enabled() && g->requires_grad();
   at::Tensor grad = needs ? at::empty(g->sizes(), g->options().dtype(acc)) : at::Tensor();

@@ -46,6 +46,11 @@ inline int dtype_code(at::ScalarType t) {
   }
 }
 
+// What the kernels compute in for inputs of these dtypes (pygan/_ops/launch.py compute_dtype).
+inline at::ScalarType compute_type(at::ScalarType a, at::ScalarType b) {
+  return a == at::kDouble || b == at::kDouble ? at::kDouble : at::kFloat;
+}
+
 // The tensor `obj` as the kernels read it (contiguous, CPU, a kernel dtype, no forward-mode
 // tangent, which a node without a forward derivative would drop), or null with a Python error
 // naming `what` of `entry`.

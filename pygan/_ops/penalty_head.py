@@ -268,4 +268,3 @@ def call_penalty_head(g: Tensor, consts: tuple) -> tuple[Tensor, ...]:
             return (nodes.penalty_head(g, *consts[:3]),)
     out = _apply_penalty_head(g, consts)
     return out if consts[4] or consts[5] else (out,)
-
