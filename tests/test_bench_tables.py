@@ -118,6 +118,41 @@ def test_modes_benchmark_runs_seeds_and_tables_them_beside_the_published_rows(tm
     assert "| | a perfect generator | all | 98.9% | 0 | |" in text
 
 
+@pytest.mark.slow
+def test_stacked_benchmark_tables_seeds_and_refuses_runs_of_other_settings(tmp_path, model_cache):
+    """benchmarks/stacked.py at a tiny size: one seed (3) of 2 steps of a width-8 DCGAN, scored by the
+    run itself, its JSON and table; --reuse tables the same run again without training, and refuses
+    it, naming the setting, when the command's settings now differ (here: the default width)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("mlxtend")
+    doc = tmp_path / "doc.md"
+    doc.write_text("a\n<!-- numbers:stacked-seeds -->\nold\n<!-- /numbers:stacked-seeds -->\nb\n")
+    tiny = ["--", "--steps", "2", "--width", "8", "--batch-size", "8"]
+    env = dict(os.environ, PYGAN_CACHE=str(model_cache))
+
+    def bench(*args):
+        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stacked.py"), "--seeds", "3", "--jobs", "1",
+                               "--runs", str(tmp_path / "runs"), *args], capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
+
+    res = bench("--json", str(tmp_path / "s.json"), "--update", str(doc), *tiny)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = json.loads((tmp_path / "s.json").read_text())
+    assert run["seed"] == 3 and run["steps"] == 2 and 1 <= run["modes"] <= 1000
+    assert abs(run["kl"] - run["imbalance"] - run["dependence"]) < 1e-9  # the exact split
+    assert run["data_modes"] >= 990 and run["classifier_accuracy"] >= 0.97
+    text = doc.read_text()
+    assert "old" not in text and "| pygan, seed 3 | 2 |" in text and "| R3GAN (its Table 3, best published) |" in text
+    again = bench("--reuse", *tiny)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "| pygan, seed 3 | 2 |" in again.stdout
+    stale = bench("--reuse")
+    assert stale.returncode != 0 and "width 8 (now 32)" in stale.stderr and "Traceback" not in stale.stderr
+
+
 def test_features_benchmark_pairs_trained_and_random_init_by_seed(tmp_path):
     """benchmarks/features.py at a tiny size: two seeds of a 5-step MLP BiGAN and of its random
     initialization, the paired gain, the pixels row, and the table between numbers:features markers."""
