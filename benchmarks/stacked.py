@@ -51,9 +51,10 @@ def _reused(runs: Path, seed: int, extra: list[str]) -> dict:
         raise SystemExit(f"--reuse: {path} does not exist; run without --reuse first")
     m = json.loads(path.read_text())
     args = cli._parser().parse_args(["train", *_args(seed, extra), "--out", str(path.parent)])
-    want = {k: v for k, v in cli._settings(args).items() if k != "steps"}
+    want = cli._settings(args)
+    steps = want.pop("steps")  # metrics.json keeps the steps apart from the other settings
     stale = sorted(k for k in want if m["settings"].get(k) != want[k])
-    if stale or m["steps"] != cli._settings(args)["steps"]:
+    if stale or m["steps"] != steps:
         diff = ", ".join(f"{k} {m['settings'].get(k)!r} (now {want[k]!r})" for k in stale) or "steps"
         raise SystemExit(f"--reuse: {path} ran with other settings than the command would now: {diff}")
     return _record(seed, m)

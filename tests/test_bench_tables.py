@@ -136,7 +136,8 @@ def test_stacked_benchmark_tables_seeds_and_refuses_runs_of_other_settings(tmp_p
 
     def bench(*args):
         return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stacked.py"), "--seeds", "3", "--jobs", "1",
-                               "--runs", str(tmp_path / "runs"), *args], capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
+                               "--runs", str(tmp_path / "runs"), *args],
+                              capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
 
     res = bench("--json", str(tmp_path / "s.json"), "--update", str(doc), *tiny)
     assert res.returncode == 0, res.stderr[-3000:]
