@@ -20,6 +20,7 @@ import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional
 
 from _seeds import ROOT, add_options, mean_se, report, train
 
@@ -67,7 +68,10 @@ def _run(runs: Path, seed: int, extra: list[str]) -> dict:
     return r
 
 
-def _table(runs: list[dict], jobs: int) -> str:
+def _table(runs: list[dict], jobs: Optional[int]) -> str:
+    """The per-seed rows, their mean +- s.e., R3GAN's row and the data's floor; ``jobs`` is how many
+    ran at once, None for reused runs (what shared the machine with them is not on record)."""
+
     def cells(kl: float, imb: float, dep: float) -> str:
         return f"{kl:.3f} | {imb:.3f} | {dep:.3f}"
 
@@ -87,7 +91,8 @@ def _table(runs: list[dict], jobs: int) -> str:
     rows.append(f"| the data itself, 26,000 samples (mean over the seeds' draws) | | | "
                 f"{min(r['data_modes'] for r in runs)} | {cells(*data)} |")
     acc = mean_se([r["classifier_accuracy"] for r in runs])[0]
-    return "\n".join(rows) + (f"\n\nOne thread per run, {jobs} at once on this machine; digit classifier "
+    at_once = f"{jobs} at once on this machine" if jobs else "their minutes depend on what shared the machine"
+    return "\n".join(rows) + (f"\n\nOne thread per run, {at_once}; digit classifier "
                               f"{100 * acc:.1f}% on the 1,250 held-out MNIST digits.")
 
 
@@ -110,7 +115,7 @@ def main() -> None:
         print(f"stacked-mnist: seeds {args.seeds}, {args.jobs} at once", flush=True)
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             runs = list(pool.map(lambda s: _run(args.runs, s, args.extra), args.seeds))
-    report(args, runs, _table(runs, args.jobs), "stacked-seeds")
+    report(args, runs, _table(runs, None if args.reuse or args.saved else args.jobs), "stacked-seeds")
 
 
 if __name__ == "__main__":

@@ -147,9 +147,10 @@ def test_stacked_benchmark_tables_seeds_and_refuses_runs_of_other_settings(tmp_p
     assert run["data_modes"] >= 990 and run["classifier_accuracy"] >= 0.97
     text = doc.read_text()
     assert "old" not in text and "| pygan, seed 3 | 2 |" in text and "| R3GAN (its Table 3, best published) |" in text
+    assert "One thread per run, 1 at once on this machine" in text
     again = bench("--reuse", *tiny)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "| pygan, seed 3 | 2 |" in again.stdout
+    assert "| pygan, seed 3 | 2 |" in again.stdout and "at once" not in again.stdout  # how it ran is not on record
     stale = bench("--reuse")
     assert stale.returncode != 0 and "width 8 (now 32)" in stale.stderr and "Traceback" not in stale.stderr
 
