@@ -9,8 +9,8 @@ one thread, --jobs of them at once, so a run's minutes are one thread's while an
 the machine.
 
     python benchmarks/stacked.py                     # seeds 0, 1, 2, two at once: about 100 minutes on 2 cores
-    python benchmarks/stacked.py --seeds 1 2 --update README.md   # the table between numbers:stacked-seeds markers
-    python benchmarks/stacked.py --seeds 1 2 --reuse --update README.md   # the runs under runs/stacked/, no training
+    python benchmarks/stacked.py --update README.md   # the table between numbers:stacked-seeds markers
+    python benchmarks/stacked.py --reuse --update README.md   # the runs under runs/stacked/, no training
 """
 
 from __future__ import annotations
