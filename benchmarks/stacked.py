@@ -86,8 +86,7 @@ def _table(runs: list[dict], jobs: Optional[int]) -> str:
         rows.append(f"| **pygan, {n} seeds (mean ± s.e.)** | | | {modes[0]:.0f} ± {modes[1]:.0f} | "
                     f"**{kl[0]:.3f} ± {kl[1]:.3f}** | {imb[0]:.3f} ± {imb[1]:.3f} | {dep[0]:.3f} ± {dep[1]:.3f} |")
     rows.append(f"| R3GAN (its Table 3, best published) | | | 1000 | {R3GAN_KL} | | |")
-    data = mean_se([r["data_kl"] for r in runs])[0], *(mean_se([r[k] for r in runs])[0]
-                                                      for k in ("data_imbalance", "data_dependence"))
+    data = (mean_se([r[k] for r in runs])[0] for k in ("data_kl", "data_imbalance", "data_dependence"))
     rows.append(f"| the data itself, 26,000 samples (mean over the seeds' draws) | | | "
                 f"{min(r['data_modes'] for r in runs)} | {cells(*data)} |")
     acc = mean_se([r["classifier_accuracy"] for r in runs])[0]
