@@ -29,7 +29,7 @@ render() {
 
 blocks=("$@")
 [ ${#blocks[@]} -gt 0 ] || blocks=(losses losses-minimax losses-second-order overhead penalties penalties-r1
-                                   train_step multi_tensor mmd)
+                                   train_step multi_tensor activation mmd)
 for block in "${blocks[@]}"; do
   rm -f "$rows/$block".*.json  # this run's rows only
   case "$block" in
@@ -60,6 +60,11 @@ for block in "${blocks[@]}"; do
       render train_step train_step ;;
     multi_tensor) bench multi_tensor multi_tensor.py --no-compile --blocks 9 &&
                   render multi_tensor multi_tensor ;;
+    activation)
+      for t in 1 2; do
+        bench activation activation.py --threads $t
+      done
+      render activation activation ;;
     mmd) bench mmd mmd.py && render mmd mmd ;;
     *) echo "unknown block $block" >&2; exit 2 ;;
   esac

@@ -56,6 +56,8 @@ TABLES = {
     "penalties": Table(("model", "threads", "size"), ("baseline", "compile", "pygan", "pygan-fused", "pygan-closed"),
                        (("baseline", "pygan"), ("baseline", "pygan-fused"), ("baseline", "pygan-closed")), 1.0, "ms",
                        "ms_min", memory=True),
+    "activation": Table(("model", "threads", "size"), ("eager", "compile", "pygan"),
+                        (("eager", "pygan"), ("compile", "pygan")), 1.0, "ms", "ms_min"),
     "mmd": Table(("d", "size"), ("eager", "compile", "pygan", "pygan-cpu", "pygan-cuda", "pygan-triton"),
                  (("eager", "pygan"), ("compile", "pygan")), 1.0, "ms", "ms_p50", memory=True),
 }

@@ -49,6 +49,7 @@ def test_overhead_table_pivots_impls_and_ratios(tmp_path):
     ("penalties.py", "penalties", ["--step", "r1", "--models", "mlp", "--batches", "8", "--no-compile", "--blocks",
                                    "1", "--reps", "1"]),
     ("mmd.py", "mmd", ["--sizes", "64", "--dims", "2", "--no-compile"]),
+    ("activation.py", "activation", ["--no-compile", "--blocks", "1", "--reps", "1", "--threads", "1"]),
 ])
 def test_benchmarks_write_rows_the_tables_render(tmp_path, script, table, args):
     """Each benchmark that writes the row schema runs end to end at a tiny size, and its rows make

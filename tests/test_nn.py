@@ -111,6 +111,28 @@ def test_upstream_layouts(backend, dtype, rng):
         assert (bias.grad.double().cpu() - b64.grad).abs().max() <= tol, what
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_bias_gradient_bits_do_not_depend_on_threads(dtype, rng):
+    """The CPU bias sums add each channel's values in one order whatever the thread count: the same
+    bits on one thread and on two, for an activation large enough to be split (three blocks of
+    channels, one ragged) in a conv layout and a (batch, features) one."""
+    threads = torch.get_num_threads()
+    for shape in ((8, 21, 32, 32), (2048, 100)):
+        x = (torch.randn(shape, generator=rng, dtype=torch.float64) * 3).to(dtype)
+        bias = torch.randn(shape[1], generator=rng, dtype=torch.float64).to(dtype)
+        up = (torch.randn(shape, generator=rng, dtype=torch.float64) * 10).to(dtype)
+        grads = []
+        try:
+            for n in (1, 2):
+                torch.set_num_threads(n)
+                b = bias.clone().requires_grad_(True)
+                pnn.bias_leaky_relu(x, b, 0.2, backend="cpu").backward(up)
+                grads.append(b.grad)
+        finally:
+            torch.set_num_threads(threads)
+        assert torch.equal(grads[0], grads[1]), f"{dtype} {shape} seed={rng.initial_seed()}"
+
+
 def test_gradcheck_and_gradgradcheck(backend, rng):
     name, device = backend
     x = torch.randn(3, 5, 2, 3, generator=rng, dtype=torch.float64).to(device).requires_grad_(True)
