@@ -77,7 +77,6 @@ template <> struct Accumulator<double> {
 // values in memory order (outer by outer, position by position), so the sums are the same bits for
 // any blocking and thread count.
 constexpr int64_t BLOCK = 8;  // channels per work item
-constexpr int64_t SPAN = 16;  // positions of each channel per pass: a cache line of float32
 
 // sums[c - c0] = the sum over channel c of v (storage type DT), for channels [c0, c1) (at most
 // BLOCK), v viewed as (outer, channels, inner).
@@ -89,11 +88,8 @@ void channel_sums(const void* v, int64_t outer, int64_t channels, int64_t inner,
   Accumulator<T> acc[BLOCK];
   for (int64_t o = 0; o < outer; ++o) {
     const int64_t row = (o * channels + c0) * inner;
-    for (int64_t k0 = 0; k0 < inner; k0 += SPAN) {
-      const int64_t k1 = std::min(inner, k0 + SPAN);
-      for (int64_t k = k0; k < k1; ++k)
-        for (int64_t c = 0; c < nc; ++c) acc[c].add(load_as<T>(v, row + c * inner + k, DT));
-    }
+    for (int64_t k = 0; k < inner; ++k)  // the block's channels at one position, then the next
+      for (int64_t c = 0; c < nc; ++c) acc[c].add(load_as<T>(v, row + c * inner + k, DT));
   }
   for (int64_t c = 0; c < nc; ++c) sums[c] = acc[c].sum;
 }
