@@ -142,11 +142,27 @@ def module_spec(module: nn.Module) -> dict:
     tensors = list(module.state_dict().values())
     dtypes = {t.dtype for t in tensors if t.is_floating_point()}
     devices = {t.device for t in tensors}
-    if kwargs is not None and models.REBUILDABLE.get(name) is type(module) and len(dtypes) <= 1 and len(devices) <= 1:
-        return {"model": name, "kwargs": dict(kwargs),
+    formats = {f for f in map(_memory_format, tensors) if f is not None}
+    if (kwargs is not None and models.REBUILDABLE.get(name) is type(module) and len(dtypes) <= 1
+            and len(devices) <= 1 and len(formats) <= 1):
+        spec = {"model": name, "kwargs": dict(kwargs),
                 "dtype": str(dtypes.pop()).removeprefix("torch.") if dtypes else None,
                 "device": str(devices.pop()) if devices else "cpu"}
+        if formats == {"channels_last"}:
+            spec["memory_format"] = "channels_last"
+        return spec
     return pack(module)
+
+
+def _memory_format(t: torch.Tensor) -> Optional[str]:
+    """A 4-d tensor's layout, "contiguous" or "channels_last"; None where both describe it (one
+    channel, or 1 x 1 maps) or neither does. A network converted to channels-last is rebuilt
+    channels-last: its weights, their Adam moments and the kernels' summation order stay as they
+    were, so a resumed run takes the steps the uninterrupted one takes."""
+    if t.dim() != 4:
+        return None
+    plain, last = t.is_contiguous(), t.is_contiguous(memory_format=torch.channels_last)
+    return None if plain == last else ("contiguous" if plain else "channels_last")
 
 
 def build_module(spec: dict, what: str, path: Union[str, os.PathLike], trusted: bool, map_location=None) -> nn.Module:
@@ -162,6 +178,8 @@ def build_module(spec: dict, what: str, path: Union[str, os.PathLike], trusted: 
     module = cls(**spec["kwargs"])
     if spec["dtype"] is not None:
         module = module.to(getattr(torch, spec["dtype"]))
+    if spec.get("memory_format") == "channels_last":  # absent from checkpoints of contiguous networks
+        module = module.to(memory_format=torch.channels_last)
     # A device-like map_location moves the network; a dict or callable one concerns tensors only.
     device_like = map_location is not None and not callable(map_location) and not isinstance(map_location, dict)
     return module.to(torch.device(map_location if device_like else spec["device"]))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -32,7 +33,7 @@ def bias_leaky_relu(x: Tensor, bias: Optional[Tensor] = None, slope: float = 0.2
                     backend: Optional[str] = None) -> Tensor:
     """``leaky_relu(x + bias, slope)`` with ``bias`` along dim 1 (channels), in one kernel that
     saves a 1-bit mask for both derivatives. Differentiable twice (and more: every derivative is the
-    same masked scale)."""
+    same masked scale). A channels-last ``x`` stays channels-last (so do ``y`` and its gradient)."""
     if not isinstance(x, Tensor) or x.dtype not in _backend.FLOAT_DTYPES:
         raise TypeError(f"x must be a float32, float64, float16 or bfloat16 tensor, got "
                         f"{getattr(x, 'dtype', type(x).__name__)}")
@@ -52,7 +53,21 @@ def bias_leaky_relu(x: Tensor, bias: Optional[Tensor] = None, slope: float = 0.2
             bias = bias.contiguous()
     if backend is not None:
         backend = _backend.check_backend(backend)
-    return call_bias_leaky_relu(x if x.is_contiguous() else x.contiguous(), bias, slope, backend or "")
+    if not x.is_contiguous():
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            return _channels_last(x, bias, slope, backend or "")
+        x = x.contiguous()
+    return call_bias_leaky_relu(x, bias, slope, backend or "")
+
+
+def _channels_last(x: Tensor, bias: Optional[Tensor], slope: float, backend: str) -> Tensor:
+    """The op on a channels-last (N, C, H, W) tensor, in its layout: its memory is the contiguous
+    (N*H*W, C) matrix, channels on dim 1, which the kernels take as it is (no copy out and back).
+    The bias gradient still sums each channel in memory order, which visits (n, h, w) in the order a
+    contiguous tensor's does: the same bits in both layouts."""
+    n, c, h, w = x.shape
+    y = call_bias_leaky_relu(x.permute(0, 2, 3, 1).reshape(n * h * w, c), bias, slope, backend)
+    return y.view(n, h, w, c).permute(0, 3, 1, 2)
 
 
 class LeakyReLU(nn.Module):

@@ -128,6 +128,8 @@ def test_user_mistakes_are_one_line_errors_not_tracebacks(tmp_path):
         (["--minibatch-std", "4"], "--minibatch-std: only the dcgan discriminator has a minibatch std layer, "
                                    "not --model mlp"),
         (["--minibatch-std", "-1"], "argument --minibatch-std: -1 is outside [0, inf)"),
+        (["--channels-last"], "--channels-last lays out the feature maps of convolutional networks, and --model "
+                              "mlp has none"),
         (["--device", "cuda:7"] if not _gpu() else ["--device", "tpu"], "--device"),
     ]
     for extra, message in cases:
@@ -253,6 +255,29 @@ def test_minibatch_std_goes_into_the_dcgan_discriminator_and_its_checkpoint(tmp_
     res = _cli(*cmd, "--steps", "3", "--resume", "--minibatch-std", "2")
     assert res.returncode == 2 and "--minibatch-std 2 (the run has 4)" in res.stderr
     _cli(*cmd, "--steps", "3", "--resume", check=True)
+
+
+def test_channels_last_networks_train_and_resume_in_that_layout(tmp_path):
+    """--channels-last converts the networks; the checkpoint rebuilds them channels-last, the setting
+    is the run's own (a resume that drops it is refused), and a resume continues in the layout."""
+    import torch
+
+    from pygan import GAN
+
+    cmd = ["train", "--data", "digits", "--model", "dcgan", "--width", "4", "--batch-size", "8", "--quiet",
+           "--out", str(tmp_path)]
+    _cli(*cmd, "--steps", "2", "--channels-last", check=True)
+    gan = GAN.load(tmp_path / "checkpoint.pt", map_location=torch.device("cpu"))
+    convs = [m.weight for net in (gan.G, gan.D) for m in net.modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and min(m.weight.shape[:2]) > 1]
+    assert convs and all(not w.is_contiguous() and w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert json.loads((tmp_path / "metrics.json").read_text())["settings"]["channels_last"] is True
+    res = _cli(*cmd, "--steps", "3", "--resume", "--no-channels-last")
+    assert res.returncode == 2 and "--channels-last False (the run has True)" in res.stderr
+    _cli(*cmd, "--steps", "3", "--resume", check=True)
+    gan = GAN.load(tmp_path / "checkpoint.pt", map_location=torch.device("cpu"))
+    assert gan.steps == 3 and all(not w.is_contiguous() for net in (gan.G, gan.D) for w in net.parameters()
+                                  if w.dim() == 4 and min(w.shape[:2]) > 1)
 
 
 def test_cyclegan_on_digits2mnist_writes_translations_and_scores(tmp_path):

@@ -903,6 +903,44 @@ def test_an_annealed_run_resumes_exactly_from_a_checkpoint(tmp_path):
     _assert_params(straight.discriminator, resumed.discriminator, tol=0, what="D after resume")
 
 
+def test_a_channels_last_gan_resumes_channels_last_and_exactly(tmp_path):
+    """Networks converted to channels-last are rebuilt channels-last from a checkpoint (its spec
+    records the layout), with Adam's moments and the EMA in the same layout, and the resumed steps
+    are the uninterrupted run's to the bit; a contiguous network's spec has no such record."""
+    from pygan.models import DCGANDiscriminator, DCGANGenerator
+
+    def fresh():
+        torch.manual_seed(3)
+        g = DCGANGenerator(8, channels=1, size=16, width=4).to(memory_format=torch.channels_last)
+        d = DCGANDiscriminator(1, 16, width=4, minibatch_std=2).to(memory_format=torch.channels_last)
+        return pygan.GAN(g, d, penalty="r1+r2", ema=0.9, seed=2, fused=True)
+
+    def batch(i):
+        return torch.randn(6, 1, 16, 16, generator=torch.Generator().manual_seed(i))
+
+    straight, part = fresh(), fresh()
+    for i in range(4):
+        straight.step(batch(i))
+    for i in range(2):
+        part.step(batch(i))
+    part.save(tmp_path / "c.pt")
+    resumed = pygan.GAN.load(tmp_path / "c.pt", resume=True)
+    conv = [m.weight for m in resumed.discriminator.modules()  # one input channel: both layouts at once
+            if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1]
+    assert len(conv) >= 2 and all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in conv)
+    for w in conv:
+        state = resumed.d_optimizer.state[w]
+        assert state["exp_avg"].stride() == w.stride() and state["exp_avg_sq"].stride() == w.stride()
+    for p, q in zip(resumed.ema.module.parameters(), resumed.generator.parameters()):
+        assert p.stride() == q.stride()
+    for i in range(2, 4):
+        resumed.step(batch(i))
+    _assert_params(straight.generator, resumed.generator, tol=0, what="G after resume")
+    _assert_params(straight.discriminator, resumed.discriminator, tol=0, what="D after resume")
+    _assert_params(straight.ema.module, resumed.ema.module, tol=0, what="EMA after resume")
+    assert "memory_format" not in pygan.checkpoint.module_spec(DCGANDiscriminator(1, 8, width=4))
+
+
 def test_the_log_records_the_annealed_values(tmp_path):
     """Each log record holds the learning rates and penalty weights the anneal set for its last step."""
     g, d = _pair(dtype=torch.float32, hidden=16)

@@ -133,6 +133,41 @@ def test_bias_gradient_bits_do_not_depend_on_threads(dtype, rng):
         assert torch.equal(grads[0], grads[1]), f"{dtype} {shape} seed={rng.initial_seed()}"
 
 
+def test_channels_last_input_keeps_its_layout(backend, rng):
+    """A channels-last activation runs in its layout (no copy to contiguous and back): y and the
+    input gradient come out channels-last, with the elements a contiguous input gives. The CPU
+    kernel's bias sums add each channel in memory order, which visits (n, h, w) in the same order in
+    both layouts: the same bits (for 21 channels, a full block of 16 and a ragged one); other paths
+    sum with torch, to float64 rounding of the float32 values' magnitudes. Twice differentiable."""
+    name, device = backend
+    for dtype in (torch.float32, torch.float64):
+        x = (torch.randn(5, 21, 7, 9, generator=rng, dtype=torch.float64) * 3).to(device, dtype)
+        bias = torch.randn(21, generator=rng, dtype=torch.float64).to(device, dtype)
+        up = torch.randn(x.shape, generator=rng, dtype=torch.float64).to(device, dtype)
+        out = []
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            xi = x.contiguous(memory_format=fmt).requires_grad_(True)
+            b = bias.clone().requires_grad_(True)
+            y = pnn.bias_leaky_relu(xi, b, 0.2, backend=name)
+            gx, gb = torch.autograd.grad(y, (xi, b), up.contiguous(memory_format=fmt))
+            out.append((y, gx, gb))
+        (y0, gx0, gb0), (y1, gx1, gb1) = out
+        assert y1.is_contiguous(memory_format=torch.channels_last) and not y1.is_contiguous()
+        assert gx1.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(y0, y1) and torch.equal(gx0, gx1)
+        if name == "cpu":
+            assert torch.equal(gb0, gb1), f"{dtype} seed={rng.initial_seed()}"
+        else:
+            scale = gx0.abs().sum(dim=(0, 2, 3)).double()
+            assert ((gb0.double() - gb1.double()).abs() <= 8 * torch.finfo(dtype).eps * scale).all()
+    xl = torch.randn(2, 3, 2, 3, generator=rng, dtype=torch.float64).to(device)
+    xl = xl.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    b = torch.randn(3, generator=rng, dtype=torch.float64).to(device).requires_grad_(True)
+    op = lambda x, b: pnn.bias_leaky_relu(x, b, 0.3, backend=name)  # noqa: E731
+    assert torch.autograd.gradcheck(op, (xl, b))
+    assert torch.autograd.gradgradcheck(op, (xl, b))
+
+
 def test_gradcheck_and_gradgradcheck(backend, rng):
     name, device = backend
     x = torch.randn(3, 5, 2, 3, generator=rng, dtype=torch.float64).to(device).requires_grad_(True)

@@ -77,15 +77,20 @@ template <> struct Accumulator<double> {
 // values in memory order (outer by outer, position by position), so the sums are the same bits for
 // any blocking and thread count.
 constexpr int64_t BLOCK = 8;  // channels per work item
+// A (rows, channels) matrix (inner 1: a linear layer's output, or a channels-last activation) holds a
+// row's channels side by side: blocks of 16 read one cache line of float32 per row, where blocks of 8
+// read half of one and leave the other half to another thread.
+constexpr int64_t ROW_BLOCK = 16;
 
 // sums[c - c0] = the sum over channel c of v (storage type DT), for channels [c0, c1) (at most
-// BLOCK), v viewed as (outer, channels, inner).
-template <int DT, int64_t NC>
+// MAX), v viewed as (outer, channels, inner). NC: c1 - c0 when it is MAX (the loop unrolled and kept
+// in registers), else 0.
+template <int DT, int64_t MAX, int64_t NC>
 void channel_sums(const void* v, int64_t outer, int64_t channels, int64_t inner, int64_t c0, int64_t c1,
                   double* sums) {
   using T = std::conditional_t<DT == F64, double, float>;  // float16 / bfloat16 widen to float exactly
-  const int64_t nc = NC ? NC : c1 - c0;  // NC: a full block, its loop unrolled and kept in registers
-  Accumulator<T> acc[BLOCK];
+  const int64_t nc = NC ? NC : c1 - c0;
+  Accumulator<T> acc[MAX];
   for (int64_t o = 0; o < outer; ++o) {
     const int64_t row = (o * channels + c0) * inner;
     for (int64_t k = 0; k < inner; ++k)  // the block's channels at one position, then the next
@@ -94,23 +99,33 @@ void channel_sums(const void* v, int64_t outer, int64_t channels, int64_t inner,
   for (int64_t c = 0; c < nc; ++c) sums[c] = acc[c].sum;
 }
 
+template <int64_t MAX>
+void bias_grad_blocks(const void* p, int dtype, int64_t n, int64_t channels, int64_t inner, void* bias_grad) {
+  const int64_t outer = n / (channels * inner);
+  parallel_items((channels + MAX - 1) / MAX, n, [&](int64_t b) {
+    const int64_t c0 = b * MAX, c1 = std::min(channels, c0 + MAX);
+    double sums[MAX];
+    dispatch_dtype(dtype, [&](auto dt) {
+      if (c1 - c0 == MAX) {
+        channel_sums<decltype(dt)::value, MAX, MAX>(p, outer, channels, inner, c0, c1, sums);
+      } else {
+        channel_sums<decltype(dt)::value, MAX, 0>(p, outer, channels, inner, c0, c1, sums);
+      }
+    });
+    for (int64_t c = c0; c < c1; ++c) store_as<double>(bias_grad, c, dtype, sums[c - c0]);
+  }, Schedule::BLOCKED);
+}
+
 // bias_grad[c] = the sum of v over channel c. Threads take blocks of channels: each channel is summed
 // by one thread in one order.
 void bias_grad_sums(uintptr_t v, int dtype, int64_t n, int64_t channels, int64_t inner, uintptr_t bias_grad) {
-  const int64_t outer = n / (channels * inner);
   const void* p = reinterpret_cast<const void*>(v);
-  parallel_items((channels + BLOCK - 1) / BLOCK, n, [&](int64_t b) {
-    const int64_t c0 = b * BLOCK, c1 = std::min(channels, c0 + BLOCK);
-    double sums[BLOCK];
-    dispatch_dtype(dtype, [&](auto dt) {
-      if (c1 - c0 == BLOCK) {
-        channel_sums<decltype(dt)::value, BLOCK>(p, outer, channels, inner, c0, c1, sums);
-      } else {
-        channel_sums<decltype(dt)::value, 0>(p, outer, channels, inner, c0, c1, sums);
-      }
-    });
-    for (int64_t c = c0; c < c1; ++c) store_as<double>(reinterpret_cast<void*>(bias_grad), c, dtype, sums[c - c0]);
-  }, Schedule::BLOCKED);
+  void* out = reinterpret_cast<void*>(bias_grad);
+  if (inner == 1) {
+    bias_grad_blocks<ROW_BLOCK>(p, dtype, n, channels, inner, out);
+  } else {
+    bias_grad_blocks<BLOCK>(p, dtype, n, channels, inner, out);
+  }
 }
 
 }  // namespace
