@@ -161,7 +161,8 @@ def _stacked_rows(results: dict) -> str:
             "|---|---:|---:|---:|---:|---:|---:|",
             f"| random initialization | 0 | 0 s | {init['stacked_mnist']['modes']} | {split(init['stacked_mnist'])} |",
             f"| pygan, DCGAN (width {trained['settings']['width']}"
-            f"{', minibatch std' if trained['settings'].get('minibatch_std') else ''}) | {trained['steps']:,} | "
+            f"{', minibatch std' if trained['settings'].get('minibatch_std') else ''}"
+            f"{', channels-last' if trained['settings'].get('channels_last') else ''}) | {trained['steps']:,} | "
             f"{trained['seconds'] / 60:.0f} min | {st['modes']} | {split(st)} |",
             "| R3GAN (its Table 3, best published) | | | 1000 | 0.029 | | |",
             f"| the data itself, 26,000 samples | | | {trained['stacked_mnist_data']['modes']} | "

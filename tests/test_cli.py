@@ -197,16 +197,19 @@ def test_a_data_sets_step_defaults_give_way_to_the_command_line(extra, fused, la
     assert (ring["fused"], ring["lazy"]) == (False, 1)
 
 
-@pytest.mark.parametrize("extra, group", [([], 16), (["--minibatch-std", "0"], 0), (["--minibatch-std", "2"], 2),
-                                          (["--model", "mlp"], 0), (["--model", "bigan-dcgan"], 0),
-                                          (["--model", "resnet"], 0)])
-def test_stacked_mnists_minibatch_std_is_its_own_dcgans(extra, group):
-    """Stacked MNIST's DCGAN has D's minibatch std layer (groups of 16) unless the command line
-    says otherwise; another model does not inherit it (and is not refused for it)."""
+@pytest.mark.parametrize("extra, group, nhwc", [([], 16, True), (["--minibatch-std", "0"], 0, True),
+                                                (["--minibatch-std", "2"], 2, True), (["--no-channels-last"], 16, False),
+                                                (["--model", "mlp"], 0, False), (["--model", "bigan-dcgan"], 0, False),
+                                                (["--model", "resnet"], 0, False),
+                                                (["--model", "resnet", "--channels-last"], 0, True)])
+def test_stacked_mnists_minibatch_std_and_layout_are_its_own_dcgans(extra, group, nhwc):
+    """Stacked MNIST's DCGAN has D's minibatch std layer (groups of 16) and channels-last networks
+    unless the command line says otherwise; another model inherits neither (and is not refused for
+    them: an MLP cannot be channels-last)."""
     from pygan import cli
 
     s = cli._settings(cli._parser().parse_args(["train", "--data", "stacked-mnist", "--out", "unused", *extra]))
-    assert s["minibatch_std"] == group
+    assert (s["minibatch_std"], s["channels_last"]) == (group, nhwc)
     assert (s["lr"], s["lr_end"]) == (6e-4, 1e-4)  # the rate annealed over the run, whatever the model
 
 
