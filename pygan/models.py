@@ -40,7 +40,7 @@ from .bigan import split_pair
 from ._validate import class_labels, positive_int
 from ._validate import count as count_arg
 from ._validate import num_classes as num_classes_arg
-from .nn import FusedConv2d, FusedLinear, LeakyReLU
+from .nn import FewChannelConvTranspose2d, FusedConv2d, FusedLinear, LeakyReLU, WholeMapConv2d, WholeMapConvTranspose2d
 
 __all__ = [
     "ConditionalBatchNorm2d", "ConvEncoder", "DCGANDiscriminator", "DCGANGenerator", "JointDCGANDiscriminator", "JointMLPDiscriminator",
@@ -263,12 +263,12 @@ class DCGANGenerator(nn.Module):
         def norm(c: int) -> nn.Module:  # conditional batch norm for a class-conditional generator
             return nn.BatchNorm2d(c) if self.num_classes is None else ConditionalBatchNorm2d(c, self.num_classes)
 
-        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, ch, base, 1, 0, bias=False), norm(ch),
+        layers: list[nn.Module] = [WholeMapConvTranspose2d(latent_dim, ch, base, 1, 0, bias=False), norm(ch),
                                    nn.ReLU(inplace=True)]
         for _ in range(stages - 1):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), norm(ch // 2), nn.ReLU(inplace=True)]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
+        layers += [FewChannelConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
@@ -300,7 +300,7 @@ class DCGANDiscriminator(nn.Module):
         self.body = _conv_body(channels, size, width, batch_norm, backend)
         self.minibatch_std = MinibatchStd(minibatch_std) if count_arg("minibatch_std", minibatch_std) else None
         extra = 1 if self.minibatch_std is not None else 0
-        self.head = nn.Conv2d(self.body.out_channels + extra, self.outputs, self.body.base, 1, 0)
+        self.head = WholeMapConv2d(self.body.out_channels + extra, self.outputs, self.body.base, 1, 0)
         if self.num_classes is not None:
             if outputs != 1:
                 raise ValueError(f"a projection discriminator has one output, got outputs={outputs}")

@@ -1,6 +1,7 @@
 """pygan.nn: the fused bias + LeakyReLU with a 1-bit mask against float64 PyTorch on every backend
 and dtype, its first and second derivatives, and discriminators built from the fused layers giving
-the plain layers' penalty gradients while saving less for backward."""
+the plain layers' penalty gradients while saving less for backward; the convolution whose
+derivatives are convolutions, and the whole-map convolutions run as matrix products."""
 
 import contextlib
 
@@ -131,6 +132,25 @@ def test_bias_gradient_bits_do_not_depend_on_threads(dtype, rng):
         finally:
             torch.set_num_threads(threads)
         assert torch.equal(grads[0], grads[1]), f"{dtype} {shape} seed={rng.initial_seed()}"
+
+
+def test_vectorized_bias_sums_keep_the_scalar_bits(rng):
+    """Each CPU build's float32 bias sums of a channels-last activation (lanes of 4 channels, up to
+    16 a block) add each channel in the order the scalar loop of a contiguous one does: the same
+    bits for every count of channels around the lane and block widths."""
+    from pygan._ops import backend as _backend
+
+    for isa in _backend.cpu_isas():
+        with _backend.cpu_isa(isa):
+            for channels in (1, 3, 4, 5, 8, 12, 15, 16, 17, 20, 35):
+                x = torch.randn(6, channels, 5, 7, generator=rng) * 3
+                up = torch.randn(x.shape, generator=rng) * 10
+                b = torch.randn(channels, generator=rng).requires_grad_(True)
+                grads = []
+                for fmt in (torch.contiguous_format, torch.channels_last):
+                    y = pnn.bias_leaky_relu(x.contiguous(memory_format=fmt), b, 0.2, backend="cpu")
+                    grads.append(torch.autograd.grad(y, b, up.contiguous(memory_format=fmt))[0])
+                assert torch.equal(grads[0], grads[1]), f"{isa} {channels} seed={rng.initial_seed()}"
 
 
 def test_channels_last_input_keeps_its_layout(backend, rng):
@@ -283,3 +303,163 @@ def test_modules_and_errors():
         pnn.bias_leaky_relu(torch.randn(2, 3), slope=float("nan"))
     with pytest.raises(ValueError, match="unknown backend 'gpu'"):
         pnn.bias_leaky_relu(torch.randn(2, 3), backend="gpu")
+
+
+# (stride, padding, dilation, groups, channels in, channels out, kernel). Inputs of at most 4
+# channels with a kernel a multiple of the stride take the few-channel input gradient (the first
+# two and the last); the others aten's.
+CONV_CASES = [(2, 1, 1, 1, 4, 6, 4), (1, 1, 1, 1, 3, 5, 3), (1, 0, 2, 1, 4, 6, 3), (2, 1, 1, 2, 4, 6, 3),
+              (3, 2, 1, 1, 2, 3, 5), (2, 1, 1, 1, 5, 4, 4), (3, 2, 1, 1, 2, 3, 6)]
+
+
+def conv_args(args):
+    """(stride, padding, dilation, groups) as pygan._ops.conv takes them (pairs)."""
+    stride, padding, dilation, groups = args
+    return (nn.modules.utils._pair(stride), nn.modules.utils._pair(padding), nn.modules.utils._pair(dilation), groups)
+
+
+def _conv_inputs(case, layout, rng, dtype=torch.float64, size=(3, 9, 8)):
+    stride, padding, dilation, groups, ci, co, k = case
+    x = torch.randn(size[0], ci, *size[1:], generator=rng, dtype=dtype).contiguous(memory_format=layout).requires_grad_(True)
+    w = torch.randn(co, ci // groups, k, k, generator=rng, dtype=dtype).contiguous(memory_format=layout)
+    return x, w.requires_grad_(True), (stride, padding, dilation, groups)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last], ids=["contiguous", "channels_last"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+def test_conv2d_derivatives_to_third_order(case, layout, rng):
+    """pygan.nn.conv2d is F.conv2d; its first, second and third derivatives (a penalty's gradient,
+    and that differentiated again) pass gradcheck in float64 for strides, padding, dilation and
+    groups in both layouts."""
+    x, w, args = _conv_inputs(case, layout, rng, size=(1, 6, 5))  # small: the checks are numerical
+    f = lambda x, w: pnn.conv2d(x, w, *args)  # noqa: E731
+    assert torch.equal(f(x, w), F.conv2d(x, w, None, *args))
+    assert torch.autograd.gradcheck(f, (x, w))
+    assert torch.autograd.gradgradcheck(f, (x, w))
+
+    def inner_gradient(x, w):
+        return torch.autograd.grad(f(x, w).tanh().sum(), (x, w), create_graph=True)
+
+    assert torch.autograd.gradgradcheck(inner_gradient, (x, w))
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+def test_conv2d_penalty_gradients_match_pytorch(case, rng):
+    """float32: a plain backward gives PyTorch's own bits (the same convolution_backward call), but
+    for the few-channel input gradient, which agrees to float32 rounding; a penalty's gradient (the
+    inner gradient's norm differentiated in x and w) agrees with float64 double backward to float32
+    rounding of the terms' magnitudes."""
+    from pygan._ops import conv
+
+    eps = torch.finfo(torch.float32).eps
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x, w, args = _conv_inputs(case, layout, rng, torch.float32)
+        up = torch.randn(F.conv2d(x, w, None, *args).shape, generator=rng)
+        ours = torch.autograd.grad(pnn.conv2d(x, w, *args), (x, w), up)
+        theirs = torch.autograd.grad(F.conv2d(x, w, None, *args), (x, w), up)
+        assert torch.equal(ours[1], theirs[1])
+        assert ours[0].is_contiguous(memory_format=layout)
+        if conv.few_channel_path(up, x.shape[1], w, conv_args(args)):
+            scale = (up.abs().amax() * w.abs().amax() * w.shape[0] * w.shape[2] * w.shape[3]).item()
+            assert (ours[0] - theirs[0]).abs().max().item() <= 8 * eps * scale
+        else:
+            assert torch.equal(ours[0], theirs[0])
+
+        def penalty(conv):
+            gx, = torch.autograd.grad(conv(x, w).tanh().sum(), x, create_graph=True)
+            return torch.autograd.grad(gx.square().sum(), (x, w))
+
+        ours = penalty(lambda x, w: pnn.conv2d(x, w, *args))
+        with torch.no_grad():
+            x64, w64 = x.double().requires_grad_(True), w.double().requires_grad_(True)
+        with torch.enable_grad():
+            gx, = torch.autograd.grad(F.conv2d(x64, w64, None, *args).tanh().sum(), x64, create_graph=True)
+            exact = torch.autograd.grad(gx.square().sum(), (x64, w64))
+        for a, e in zip(ours, exact):
+            scale = e.abs().max().item() * x.numel()
+            assert (a.double() - e).abs().max().item() <= 8 * eps * scale
+
+
+def test_conv2d_computes_only_the_wanted_gradients(rng, monkeypatch):
+    """A penalty's inner gradient in x alone takes no weight gradient, and D's backward into its
+    weights alone no input gradient of the first layer (the engine says which inputs it wants)."""
+    from pygan._ops import conv
+
+    calls = []
+    real = conv._conv_backward
+
+    def spy(g, x, w, args, want_x, want_w):
+        calls.append((want_x, want_w))
+        return real(g, x, w, args, want_x, want_w)
+
+    monkeypatch.setattr(conv, "_conv_backward", spy)
+    x, w, args = _conv_inputs(CONV_CASES[0], torch.contiguous_format, rng)
+    y = pnn.conv2d(x, w, *args)
+    torch.autograd.grad(y.sum(), x, create_graph=True)
+    assert calls == [(True, False)]
+    calls.clear()
+    torch.autograd.backward(pnn.conv2d(x, w, *args).sum(), inputs=[w])
+    assert calls == [(False, True)]
+    calls.clear()
+    pnn.conv2d(x, w, *args).sum().backward()
+    assert calls == [(True, True)]
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+def test_whole_map_convolutions_are_the_convolutions(bias, rng):
+    """WholeMapConv2d and WholeMapConvTranspose2d give nn.Conv2d's and nn.ConvTranspose2d's values
+    and gradients (float64, both layouts; the output in the weight's layout), share their
+    state_dict, pass gradgradcheck, and take the plain path for any other input."""
+    for layout in (torch.contiguous_format, torch.channels_last):
+        head = pnn.WholeMapConv2d(5, 2, 4, bias=bias).double()
+        plain = nn.Conv2d(5, 2, 4, bias=bias).double()
+        first = pnn.WholeMapConvTranspose2d(6, 5, 4, bias=bias).double()
+        plain_t = nn.ConvTranspose2d(6, 5, 4, bias=bias).double()
+        plain.load_state_dict(head.state_dict())
+        plain_t.load_state_dict(first.state_dict())
+        for m in (head, plain, first, plain_t):
+            m.to(memory_format=layout)
+        x = torch.randn(3, 5, 4, 4, generator=rng, dtype=torch.float64).contiguous(memory_format=layout)
+        z = torch.randn(3, 6, 1, 1, generator=rng, dtype=torch.float64)
+        for ours, theirs, inp in ((head, plain, x), (first, plain_t, z)):
+            inp = inp.clone().requires_grad_(True)
+            a, b = ours(inp), theirs(inp)
+            assert a.shape == b.shape and (a - b).abs().max() < 1e-12
+            assert a.is_contiguous(memory_format=layout)
+            up = torch.randn(a.shape, generator=rng, dtype=torch.float64)
+            ga = torch.autograd.grad(a, (inp, *ours.parameters()), up)
+            gb = torch.autograd.grad(b, (inp, *theirs.parameters()), up)
+            assert all((u - v).abs().max() < 1e-12 for u, v in zip(ga, gb))
+            assert torch.autograd.gradgradcheck(lambda t, m=ours: m(t).square(), (inp,))
+    # Inputs the kernel does not cover whole: nn.Conv2d's own path.
+    big = torch.randn(2, 5, 6, 6, generator=rng, dtype=torch.float64)
+    assert torch.equal(head(big), F.conv2d(big, head.weight, head.bias))
+    wide = torch.randn(2, 6, 2, 2, generator=rng, dtype=torch.float64)
+    assert torch.equal(first(wide), F.conv_transpose2d(wide, first.weight, first.bias))
+
+
+@pytest.mark.parametrize("case", [(32, 3, 4, 2, 1, 0), (5, 2, 6, 3, 2, 1), (4, 3, 3, 1, 1, 0), (4, 3, 3, 2, 1, 1)],
+                         ids=str)
+def test_few_channel_transposed_convolution(case, rng):
+    """FewChannelConvTranspose2d gives nn.ConvTranspose2d's values and gradients (float64, both
+    layouts, with output padding; the last case, a kernel that is no multiple of the stride, takes
+    the plain path), shares its state_dict, keeps the weight's layout and passes gradgradcheck; in
+    float32 it agrees to the products' rounding."""
+    ci, co, k, s, p, op = case
+    for layout in (torch.contiguous_format, torch.channels_last):
+        ours = pnn.FewChannelConvTranspose2d(ci, co, k, s, p, output_padding=op).double().to(memory_format=layout)
+        theirs = nn.ConvTranspose2d(ci, co, k, s, p, output_padding=op).double().to(memory_format=layout)
+        theirs.load_state_dict(ours.state_dict())
+        x = torch.randn(2, ci, 5, 6, generator=rng, dtype=torch.float64).contiguous(memory_format=layout)
+        x.requires_grad_(True)
+        a, b = ours(x), theirs(x)
+        assert a.shape == b.shape and (a - b).abs().max() < 1e-12 and a.is_contiguous(memory_format=layout)
+        up = torch.randn(a.shape, generator=rng, dtype=torch.float64)
+        ga = torch.autograd.grad(a, (x, *ours.parameters()), up)
+        gb = torch.autograd.grad(b, (x, *theirs.parameters()), up)
+        assert all((u - v).abs().max() < 1e-12 for u, v in zip(ga, gb))
+        assert torch.autograd.gradgradcheck(lambda t: ours(t).square(), (x,))
+        ours32, x32 = ours.float(), x.detach().float()
+        exact = theirs(x.detach())
+        scale = (x.detach().abs().amax() * theirs.weight.abs().amax() * ci * k * k).item()
+        assert (ours32(x32).double() - exact).abs().max().item() <= 8 * torch.finfo(torch.float32).eps * scale

@@ -16,7 +16,9 @@ PYGAN_CPU_BUILDS(
     void bias_leaky_relu_chunk(const void* x, const void* bias, int dtype, int64_t channels, int64_t inner,
                                double slope, void* y, uint8_t* mask, int64_t lo, int64_t hi);
     void leaky_relu_grad_chunk(const void* g, int64_t g_step, int dtype, const uint8_t* mask, double slope,
-                               void* out, int64_t lo, int64_t hi);)
+                               void* out, int64_t lo, int64_t hi);
+    void channel_row_sums_f32(const float* v, int64_t rows, int64_t channels, int64_t c0, int64_t nc,
+                              double* sums);)
 
 static_assert(CHUNK % 8 == 0, "mask bytes must not straddle chunks");
 
@@ -81,6 +83,7 @@ constexpr int64_t BLOCK = 8;  // channels per work item
 // row's channels side by side: blocks of 16 read one cache line of float32 per row, where blocks of 8
 // read half of one and leave the other half to another thread.
 constexpr int64_t ROW_BLOCK = 16;
+static_assert(ROW_BLOCK <= 16, "channel_row_sums_f32 vectorizes up to 16 channels");
 
 // sums[c - c0] = the sum over channel c of v (storage type DT), for channels [c0, c1) (at most
 // MAX), v viewed as (outer, channels, inner). NC: c1 - c0 when it is MAX (the loop unrolled and kept
@@ -105,13 +108,17 @@ void bias_grad_blocks(const void* p, int dtype, int64_t n, int64_t channels, int
   parallel_items((channels + MAX - 1) / MAX, n, [&](int64_t b) {
     const int64_t c0 = b * MAX, c1 = std::min(channels, c0 + MAX);
     double sums[MAX];
-    dispatch_dtype(dtype, [&](auto dt) {
-      if (c1 - c0 == MAX) {
-        channel_sums<decltype(dt)::value, MAX, MAX>(p, outer, channels, inner, c0, c1, sums);
-      } else {
-        channel_sums<decltype(dt)::value, MAX, 0>(p, outer, channels, inner, c0, c1, sums);
-      }
-    });
+    if (dtype == F32 && inner == 1) {  // (rows, channels): the vectorized loop, in the same order
+      PYGAN_CPU_BUILD(channel_row_sums_f32)(static_cast<const float*>(p), outer, channels, c0, c1 - c0, sums);
+    } else {
+      dispatch_dtype(dtype, [&](auto dt) {
+        if (c1 - c0 == MAX) {
+          channel_sums<decltype(dt)::value, MAX, MAX>(p, outer, channels, inner, c0, c1, sums);
+        } else {
+          channel_sums<decltype(dt)::value, MAX, 0>(p, outer, channels, inner, c0, c1, sums);
+        }
+      });
+    }
     for (int64_t c = c0; c < c1; ++c) store_as<double>(bias_grad, c, dtype, sums[c - c0]);
   }, Schedule::BLOCKED);
 }
