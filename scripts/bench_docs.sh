@@ -29,7 +29,7 @@ render() {
 
 blocks=("$@")
 [ ${#blocks[@]} -gt 0 ] || blocks=(losses losses-minimax losses-second-order overhead penalties penalties-r1
-                                   train_step multi_tensor activation mmd)
+                                   train_step multi_tensor activation conv mmd)
 for block in "${blocks[@]}"; do
   rm -f "$rows/$block".*.json  # this run's rows only
   case "$block" in
@@ -65,6 +65,7 @@ for block in "${blocks[@]}"; do
         bench activation activation.py --threads $t
       done
       render activation activation ;;
+    conv) bench conv conv.py --threads 2 && render conv conv ;;
     mmd) bench mmd mmd.py && render mmd mmd ;;
     *) echo "unknown block $block" >&2; exit 2 ;;
   esac

@@ -58,6 +58,8 @@ TABLES = {
                        "ms_min", memory=True),
     "activation": Table(("model", "threads", "size"), ("eager", "compile", "pygan"),
                         (("eager", "pygan"), ("compile", "pygan")), 1.0, "ms", "ms_min"),
+    "conv": Table(("case", "threads"), ("eager", "compile", "pygan"), (("eager", "pygan"), ("compile", "pygan")),
+                  1.0, "ms", "ms_min"),
     "mmd": Table(("d", "size"), ("eager", "compile", "pygan", "pygan-cpu", "pygan-cuda", "pygan-triton"),
                  (("eager", "pygan"), ("compile", "pygan")), 1.0, "ms", "ms_p50", memory=True),
 }

@@ -234,3 +234,20 @@ def test_readme_numbers_stay_inline_inside_a_sentence_and_tables_on_lines_of_the
                     "<!-- numbers:table -->\n| b |\n|---|\n<!-- /numbers:table -->\n")
     with pytest.raises(SystemExit, match="no <!-- numbers:x -->"):
         replace_numbers(text, "x", "1")
+
+
+def test_conv_benchmark_rows(tmp_path):
+    """benchmarks/conv.py at one block of one call: every case, eager against pygan, in the row
+    schema (the timing itself is not checked)."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "rows.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "conv.py"), "--device", "cpu", "--no-compile",
+                    "--blocks", "1", "--reps", "1", "--json", str(out)], check=True, capture_output=True,
+                   cwd=ROOT / "benchmarks", timeout=600)
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["case"], r["impl"]) for r in rows} == {
+        (case, impl) for case in ("head", "first", "last", "critic layer 1", "R1 critic") for impl in ("eager", "pygan")}
+    assert all(r["ms"] > 0 and r["vs_eager"] > 0 for r in rows)
