@@ -463,3 +463,14 @@ def test_few_channel_transposed_convolution(case, rng):
         exact = theirs(x.detach())
         scale = (x.detach().abs().amax() * theirs.weight.abs().amax() * ci * k * k).item()
         assert (ours32(x32).double() - exact).abs().max().item() <= 8 * torch.finfo(torch.float32).eps * scale
+
+
+def test_conv2d_under_autocast_is_pytorchs(rng):
+    """Under CPU bfloat16 autocast conv2d is F.conv2d (autocast casts each derivative's operands as
+    PyTorch's own node expects): the same values and gradients."""
+    x, w, args = _conv_inputs(CONV_CASES[0], torch.channels_last, rng, torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours, theirs = pnn.conv2d(x, w, *args), F.conv2d(x, w, None, *args)
+    assert ours.dtype == torch.bfloat16 and torch.equal(ours, theirs)
+    assert all(torch.equal(a, b) for a, b in zip(torch.autograd.grad(ours.float().sum(), (x, w)),
+                                                 torch.autograd.grad(theirs.float().sum(), (x, w))))

@@ -149,8 +149,9 @@ class _ConvGrad(torch.autograd.Function):
 
 def conv2d(x: Tensor, w: Tensor, args: tuple) -> Tensor:
     """conv(x, w) with ``args`` = (stride, padding, dilation, groups), strides, padding and dilation
-    as pairs. Under torch.compile: PyTorch's own convolution, which it traces and differentiates."""
-    if torch.compiler.is_compiling():
+    as pairs. Under torch.compile: PyTorch's own convolution, which it traces and differentiates;
+    under autocast too (it casts the operands of each derivative as PyTorch's own node expects)."""
+    if torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type):
         return F.conv2d(x, w, None, *args)
     if w.requires_grad and w.grad_fn is None:
         # A parameter seen through a view, whose node the engine can say it runs or not in
