@@ -156,11 +156,6 @@ class FusedConv2d(nn.Conv2d):
 # product, and autograd differentiates that product to any order with more products.
 
 
-def _stored_channels_last(t: Tensor) -> bool:
-    """Whether the 4-d ``t`` is stored channels-last (and only so: a 1 x 1 map is both layouts)."""
-    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
-
-
 def _plain_kernel(conv: nn.modules.conv._ConvNd) -> bool:
     """No padding, dilation or groups: the kernel's positions meet the map's one to one."""
     return (conv.padding in ((0, 0), "valid") and conv.dilation == (1, 1) and conv.groups == 1
@@ -182,7 +177,7 @@ class WholeMapConv2d(nn.Conv2d):
                 and _plain_kernel(self)):
             return super().forward(x)
         w = self.weight
-        if _stored_channels_last(w):
+        if _conv.stored_channels_last(w):
             w, x = w.permute(0, 2, 3, 1), x.permute(0, 2, 3, 1)
         return F.linear(x.reshape(x.shape[0], -1), w.reshape(w.shape[0], -1), self.bias)[:, :, None, None]
 
@@ -203,7 +198,7 @@ class WholeMapConvTranspose2d(nn.ConvTranspose2d):
             return super().forward(x, output_size)
         n, (i, o, kh, kw) = x.shape[0], self.weight.shape
         z = x.reshape(n, i)
-        if _stored_channels_last(self.weight):
+        if _conv.stored_channels_last(self.weight):
             y = (z @ self.weight.permute(0, 2, 3, 1).reshape(i, kh * kw * o)).view(n, kh, kw, o)
             if self.bias is not None:
                 y = y + self.bias
@@ -232,6 +227,6 @@ class FewChannelConvTranspose2d(nn.ConvTranspose2d):
         if not (output_size is None and n and x.shape[1] == self.in_channels and self.padding_mode == "zeros"
                 and x.dtype == self.weight.dtype and _conv.few_channel_path(x, self.out_channels, self.weight, args)):
             return super().forward(x, output_size)
-        layout = torch.channels_last if _stored_channels_last(self.weight) else torch.contiguous_format
+        layout = torch.channels_last if _conv.stored_channels_last(self.weight) else torch.contiguous_format
         y = _conv.conv_transpose2d(x, self.weight, size, args, layout)
         return y if self.bias is None else y + self.bias[:, None, None]

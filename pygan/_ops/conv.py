@@ -75,10 +75,9 @@ def _few_channel_input_grad(g: Tensor, w: Tensor, like: Tensor, args: tuple) -> 
     image = cells.view(n, qh, qw, sh, sw, c).permute(0, 1, 3, 2, 4, 5).reshape(n, qh * sh, qw * sw, c)
     h, wd = like.shape[2], like.shape[3]
     if ph + h > qh * sh or pw + wd > qw * sw:  # rows and columns no tap reaches
-        image = torch.nn.functional.pad(image, (0, 0, 0, max(0, pw + wd - qw * sw), 0, max(0, ph + h - qh * sh)))
+        image = F.pad(image, (0, 0, 0, max(0, pw + wd - qw * sw), 0, max(0, ph + h - qh * sh)))
     out = image[:, ph:ph + h, pw:pw + wd].permute(0, 3, 1, 2)
-    channels_last = like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous()
-    return out.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return out.contiguous(memory_format=torch.channels_last if stored_channels_last(like) else torch.contiguous_format)
 
 
 def _conv_backward(g: Tensor, x: Tensor, w: Tensor, args: tuple, want_x: bool, want_w: bool) -> tuple:
@@ -147,23 +146,28 @@ class _ConvGrad(torch.autograd.Function):
         return tuple(grads)
 
 
+def _through_view(w: Tensor) -> Tensor:
+    """A parameter seen through a view, whose node the engine can say it runs or not in
+    autograd.grad too (a penalty's inner gradient, which wants x's alone)."""
+    return w.view_as(w) if w.requires_grad and w.grad_fn is None else w
+
+
+def stored_channels_last(t: Tensor) -> bool:
+    """Whether the 4-d ``t`` is stored channels-last (and only so: a 1 x 1 map is both layouts)."""
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
 def conv2d(x: Tensor, w: Tensor, args: tuple) -> Tensor:
     """conv(x, w) with ``args`` = (stride, padding, dilation, groups), strides, padding and dilation
     as pairs. Under torch.compile: PyTorch's own convolution, which it traces and differentiates;
     under autocast too (it casts the operands of each derivative as PyTorch's own node expects)."""
     if torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type):
         return F.conv2d(x, w, None, *args)
-    if w.requires_grad and w.grad_fn is None:
-        # A parameter seen through a view, whose node the engine can say it runs or not in
-        # autograd.grad too (a penalty's inner gradient, which wants x's alone).
-        w = w.view_as(w)
-    return _Conv2d.apply(x, w, args)
+    return _Conv2d.apply(x, _through_view(w), args)
 
 
 def conv_transpose2d(x: Tensor, w: Tensor, size: tuple, args: tuple, layout: torch.memory_format) -> Tensor:
     """conv_transpose(x, w) (no bias) to an output of ``size`` in ``layout``: the input gradient of
     conv(., w), so that its derivatives are the family's too."""
     like = x.new_empty(size).contiguous(memory_format=layout)
-    if w.requires_grad and w.grad_fn is None:
-        w = w.view_as(w)
-    return _ConvGrad.apply(x, w, like, args, "input")
+    return _ConvGrad.apply(x, _through_view(w), like, args, "input")
