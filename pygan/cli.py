@@ -97,7 +97,7 @@ DEFAULTS: dict[str, dict] = {
     # interleaved pairs of 600 steps). pygan.nn's convolution layers (whole-map head and first layer,
     # few-channel last layer and input gradient, the penalty's double backward without transposed
     # copies) then took the step 1.06-1.10x faster: 25,000 steps alone went from 33 minutes (12.6
-    # steps/s) to 30 (13.9) on 2026-12-04 (README, "Stacked MNIST").
+    # steps/s) to 30 (13.9; 29.5 at 14.1 in a later hour) on 2026-12-04 (README, "Stacked MNIST").
     "stacked-mnist": dict(model="dcgan", width=32, loss="relativistic", penalty="r1+r2", penalty_weight=0.1,
                           batch_size=64, steps=STACKED_STEPS, lr=6e-4, lr_end=1e-4, betas=[0.0, 0.99],
                           ema=0.999, lazy=4, fused=True, minibatch_std=16, channels_last=True),
