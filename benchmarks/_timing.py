@@ -71,6 +71,20 @@ def interleaved(impls: dict, device, blocks: int = 7, reps: int = 20, min_time: 
     return times
 
 
+def best_rows(op: str, size, times: dict[str, list[float]], device, baselines=("eager", "foreach", "compile"),
+              **extra) -> list[dict]:
+    """One :func:`row` per impl of an :func:`interleaved` run, with ``ms``, the impl's least-disturbed
+    block, and ``vs_<baseline>``, the baseline's least-disturbed block over it, for each of
+    ``baselines`` that ran."""
+    best = {impl: min(ts) for impl, ts in times.items()}
+    rows = []
+    for impl, ts in times.items():
+        r = {**row(op, impl, size, ts, device, **extra), "ms": best[impl]}
+        r.update({f"vs_{b}": best[b] / best[impl] for b in baselines if b in best})
+        rows.append(r)
+    return rows
+
+
 def matmul_flops(fn) -> int:
     """The floating-point operations of the matrix products and convolutions (forward and backward,
     torch's own flop formulas) in one call of ``fn``: the work no implementation of the same math

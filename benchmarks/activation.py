@@ -61,17 +61,10 @@ def run(args):
         b = torch.randn(channels, generator=gen, device=device).requires_grad_()
         g = torch.randn(shape, generator=gen, device=device)
         times = timing.interleaved(impls(x, b, g, not args.no_compile), device, blocks=args.blocks, reps=args.reps)
-        best = {impl: min(ts) for impl, ts in times.items()}
         label = "x".join(map(str, shape))
-        for impl, ts in times.items():
-            ms = best[impl]
-            row = {**timing.row("bias_leaky_relu", impl, label, ts, device, model=model,
-                                threads=torch.get_num_threads()),
-                   "ms": ms, "GB/s": 4 * x.numel() * x.element_size() / (ms * 1e-3) / 1e9,
-                   "vs_eager": best["eager"] / ms}
-            if "compile" in best:
-                row["vs_compile"] = best["compile"] / ms
-            rows.append(row)
+        for row in timing.best_rows("bias_leaky_relu", label, times, device, model=model,
+                                    threads=torch.get_num_threads()):
+            rows.append({**row, "GB/s": 4 * x.numel() * x.element_size() / (row["ms"] * 1e-3) / 1e9})
         print(format_table(rows[-len(times):], header=len(rows) == len(times), cols=COLS), flush=True)
     return {"device": device_name(device), "torch": torch.__version__, "rows": rows}
 

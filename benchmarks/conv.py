@@ -125,13 +125,7 @@ def run(args):
     rows = []
     for case, make in cases.items():
         times = timing.interleaved(make(), device, blocks=args.blocks, reps=args.reps)
-        best = {impl: min(ts) for impl, ts in times.items()}
-        for impl, ts in times.items():
-            row = {**timing.row("conv", impl, case, ts, device, threads=torch.get_num_threads()), "case": case,
-                   "ms": best[impl], "vs_eager": best["eager"] / best[impl]}
-            if "compile" in best:
-                row["vs_compile"] = best["compile"] / best[impl]
-            rows.append(row)
+        rows += timing.best_rows("conv", case, times, device, threads=torch.get_num_threads(), case=case)
         print(format_table(rows[-len(times):], header=len(rows) == len(times), cols=COLS), flush=True)
     return {"device": device_name(device), "torch": torch.__version__, "rows": rows}
 

@@ -83,15 +83,8 @@ def run(args):
         for op, make in (("ema", ema_impls), ("clip", clip_impls)):
             impls, passes = make(model, not args.no_compile)
             times = timing.interleaved(impls, device, blocks=args.blocks, reps=args.reps)
-            best = {impl: min(ts) for impl, ts in times.items()}
-            for impl, ts in times.items():
-                ms = best[impl]
-                row = {**timing.row(op, impl, n, ts, device, model=name, tensors=len(tensors)),
-                       "ms": ms, "GB/s": passes * n * 4 / (ms * 1e-3) / 1e9,
-                       "vs_eager": best["eager"] / ms, "vs_foreach": best["foreach"] / ms}
-                if "compile" in best:
-                    row["vs_compile"] = best["compile"] / ms
-                rows.append(row)
+            for row in timing.best_rows(op, n, times, device, model=name, tensors=len(tensors)):
+                rows.append({**row, "GB/s": passes * n * 4 / (row["ms"] * 1e-3) / 1e9})
             print(format_table([r for r in rows if r["model"] == name and r["op"] == op],
                                header=not rows[:-len(times)], cols=COLS), flush=True)
     return {"device": device_name(device), "torch": torch.__version__, "rows": rows}

@@ -220,13 +220,13 @@ class FewChannelConvTranspose2d(nn.ConvTranspose2d):
     ``nn.ConvTranspose2d``'s path."""
 
     def forward(self, x: Tensor, output_size: Optional[list[int]] = None) -> Tensor:
-        n = x.shape[0] if x.dim() == 4 else 0
-        size = (n, self.out_channels, *((x.shape[2 + d] - 1) * self.stride[d] - 2 * self.padding[d]
-                                         + self.kernel_size[d] + self.output_padding[d] for d in (0, 1))) if n else ()
         args = (self.stride, self.padding, self.dilation, self.groups)
-        if not (output_size is None and n and x.shape[1] == self.in_channels and self.padding_mode == "zeros"
-                and x.dtype == self.weight.dtype and _conv.few_channel_path(x, self.out_channels, self.weight, args)):
+        if not (output_size is None and x.dim() == 4 and x.shape[0] and x.shape[1] == self.in_channels
+                and self.padding_mode == "zeros" and x.dtype == self.weight.dtype
+                and _conv.few_channel_path(x, self.out_channels, self.weight, args)):
             return super().forward(x, output_size)
+        size = (x.shape[0], self.out_channels, *((x.shape[2 + d] - 1) * self.stride[d] - 2 * self.padding[d]
+                                                 + self.kernel_size[d] + self.output_padding[d] for d in (0, 1)))
         layout = torch.channels_last if _conv.stored_channels_last(self.weight) else torch.contiguous_format
         y = _conv.conv_transpose2d(x, self.weight, size, args, layout)
         return y if self.bias is None else y + self.bias[:, None, None]
