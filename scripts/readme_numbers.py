@@ -163,7 +163,7 @@ def _stacked_rows(results: dict) -> str:
             f"| pygan, DCGAN (width {trained['settings']['width']}"
             f"{', minibatch std' if trained['settings'].get('minibatch_std') else ''}"
             f"{', channels-last' if trained['settings'].get('channels_last') else ''}) | {trained['steps']:,} | "
-            f"{trained['seconds'] / 60:.0f} min | {st['modes']} | {split(st)} |",
+            f"{trained['seconds'] / 60:.1f} min ({trained['seconds']:,.0f} s) | {st['modes']} | {split(st)} |",
             "| R3GAN (its Table 3, best published) | | | 1000 | 0.029 | | |",
             f"| the data itself, 26,000 samples | | | {trained['stacked_mnist_data']['modes']} | "
             f"{split(trained['stacked_mnist_data'])} |"]
