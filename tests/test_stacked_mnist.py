@@ -94,6 +94,14 @@ def test_digit_classifier_reaches_97_percent_and_is_cached(monkeypatch, model_ca
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), again.parameters()))
     test = data.mnist(split="test")
     assert float((again.predict(test.data) == test.labels).double().mean()) == accuracy
+    # predict runs a channels-last copy in eval mode, in chunks: the labels of the network's own
+    # eval-mode forward in one pass, and the network is left as it was (training mode, layout).
+    again.train()
+    labels = again.predict(test.data[:300], batch=128)
+    assert again.training and all(p.is_contiguous() for p in again.parameters())
+    again.eval()
+    with torch.no_grad():
+        assert torch.equal(labels, again(test.data[:300]).argmax(1))
     # Real Stacked MNIST samples: the data itself reaches nearly every mode.
     real = data.stacked_mnist(split="test").sample(20_000, torch.Generator().manual_seed(0))
     report = metrics.stacked_mnist_modes(real, model)

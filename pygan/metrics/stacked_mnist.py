@@ -14,6 +14,7 @@ default ``~/.cache/pygan``) under a name that holds the recipe, so a repeated ca
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass, field
@@ -32,6 +33,12 @@ STACKED_SAMPLES = 26_000  # generated samples per evaluation in R3GAN's Table 3
 # What the cached weights were trained by: epochs, batch, peak learning rate (one cycle), and the
 # random affine augmentation's largest shift (pixels), rotation (degrees) and scale change.
 RECIPE = dict(version=2, epochs=20, batch=64, lr=2e-3, shift=2, rotate=12, scale=0.1)
+
+
+# Digits per forward pass when classifying, in channels-last tensors: on the CPU (one thread) 4,500
+# digits took 2.5 s against 6.7 s in contiguous chunks of 2,000, whose activations (2,000 x 32 x 28
+# x 28 floats, 200 MB each) leave every cache; Stacked MNIST's 26,000 samples are 78,000 digits.
+PREDICT_BATCH = 256
 
 
 class DigitClassifier(nn.Module):
@@ -53,15 +60,13 @@ class DigitClassifier(nn.Module):
         return self.net(x)
 
     @torch.no_grad()
-    def predict(self, x: Tensor, batch: int = 2000) -> Tensor:
-        """The class of each (1, 28, 28) digit, in eval mode."""
-        was = self.training
-        self.eval()
-        try:
-            return torch.cat([self(c).argmax(1) for c in x.split(batch)]) if x.shape[0] else \
-                torch.zeros(0, dtype=torch.int64)
-        finally:
-            self.train(was)
+    def predict(self, x: Tensor, batch: int = PREDICT_BATCH) -> Tensor:
+        """The class of each (1, 28, 28) digit, in eval mode, ``batch`` digits at a time (the
+        network itself is left as it is: a channels-last copy in eval mode runs)."""
+        if not x.shape[0]:
+            return torch.zeros(0, dtype=torch.int64)
+        net = copy.deepcopy(self.net).eval().to(memory_format=torch.channels_last)
+        return torch.cat([net(c.contiguous(memory_format=torch.channels_last)).argmax(1) for c in x.split(batch)])
 
 
 def _cache_dir() -> Path:
@@ -150,7 +155,7 @@ class StackedModes(Result):
 
 
 def stacked_mnist_modes(samples: Tensor, classifier: Optional[nn.Module] = None, *,
-                        batch: int = 2000) -> StackedModes:
+                        batch: int = PREDICT_BATCH) -> StackedModes:
     """The modes of Stacked MNIST ``samples`` (n, C, H, W), C digits per sample, H and W at least 28
     (the central 28x28 is read: padded samples work as they are): each channel classified by
     ``classifier`` (default :func:`mnist_classifier`), the labels read as a number in base 10."""
